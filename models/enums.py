@@ -1,0 +1,171 @@
+"""Stage names, waits, finding codes, signal names: defined once, used everywhere.
+
+They are `StrEnum`s so they travel through Temporal payloads, the database and
+the CLI as the plain strings of SPEC §3 without any mapping layer.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    RECEIVED = "received"
+    CHECKING = "checking"
+    AWAITING_BUYER = "awaiting_buyer"
+    AWAITING_PAYMENT = "awaiting_payment"
+    ALLOCATING = "allocating"
+    BACKORDERED = "backordered"
+    AWAITING_TRANSFER = "awaiting_transfer"
+    REVIEWING = "reviewing"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RELEASED = "released"
+    PICKING = "picking"
+    PACKED = "packed"
+    SHIPPED = "shipped"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    ON_HOLD = "on_hold"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (Stage.COMPLETED, Stage.CANCELLED)
+
+    @property
+    def can_cancel(self) -> bool:
+        """A cancel is accepted in any stage before the parcel has left."""
+        return self not in (Stage.SHIPPED, Stage.COMPLETED, Stage.CANCELLED)
+
+
+class WaitingFor(StrEnum):
+    BUYER = "buyer"
+    PAYMENT = "payment"
+    STOCK = "stock"
+    TRANSFER = "transfer"
+    APPROVAL = "approval"
+    WAREHOUSE = "warehouse"
+    OPERATOR = "operator"
+
+
+class FindingClass(StrEnum):
+    BUYER = "buyer"
+    PAYMENT = "payment"
+    REVIEW = "review"
+    REJECT = "reject"
+
+
+class FindingCode(StrEnum):
+    # buyer: only the buyer can fix it
+    NAME_MISSING = "name_missing"
+    NAME_IMPLAUSIBLE = "name_implausible"
+    PHONE_INVALID = "phone_invalid"
+    ADDRESS_INCOMPLETE = "address_incomplete"
+    ADDRESS_INCONSISTENT = "address_inconsistent"
+    ADDRESS_VAGUE = "address_vague"
+    POSTAL_CODE_INVALID = "postal_code_invalid"
+    COD_UNCONFIRMED = "cod_unconfirmed"
+    # payment: money is not settled
+    UNPAID = "unpaid"
+    AMOUNT_MISMATCH = "amount_mismatch"
+    # review: an operator must look
+    SUSPECTED_FRAUD = "suspected_fraud"
+    PRICE_MISMATCH = "price_mismatch"
+    SKU_ATTRIBUTE_MISMATCH = "sku_attribute_mismatch"
+    QTY_OVER_LIMIT = "qty_over_limit"
+    HIGH_VALUE = "high_value"
+    COUPON_UNKNOWN = "coupon_unknown"
+    # reject: cannot be processed
+    SKU_UNKNOWN = "sku_unknown"
+    SKU_INACTIVE = "sku_inactive"
+
+
+class Flag(StrEnum):
+    """Flags shown in the UI (`OrderFlags`) and the CLI. Finding codes are flags too."""
+
+    PICK_OVERDUE = "pick_overdue"
+    PICK_ESCALATED = "pick_escalated"
+    APPROVAL_OVERDUE = "approval_overdue"
+    BUYER_TIMEOUT = "buyer_timeout"
+    PAYMENT_TIMEOUT = "payment_timeout"
+    BACKORDER_TIMEOUT = "backorder_timeout"
+    TRANSFER_TIMEOUT = "transfer_timeout"
+    PARTIAL_SHIPMENT = "partial_shipment"
+    WEBHOOK_FAILED = "webhook_failed"
+    NEEDS_APPROVAL = "needs_approval"
+
+
+class SignalName(StrEnum):
+    BUYER_CONFIRMED = "buyer_confirmed"
+    PAYMENT_RECEIVED = "payment_received"
+    SHORTAGE_DECISION = "shortage_decision"
+    RESTOCK_ARRIVED = "restock_arrived"
+    TRANSFER_ARRIVED = "transfer_arrived"
+    APPROVE = "approve"
+    REJECT = "reject"
+    PICKED = "picked"
+    PACKED = "packed"
+    SHIPPED = "shipped"
+    PICK_EXCEPTION = "pick_exception"
+    DELIVERED = "delivered"
+    CANCEL = "cancel"
+    RESUME = "resume"
+
+
+class ShortagePolicy(StrEnum):
+    PARTIAL = "partial"
+    CANCEL = "cancel"
+    WAIT = "wait"
+    TRANSFER = "transfer"
+
+
+class TimeoutAction(StrEnum):
+    CANCEL = "cancel"
+    HOLD = "hold"
+
+
+class ConfirmationMode(StrEnum):
+    ON_FINDINGS = "on_findings"
+    COD = "cod"
+    ALWAYS = "always"
+
+
+class Channel(StrEnum):
+    IM = "im"
+    SMS = "sms"
+    PHONE = "phone"
+
+
+class PaymentStatus(StrEnum):
+    PAID = "paid"
+    PENDING = "pending"
+    COD = "cod"
+
+
+class MovementKind(StrEnum):
+    RESTOCK = "restock"
+    RESERVE = "reserve"
+    RELEASE = "release"
+    SHIP = "ship"
+    ADJUST = "adjust"
+    TRANSFER_OUT = "transfer_out"
+    TRANSFER_IN = "transfer_in"
+
+
+class ReservationStatus(StrEnum):
+    HELD = "held"
+    RELEASED = "released"
+    CONSUMED = "consumed"
+
+
+class ShipmentStatus(StrEnum):
+    RELEASED = "released"
+    PICKED = "picked"
+    PACKED = "packed"
+    SHIPPED = "shipped"
+    CANCELLED = "cancelled"
+
+
+class EventStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"

@@ -1,0 +1,173 @@
+"""One settings object for the whole system (SPEC §6).
+
+`Settings` is read once in each entry point's ``main()`` from the environment
+(``OMS_*``, nested with ``__`` such as ``OMS_PICK__REMIND_AFTER=PT2H``) and an
+optional ``oms.toml``. The business part, `Policy`, is handed to every order
+workflow in its input: a running order keeps the policy it started under, which
+keeps the workflow deterministic and makes its behaviour explainable later.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from models.enums import Channel, ConfirmationMode, ShortagePolicy, TimeoutAction
+
+
+class ConfirmationPolicy(BaseModel):
+    mode: ConfirmationMode = ConfirmationMode.COD
+    channel: Channel = Channel.IM
+    remind_every: timedelta = timedelta(hours=4)
+    max_reminders: int = 2
+    timeout: timedelta = timedelta(hours=24)
+    timeout_action: TimeoutAction = TimeoutAction.CANCEL
+    max_rounds: int = 5
+
+
+class PaymentPolicy(BaseModel):
+    unpaid_window: timedelta = timedelta(hours=24)
+
+
+class ShortageSettings(BaseModel):
+    default: ShortagePolicy = ShortagePolicy.WAIT
+    backorder_deadline: timedelta = timedelta(days=7)
+    transfer_deadline: timedelta = timedelta(days=3)
+    timeout_action: TimeoutAction = TimeoutAction.CANCEL
+    split_allowed: bool = True
+    partial_remainder: Literal["backorder", "refund"] = "backorder"
+    warehouse_rule: Literal["same_province_first", "priority"] = "same_province_first"
+
+
+class ApprovalPolicy(BaseModel):
+    threshold: Decimal = Decimal("5000.00")
+    escalate_after: timedelta = timedelta(hours=4)
+
+
+class FraudPolicy(BaseModel):
+    window: timedelta = timedelta(hours=24)
+    max_orders_per_phone: int = 5
+    max_orders_per_address: int = 5
+    blocked_phones: list[str] = Field(default_factory=list)
+    blocked_addresses: list[str] = Field(default_factory=list)
+    high_value: Decimal = Decimal("10000.00")
+    max_qty_per_line: int = 50
+    qty_factor_over_usual: int = 10
+
+
+class Coupon(BaseModel):
+    code: str
+    kind: Literal["percent", "fixed", "threshold", "free_shipping"]
+    value: Decimal = Decimal("0")
+    threshold: Decimal = Decimal("0")
+    stackable: bool = False
+
+
+class PricingPolicy(BaseModel):
+    price_tolerance: Decimal = Decimal("0.00")
+    coupons: list[Coupon] = Field(
+        default_factory=lambda: [
+            Coupon(code="SAVE10", kind="percent", value=Decimal("10")),
+            Coupon(code="MINUS20", kind="fixed", value=Decimal("20"), threshold=Decimal("100")),
+            Coupon(code="FULL200", kind="threshold", value=Decimal("20"), threshold=Decimal("200")),
+            Coupon(code="FREESHIP", kind="free_shipping", stackable=True),
+        ]
+    )
+    free_shipping_over: Decimal | None = Decimal("99.00")
+    base_shipping_fee: Decimal = Decimal("10.00")
+    remote_provinces: list[str] = Field(
+        default_factory=lambda: ["新疆维吾尔自治区", "西藏自治区", "青海省", "内蒙古自治区"]
+    )
+    remote_shipping_fee: Decimal = Decimal("25.00")
+    per_kg_over_first: Decimal = Decimal("2.00")
+
+
+class PickPolicy(BaseModel):
+    remind_after: timedelta = timedelta(hours=4)
+    escalate_after: timedelta = timedelta(hours=12)
+    carriers: list[str] = Field(
+        default_factory=lambda: ["SF", "ZTO", "YTO", "STO", "YUNDA", "JD", "EMS", "DEMO"]
+    )
+    complete_on: Literal["shipped", "delivered"] = "shipped"
+
+
+class Policy(BaseModel):
+    """What an order workflow needs to know of the merchant's rules."""
+
+    confirmation: ConfirmationPolicy = Field(default_factory=ConfirmationPolicy)
+    payment: PaymentPolicy = Field(default_factory=PaymentPolicy)
+    shortage: ShortageSettings = Field(default_factory=ShortageSettings)
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    fraud: FraudPolicy = Field(default_factory=FraudPolicy)
+    pricing: PricingPolicy = Field(default_factory=PricingPolicy)
+    pick: PickPolicy = Field(default_factory=PickPolicy)
+    # Whether the workflow upserts the custom search attributes of SPEC §5.5.
+    # On by default; off only for a namespace where they are not registered.
+    search_attributes: bool = True
+    # Whether outbound events are pushed to a webhook (set from webhook_url).
+    webhook_enabled: bool = False
+
+
+class Settings(BaseSettings):
+    """Process settings: where things are, plus the business `Policy`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OMS_",
+        env_nested_delimiter="__",
+        toml_file="oms.toml",
+        extra="ignore",
+    )
+
+    home: Path = Path(".oms")
+    database_url: str | None = None
+    task_queue: str = "orders"
+    temporal_address: str = Field(
+        default="localhost:7233",
+        validation_alias=AliasChoices("TEMPORAL_ADDRESS", "OMS_TEMPORAL_ADDRESS"),
+    )
+    temporal_namespace: str = Field(
+        default="default",
+        validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "OMS_TEMPORAL_NAMESPACE"),
+    )
+    webhook_url: str | None = None
+    webhook_secret: str = "oms-dev-secret"
+    webhook_timeout: float = 10.0
+    log_format: Literal["auto", "console", "json"] = "auto"
+    log_level: str = "INFO"
+    policy: Policy = Field(default_factory=Policy)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'oms.db').resolve()}"
+
+    def order_policy(self) -> Policy:
+        """The policy snapshot handed to a new order workflow."""
+        return self.policy.model_copy(update={"webhook_enabled": bool(self.webhook_url)})
+
+    @property
+    def temporal_host_port(self) -> tuple[str, int]:
+        host, _, port = self.temporal_address.rpartition(":")
+        return (host or "localhost"), int(port or 7233)
