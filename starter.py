@@ -1,0 +1,666 @@
+"""The operator's command line: `python starter.py COMMAND` (also installed as `oms`).
+
+Reads go to the database (the source of truth); actions go to the order
+workflows as signals, after asking the workflow (query `refusal`) whether the
+action applies, so the operator is told why not and gets exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import os
+import sys
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from models.documents import OrderDocument, parse_order, workflow_id_for
+from models.settings import Settings
+
+
+class CliError(Exception):
+    """A clear message for the operator; exit code 1."""
+
+
+def out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def emit_json(value: Any) -> None:
+    out(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
+# ------------------------------------------------------------------ context
+
+
+class Context:
+    """Settings, database and Temporal client, built once per command."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engine: Any = None
+        self._client: Client | None = None
+
+    @property
+    def factory(self) -> Any:
+        from models.db import make_engine, migrate, session_factory
+
+        if self._engine is None:
+            migrate(self.settings.db_url)
+            self._engine = make_engine(self.settings.db_url)
+        return session_factory(self._engine)
+
+    def session(self) -> Any:
+        from models.db import transaction
+
+        return transaction(self.factory)
+
+    async def client(self) -> Client:
+        if self._client is None:
+            from activities.runtime import connect
+
+            try:
+                self._client = await connect(self.settings)
+            except Exception as exc:
+                raise CliError(
+                    f"cannot reach Temporal at {self.settings.temporal_address} ({exc}); "
+                    "start it with `python worker.py --dev`"
+                ) from exc
+        return self._client
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+# ------------------------------------------------------------------- inputs
+
+
+CSV_FIELDS = {
+    "buyer_name": ("buyer", "name"),
+    "buyer_phone": ("buyer", "phone"),
+    "buyer_id": ("buyer", "id"),
+    "country": ("address", "country"),
+    "province": ("address", "province"),
+    "city": ("address", "city"),
+    "district": ("address", "district"),
+    "detail": ("address", "detail"),
+    "postal_code": ("address", "postal_code"),
+    "payment_status": ("payment", "status"),
+    "payment_method": ("payment", "method"),
+    "payment_amount": ("payment", "amount"),
+    "transaction_id": ("payment", "transaction_id"),
+}
+CSV_LINE_FIELDS = ("sku", "qty", "unit_price")
+
+
+def read_orders(path: Path) -> list[Any]:
+    """A JSON array, JSON Lines, or CSV (one row per order line) → raw order objects."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{path}: cannot read ({exc})") from exc
+    if path.suffix.lower() == ".csv":
+        return _csv_orders(text)
+    stripped = text.strip()
+    if not stripped:
+        raise CliError(f"{path}: the file is empty")
+    if stripped.startswith("["):
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise CliError(f"{path}: not valid JSON ({exc})") from exc
+        return list(data)
+    if stripped.startswith("{") and "\n" not in stripped:
+        return [json.loads(stripped)]
+    orders: list[Any] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            orders.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            orders.append(_BadLine(f"line {number}: not valid JSON ({exc.msg})"))
+    return orders
+
+
+class _BadLine:
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _csv_orders(text: str) -> list[Any]:
+    grouped: dict[str, dict[str, Any]] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        row = {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}
+        order_id = row.get("order_id") or ""
+        doc = grouped.get(order_id)
+        if doc is None:
+            doc = {"order_id": order_id, "lines": []}
+            for key, value in row.items():
+                if value in ("", None) or key in CSV_LINE_FIELDS or key == "order_id":
+                    continue
+                if key in CSV_FIELDS:
+                    part, field = CSV_FIELDS[key]
+                    doc.setdefault(part, {})[field] = value
+                else:
+                    doc[key] = value
+            grouped[order_id] = doc
+        line: dict[str, Any] = {"sku": row.get("sku", "")}
+        qty = row.get("qty", "")
+        line["qty"] = int(qty) if qty.isdigit() else qty
+        if row.get("unit_price"):
+            line["unit_price"] = row["unit_price"]
+        doc["lines"].append(line)
+    return list(grouped.values())
+
+
+# ----------------------------------------------------------------- commands
+
+
+async def submit_one(client: Client, settings: Settings, order: OrderDocument) -> str:
+    from models.payloads import OrderInput
+    from workflows.order import OrderWorkflow
+
+    try:
+        await client.start_workflow(
+            OrderWorkflow.run,
+            OrderInput(order=order, policy=settings.order_policy(), submitted_at=datetime.now(UTC)),
+            id=workflow_id_for(order.order_id),
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+    except WorkflowAlreadyStartedError:
+        return "duplicate"
+    return "started"
+
+
+async def cmd_submit(ctx: Context, args: argparse.Namespace) -> int:
+    raw: list[tuple[str, Any]] = []
+    for name in args.files:
+        for item in read_orders(Path(name)):
+            raw.append((name, item))
+    client = await ctx.client()
+    rejected = 0
+    results: list[tuple[str, str]] = []
+    docs: list[OrderDocument] = []
+    for index, (name, item) in enumerate(raw):
+        if isinstance(item, _BadLine):
+            results.append((f"{name}[{index}]", f"rejected: {item.message}"))
+            rejected += 1
+            continue
+        doc, problems = parse_order(item)
+        if doc is None:
+            label = item.get("order_id") if isinstance(item, dict) else None
+            results.append((str(label or f"{name}[{index}]"), "rejected: " + "; ".join(problems)))
+            rejected += 1
+        else:
+            docs.append(doc)
+    seen: set[str] = set()
+    unique = []
+    for doc in docs:
+        if doc.order_id in seen:
+            results.append((doc.order_id, "duplicate"))
+            continue
+        seen.add(doc.order_id)
+        unique.append(doc)
+    semaphore = asyncio.Semaphore(32)
+    done = 0
+    progress = len(unique) >= 50 and sys.stderr.isatty() or (len(unique) >= 50 and args.progress)
+
+    async def one(doc: OrderDocument) -> tuple[str, str]:
+        nonlocal done
+        async with semaphore:
+            status = await submit_one(client, ctx.settings, doc)
+        done += 1
+        if progress and (done % 10 == 0 or done == len(unique)):
+            width = 30
+            filled = int(width * done / len(unique))
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{len(unique)}")
+            sys.stderr.flush()
+        return doc.order_id, status
+
+    results.extend(await asyncio.gather(*(one(d) for d in unique)))
+    if progress:
+        sys.stderr.write("\n")
+    for order_id, status in results:
+        out(f"{order_id}: {status}")
+    return 1 if rejected else 0
+
+
+def _status_or_fail(ctx: Context, order_id: str) -> dict[str, Any]:
+    from activities.queries import order_status
+
+    with ctx.session() as session:
+        status = order_status(session, order_id)
+    if status is None:
+        raise CliError(f"unknown order {order_id!r}")
+    return status
+
+
+def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
+    status = _status_or_fail(ctx, args.order_id)
+    if args.json:
+        emit_json(status)
+        return 0
+    out(f"order {status['order_id']}  stage {status['stage']}  waiting for {status['waiting_for'] or '-'}")
+    out(f"flags: {', '.join(status['flags']) or '-'}")
+    if status["findings"]:
+        out("findings:")
+        for f in status["findings"]:
+            out(f"  [{f['class']}] {f['code']} ({f['field']}): {f.get('message') or ''}")
+    out("lines:")
+    for li in status["lines"]:
+        out(
+            f"  {li['line_no']}. {li['sku']} x{li['qty']}: reserved {li['reserved']}, shipped {li['shipped']}, "
+            f"backordered {li['backordered']}, cancelled {li['cancelled']}"
+        )
+    for s in status["shipments"]:
+        out(f"shipment {s['id']} from {s['warehouse']}: {s['status']} {s['carrier'] or ''} {s['tracking_no'] or ''}")
+    for t in status["transfers"]:
+        out(f"transfer {t['id']}: {t['sku']} x{t['qty']} {t['from']} → {t['to']} ({t['status']})")
+    if status["refund"]:
+        out(f"refund: {status['refund']['amount']} ({status['refund']['status']})")
+    if status["cancel_reason"]:
+        out(f"cancelled: {status['cancel_reason']}")
+    out("timeline:")
+    for e in status["events"][-args.last:]:
+        rest = {k: v for k, v in e.items() if k not in ("at", "type")}
+        out(f"  {e['at'][:19]}  {e['type']:<18} {json.dumps(rest, ensure_ascii=False)[:150]}")
+    return 0
+
+
+def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
+    from activities.queries import list_orders
+
+    with ctx.session() as session:
+        rows = list_orders(session, stage=args.stage, flag=args.flag)
+    if args.json:
+        emit_json(rows)
+        return 0
+    for r in rows:
+        extra = f"  waits for {', '.join(r['waiting_skus'])}" if r.get("waiting_skus") else ""
+        out(f"{r['order_id']:<24} {r['stage']:<18} {r['waiting_for'] or '-':<10} {','.join(r['flags'])}{extra}")
+    out(f"{len(rows)} order(s)")
+    return 0
+
+
+async def send_signal(ctx: Context, order_id: str, name: str, payload: dict[str, Any]) -> int:
+    """Ask the workflow whether the action applies; send it if so. Unknown order or refusal: exit 1."""
+    client = await ctx.client()
+    handle = client.get_workflow_handle(workflow_id_for(order_id))
+    try:
+        description = await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise CliError(f"unknown order {order_id!r}") from exc
+        raise
+    if description.status is not None and description.status.name != "RUNNING":
+        raise CliError(f"order {order_id} is closed ({description.status.name.lower()}): nothing to {name}")
+    refusal = await handle.query("refusal", args=[name, payload])
+    if refusal:
+        raise CliError(f"{name} not applied to {order_id}: {refusal}")
+    await handle.signal(name, payload)
+    out(f"{order_id}: {name} sent")
+    return 0
+
+
+def _clean(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+async def cmd_confirm(ctx: Context, a: argparse.Namespace) -> int:
+    payload = _clean(
+        {
+            "phone": a.phone, "name": a.name, "province": a.province, "city": a.city,
+            "district": a.district, "detail": a.detail, "postal_code": a.postal_code,
+            "remarks": a.remarks, "delivery_window": a.delivery_window,
+            "parcel_locker": True if a.parcel_locker else None, "note": a.note, "channel": a.channel,
+        }
+    )
+    return await send_signal(ctx, a.order_id, "buyer_confirmed", payload)
+
+
+async def cmd_pay(ctx: Context, a: argparse.Namespace) -> int:
+    return await send_signal(ctx, a.order_id, "payment_received",
+                             _clean({"amount": a.amount, "transaction_id": a.txn, "method": a.method}))
+
+
+async def cmd_decide(ctx: Context, a: argparse.Namespace) -> int:
+    return await send_signal(ctx, a.order_id, "shortage_decision", _clean({"policy": a.policy, "note": a.note}))
+
+
+async def cmd_approve(ctx: Context, a: argparse.Namespace) -> int:
+    return await send_signal(ctx, a.order_id, "approve", _clean({"note": a.note}))
+
+
+async def cmd_reject(ctx: Context, a: argparse.Namespace) -> int:
+    return await send_signal(ctx, a.order_id, "reject", {"reason": a.reason})
+
+
+async def cmd_warehouse(ctx: Context, a: argparse.Namespace) -> int:
+    payload = _clean(
+        {
+            "shipment": a.shipment,
+            "carrier": getattr(a, "carrier", None),
+            "tracking_no": getattr(a, "tracking", None),
+            "parcels": getattr(a, "parcels", None),
+            "weight_g": getattr(a, "weight_g", None),
+        }
+    )
+    return await send_signal(ctx, a.order_id, a.command, payload)
+
+
+async def cmd_pick_exception(ctx: Context, a: argparse.Namespace) -> int:
+    return await send_signal(
+        ctx, a.order_id, "pick_exception",
+        _clean({"sku": a.sku, "qty": a.qty, "reason": a.reason, "shipment": a.shipment}),
+    )
+
+
+async def cmd_cancel(ctx: Context, a: argparse.Namespace) -> int:
+    return await send_signal(ctx, a.order_id, "cancel", {"reason": a.reason})
+
+
+async def cmd_transfer_arrived(ctx: Context, a: argparse.Namespace) -> int:
+    from models.tables import Transfer
+
+    with ctx.session() as session:
+        transfer = session.get(Transfer, a.transfer_id)
+        if transfer is None:
+            raise CliError(f"unknown transfer {a.transfer_id!r}")
+        if transfer.status != "in_transit":
+            raise CliError(f"transfer {a.transfer_id} is {transfer.status}, not in transit")
+        order_id = transfer.order_id
+    return await send_signal(ctx, order_id, "transfer_arrived", {"transfer_id": a.transfer_id})
+
+
+async def cmd_restock(ctx: Context, a: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from models.payloads import RestockInput, RestockResult
+    from models.tables import CatalogRow, WarehouseRow
+    from workflows.restock import RestockWorkflow
+
+    if a.qty <= 0:
+        raise CliError(f"qty must be a positive whole number, not {a.qty}")
+    with ctx.session() as session:
+        if session.get(CatalogRow, a.sku) is None:
+            raise CliError(f"unknown SKU {a.sku!r}")
+        warehouse = a.warehouse
+        if warehouse is None:
+            first = session.execute(select(WarehouseRow).order_by(WarehouseRow.priority, WarehouseRow.code)).scalars().first()
+            if first is None:
+                raise CliError("no warehouses loaded: `load warehouses FILE` first")
+            warehouse = first.code
+        elif session.get(WarehouseRow, warehouse) is None:
+            raise CliError(f"unknown warehouse {warehouse!r}")
+    client = await ctx.client()
+    op = f"restock-{uuid.uuid4().hex[:12]}"
+    try:
+        result: RestockResult = await client.execute_workflow(
+            RestockWorkflow.run,
+            RestockInput(sku=a.sku, warehouse=warehouse, qty=a.qty, op_key=op),
+            id=op,
+            task_queue=ctx.settings.task_queue,
+        )
+    except WorkflowFailureError as exc:
+        raise CliError(f"restock failed: {exc.cause}") from exc
+    if result.error:
+        raise CliError(f"restock refused: {result.error}")
+    out(f"restocked {a.qty} x {a.sku} at {warehouse}")
+    for item in result.served:
+        out(f"  → {item['order_id']} line {item['line_no']}: {item['qty']} reserved")
+    return 0
+
+
+def cmd_load(ctx: Context, a: argparse.Namespace) -> int:
+    from activities.ledger import LedgerError
+    from activities.queries import load_reference
+
+    try:
+        items = json.loads(Path(a.file).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CliError(f"{a.file}: {exc}") from exc
+    if not isinstance(items, list):
+        raise CliError(f"{a.file}: expected a JSON array of {a.kind} records")
+    try:
+        with ctx.session() as session:
+            count, errors = load_reference(session, a.kind, items)
+            if errors:
+                raise CliError(f"{a.file}: nothing loaded:\n  " + "\n  ".join(errors))
+    except LedgerError as exc:
+        raise CliError(f"{a.file}: nothing loaded: {exc}") from exc
+    out(f"loaded {count} {a.kind} record(s)")
+    return 0
+
+
+def cmd_stock(ctx: Context, a: argparse.Namespace) -> int:
+    from activities.ledger import audit
+    from activities.queries import stock_rows
+
+    with ctx.session() as session:
+        if a.audit:
+            problems = audit(session)
+            for p in problems:
+                out(f"MISMATCH {p}")
+            out("ledger audit: " + ("OK, every figure matches its movements" if not problems else f"{len(problems)} problem(s)"))
+            return 1 if problems else 0
+        rows = stock_rows(session, a.sku)
+    if a.json:
+        emit_json(rows)
+        return 0
+    out(f"{'sku':<20} {'warehouse':<10} {'on_hand':>8} {'reserved':>9} {'available':>10}")
+    for r in rows:
+        out(f"{r['sku']:<20} {r['warehouse']:<10} {r['on_hand']:>8} {r['reserved']:>9} {r['available']:>10}")
+    return 0
+
+
+def cmd_events(ctx: Context, a: argparse.Namespace) -> int:
+    from activities.outbox import list_events
+
+    with ctx.session() as session:
+        rows = list_events(session, order_id=a.order)
+    data = [
+        {"id": e.id, "order_id": e.order_id, "type": e.type, "status": e.status, "attempts": e.attempts,
+         "created_at": e.created_at.isoformat(), "last_error": e.last_error, "payload": e.payload}
+        for e in rows
+    ]
+    if a.json:
+        emit_json(data)
+        return 0
+    for e in data:
+        out(f"{e['created_at'][:19]} {e['status']:<9} {e['type']:<22} {e['order_id'] or '-':<20} {e['id']}")
+    out(f"{len(data)} event(s)")
+    return 0
+
+
+def cmd_report(ctx: Context, a: argparse.Namespace) -> int:
+    from activities.report import write_report
+
+    with ctx.session() as session:
+        path = write_report(session, Path(a.out))
+    out(f"report written: {path}")
+    return 0
+
+
+async def cmd_demo(ctx: Context, a: argparse.Namespace) -> int:
+    from activities.demo import run_demo
+
+    return await run_demo(ctx, keep=a.keep)
+
+
+# ------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="oms", description="Order-management system on Temporal.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="start the embedded stack and run sample orders down every path")
+    d.add_argument("--keep", action="store_true", help="leave the stack running to browse the Web UI")
+
+    ld = sub.add_parser("load", help="load reference data (idempotent upsert)")
+    ld.add_argument("kind", choices=["catalog", "warehouses", "stock"])
+    ld.add_argument("file")
+
+    s = sub.add_parser("submit", help="start one workflow per valid order")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
+
+    st = sub.add_parser("status", help="one order's stage, findings, lines, shipments, timeline")
+    st.add_argument("order_id")
+    st.add_argument("--json", action="store_true")
+    st.add_argument("--last", type=int, default=20, help="timeline entries to show")
+
+    ls = sub.add_parser("list", help="orders, oldest first")
+    ls.add_argument("--stage")
+    ls.add_argument("--flag")
+    ls.add_argument("--json", action="store_true")
+
+    c = sub.add_parser("confirm", help="buyer_confirmed, with corrections")
+    c.add_argument("order_id")
+    for opt in ("phone", "name", "province", "city", "district", "detail", "postal-code", "note", "remarks",
+                "delivery-window"):
+        c.add_argument(f"--{opt}")
+    c.add_argument("--parcel-locker", action="store_true")
+    c.add_argument("--channel", choices=["im", "sms", "phone"])
+
+    pay = sub.add_parser("pay", help="payment_received")
+    pay.add_argument("order_id")
+    pay.add_argument("--amount", required=True)
+    pay.add_argument("--txn", required=True)
+    pay.add_argument("--method")
+
+    de = sub.add_parser("decide", help="shortage_decision")
+    de.add_argument("order_id")
+    de.add_argument("policy", choices=["partial", "cancel", "wait", "transfer"])
+    de.add_argument("--note")
+
+    r = sub.add_parser("restock", help="stock in; handed to waiting orders first come first served")
+    r.add_argument("sku")
+    r.add_argument("qty", type=int)
+    r.add_argument("--warehouse")
+
+    ta = sub.add_parser("transfer-arrived", help="transfer_arrived")
+    ta.add_argument("transfer_id")
+
+    ap = sub.add_parser("approve")
+    ap.add_argument("order_id")
+    ap.add_argument("--note")
+    rj = sub.add_parser("reject")
+    rj.add_argument("order_id")
+    rj.add_argument("--reason", required=True)
+
+    for name in ("picked", "packed", "shipped"):
+        w = sub.add_parser(name, help=f"warehouse event: {name}")
+        w.add_argument("order_id")
+        w.add_argument("--shipment", type=int)
+        if name == "packed":
+            w.add_argument("--parcels", type=int)
+            w.add_argument("--weight-g", type=int)
+        if name == "shipped":
+            w.add_argument("--carrier")
+            w.add_argument("--tracking")
+
+    pe = sub.add_parser("pick-exception", help="damaged / missing units at picking")
+    pe.add_argument("order_id")
+    pe.add_argument("--sku", required=True)
+    pe.add_argument("--qty", type=int, required=True)
+    pe.add_argument("--reason", required=True, choices=["damaged", "missing"])
+    pe.add_argument("--shipment", type=int)
+
+    ca = sub.add_parser("cancel", help="cancel with compensation")
+    ca.add_argument("order_id")
+    ca.add_argument("--reason", required=True)
+
+    sk = sub.add_parser("stock", help="on_hand, reserved, available per SKU and warehouse")
+    sk.add_argument("sku", nargs="?")
+    sk.add_argument("--json", action="store_true")
+    sk.add_argument("--audit", action="store_true", help="recompute everything from the movements")
+
+    ev = sub.add_parser("events", help="the outbox")
+    ev.add_argument("--order")
+    ev.add_argument("--json", action="store_true")
+
+    rp = sub.add_parser("report", help="the operations report (HTML + JSON)")
+    rp.add_argument("--out", default="reports")
+    return p
+
+
+COMMANDS: dict[str, Any] = {
+    "demo": cmd_demo,
+    "load": cmd_load,
+    "submit": cmd_submit,
+    "status": cmd_status,
+    "list": cmd_list,
+    "confirm": cmd_confirm,
+    "pay": cmd_pay,
+    "decide": cmd_decide,
+    "restock": cmd_restock,
+    "transfer-arrived": cmd_transfer_arrived,
+    "approve": cmd_approve,
+    "reject": cmd_reject,
+    "picked": cmd_warehouse,
+    "packed": cmd_warehouse,
+    "shipped": cmd_warehouse,
+    "pick-exception": cmd_pick_exception,
+    "cancel": cmd_cancel,
+    "stock": cmd_stock,
+    "events": cmd_events,
+    "report": cmd_report,
+}
+
+
+def run(argv: Iterable[str] | None = None) -> int:
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    settings = Settings()
+    from activities.runtime import configure_logging
+
+    if args.command != "demo":
+        settings = settings.model_copy(update={"log_level": "WARNING"})
+    configure_logging(settings)
+    ctx = Context(settings)
+    handler = COMMANDS[args.command]
+    try:
+        result = handler(ctx, args)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        return int(result or 0)
+    except CliError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    finally:
+        ctx.close()
+
+
+def main() -> None:
+    try:
+        code = run()
+    except BrokenPipeError:  # `oms list | head`
+        code = 0
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
+    # Skip interpreter finalisation: the Temporal client's native threads can
+    # abort the process while Python tears down (seen as exit 134 after a signal).
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

