@@ -1,0 +1,248 @@
+"""The invariants of SPEC §8, checked against a live database (and Temporal, when given).
+
+`check_invariants(session)` returns one readable line per violation; an empty
+list means the books balance. Used by the end-to-end and durability tests, and
+usable by hand against any OMS database:
+
+    with transaction(factory) as session:
+        assert check_invariants(session) == []
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from activities.ledger import audit
+from models.enums import MovementKind, ReservationStatus
+from models.tables import (
+    Order,
+    OrderLineRow,
+    OutboxEvent,
+    Refund,
+    Reservation,
+    Shipment,
+    StockMovement,
+    TimelineEntry,
+)
+
+FINAL_STAGES = ("completed", "cancelled")
+BAD_WORKFLOW_ENDS = ("FAILED", "TERMINATED", "TIMED_OUT", "CANCELED", "CONTINUED_AS_NEW")
+
+
+def check_invariants(session: Session) -> list[str]:
+    """SPEC §8.1–§8.4 against the database; one line per problem."""
+    return [
+        *_ledger(session),
+        *_order_lines(session),
+        *_nothing_ships_unpaid(session),
+        *_one_effect_per_op(session),
+        *_refunds(session),
+    ]
+
+
+async def workflow_problems(client: Any, query: str) -> list[str]:
+    """SPEC §8.6: every order workflow that closed, closed Completed (not Failed/Terminated/...)."""
+    problems: list[str] = []
+    async for wf in client.list_workflows(query):
+        status = wf.status.name if wf.status is not None else "UNKNOWN"
+        if status in BAD_WORKFLOW_ENDS:
+            problems.append(f"workflow {wf.id} ended {status}")
+    return problems
+
+
+async def check_all(
+    session: Session, client: Any = None, task_queue: str | None = None
+) -> list[str]:
+    """`check_invariants` plus, with a Temporal client, the workflow endings of this task queue."""
+    problems = check_invariants(session)
+    if client is not None:
+        query = 'WorkflowType="OrderWorkflow"'
+        if task_queue:
+            query += f' AND TaskQueue="{task_queue}"'
+        problems += await workflow_problems(client, query)
+    return problems
+
+
+# ----------------------------------------------------------------- §8.1
+
+
+def _ledger(session: Session) -> list[str]:
+    return [f"ledger: {p}" for p in audit(session)]
+
+
+# ----------------------------------------------------------------- §8.2
+
+
+def _order_lines(session: Session) -> list[str]:
+    problems = []
+    stages = dict(session.execute(select(Order.order_id, Order.stage)).all())
+    for line in session.execute(
+        select(OrderLineRow).order_by(OrderLineRow.order_id, OrderLineRow.line_no)
+    ).scalars():
+        accounted = line.reserved + line.shipped + line.backordered + line.cancelled
+        parts = (line.reserved, line.shipped, line.backordered, line.cancelled)
+        name = f"order {line.order_id} line {line.line_no}"
+        if min(parts) < 0:
+            problems.append(
+                f"{name}: negative figure in reserved/shipped/backordered/cancelled {parts}"
+            )
+        if stages.get(line.order_id) in FINAL_STAGES:
+            if accounted != line.qty:
+                problems.append(
+                    f"{name} ({stages[line.order_id]}): {parts} sum to {accounted}, ordered {line.qty}"
+                )
+        elif accounted > line.qty:
+            problems.append(f"{name}: {parts} sum to {accounted}, more than the {line.qty} ordered")
+    return problems
+
+
+# ----------------------------------------------------------------- §8.3
+
+
+def _nothing_ships_unpaid(session: Session) -> list[str]:
+    problems = []
+    shipped = session.execute(
+        select(Order).where(
+            Order.order_id.in_(select(Shipment.order_id).where(Shipment.status == "shipped"))
+        )
+    ).scalars()
+    for order in shipped:
+        status = ((order.document or {}).get("payment") or {}).get("status")
+        if status == "pending":
+            paid = session.execute(
+                select(func.count())
+                .select_from(TimelineEntry)
+                .where(TimelineEntry.order_id == order.order_id, TimelineEntry.type == "payment")
+            ).scalar_one()
+            if not paid:
+                problems.append(f"order {order.order_id} shipped with its payment still pending")
+    return problems
+
+
+# ----------------------------------------------------------------- §8.4
+
+
+def _one_effect_per_op(session: Session) -> list[str]:
+    problems: list[str] = []
+    # Outbox ids are unique (a stable event id is delivered once).
+    ids = Counter(session.execute(select(OutboxEvent.id)).scalars())
+    problems += [f"outbox event id {i} appears {n} times" for i, n in ids.items() if n > 1]
+
+    # One reservation per op: within one operation an order line reserves a SKU at a
+    # warehouse once, so (ref, sku, warehouse, order) repeats at most as often as the
+    # order has lines of that SKU.
+    lines_of: Counter[tuple[str, str]] = Counter(
+        (order_id, sku)
+        for order_id, sku in session.execute(select(OrderLineRow.order_id, OrderLineRow.sku)).all()
+    )
+    reserves = session.execute(
+        select(
+            StockMovement.ref,
+            StockMovement.sku,
+            StockMovement.warehouse,
+            StockMovement.order_id,
+            func.count(),
+        )
+        .where(StockMovement.kind == str(MovementKind.RESERVE))
+        .group_by(
+            StockMovement.ref, StockMovement.sku, StockMovement.warehouse, StockMovement.order_id
+        )
+    ).all()
+    for ref, sku, wh, order_id, n in reserves:
+        if n > max(1, lines_of[(order_id, sku)]):
+            problems.append(f"reserve {sku}@{wh} for {order_id} applied {n} times by op {ref}")
+
+    # Net of pick exceptions, an order never holds or ships more than it ordered.
+    ordered: dict[tuple[str, str], int] = defaultdict(int)
+    shipped_lines: dict[tuple[str, str], int] = defaultdict(int)
+    for line in session.execute(select(OrderLineRow)).scalars():
+        ordered[(line.order_id, line.sku)] += line.qty
+        shipped_lines[(line.order_id, line.sku)] += line.shipped
+    reserved_net: dict[tuple[str, str], int] = defaultdict(int)
+    shipped_units: dict[tuple[str, str], int] = defaultdict(int)
+    for move in session.execute(
+        select(StockMovement).where(StockMovement.order_id.is_not(None))
+    ).scalars():
+        key = (move.order_id, move.sku)
+        # Reserved, less what pick exceptions (adjustments) took off the order again.
+        if move.kind in (str(MovementKind.RESERVE), str(MovementKind.ADJUST)):
+            reserved_net[key] += move.reserved_delta
+        elif move.kind == str(MovementKind.SHIP):
+            shipped_units[key] -= move.on_hand_delta
+    for key, qty in reserved_net.items():
+        if qty > ordered.get(key, 0):
+            problems.append(
+                f"order {key[0]} reserved {qty} of {key[1]} but ordered {ordered.get(key, 0)}"
+            )
+    stages = dict(session.execute(select(Order.order_id, Order.stage)).all())
+    for key in set(shipped_units) | set(shipped_lines):
+        if stages.get(key[0]) in FINAL_STAGES and shipped_units.get(key, 0) != shipped_lines.get(
+            key, 0
+        ):
+            problems.append(
+                f"order {key[0]}: ledger shipped {shipped_units.get(key, 0)} of {key[1]}, "
+                f"its lines say {shipped_lines.get(key, 0)}"
+            )
+    # Held reservations per order match what the order's movements left reserved.
+    held = dict(
+        session.execute(
+            select(Reservation.order_id, func.sum(Reservation.qty))
+            .where(Reservation.status == str(ReservationStatus.HELD))
+            .group_by(Reservation.order_id)
+        ).all()
+    )
+    net = dict(
+        session.execute(
+            select(StockMovement.order_id, func.sum(StockMovement.reserved_delta))
+            .where(StockMovement.order_id.is_not(None))
+            .group_by(StockMovement.order_id)
+        ).all()
+    )
+    for order_id in set(held) | set(net):
+        if (held.get(order_id) or 0) != (net.get(order_id) or 0):
+            problems.append(
+                f"order {order_id}: held reservations {held.get(order_id) or 0}, "
+                f"movements leave {net.get(order_id) or 0} reserved"
+            )
+    return problems
+
+
+def _refunds(session: Session) -> list[str]:
+    problems = []
+    events = Counter(
+        session.execute(
+            select(OutboxEvent.id).where(OutboxEvent.type == "refund_request")
+        ).scalars()
+    )
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for refund in session.execute(select(Refund)).scalars():
+        totals[refund.order_id] += Decimal(refund.amount)
+        if events[refund.id] != 1:
+            problems.append(
+                f"refund {refund.id} has {events[refund.id]} refund_request events, not 1"
+            )
+    refund_ids = set(session.execute(select(Refund.id)).scalars())
+    problems += [
+        f"refund_request event {i} has no refund row" for i in events if i not in refund_ids
+    ]
+    for order_id, total in totals.items():
+        order = session.get(Order, order_id)
+        payment = ((order.document or {}).get("payment") or {}) if order else {}
+        paid = (
+            Decimal(str(payment.get("amount") or 0))
+            if payment.get("status") == "paid"
+            else Decimal(0)
+        )
+        if total > paid:
+            problems.append(f"order {order_id}: refunded {total}, more than the {paid} paid")
+        final = order is not None and order.stage in FINAL_STAGES
+        if final and order.refund_amount is not None and Decimal(order.refund_amount) != total:
+            problems.append(
+                f"order {order_id}: shows refund {order.refund_amount}, refund rows sum to {total}"
+            )
+    return problems
