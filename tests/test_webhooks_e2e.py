@@ -1,0 +1,141 @@
+"""Outbound webhooks end to end: a real worker posting to a real local receiver.
+
+The worker is built with `Settings(webhook_url=..., webhook_secret=...)` and one
+`httpx.AsyncClient`; orders start with `Settings.order_policy()`, which turns
+delivery on. The receiver (`tests/webhook_receiver.py`) verifies every
+signature, de-duplicates by event id and answers as scripted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from models.settings import Settings
+from tests.flow_helpers import HOT, Flow, fast_policy, load_sample, make_order, running_flow
+from tests.webhook_receiver import Answer, WebhookReceiver
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "e2e-webhook-secret"
+
+
+@asynccontextmanager
+async def webhook_flow(
+    env: WorkflowEnvironment, db_url: str, script: Callable[[str, int], Answer]
+) -> AsyncIterator[tuple[Flow, WebhookReceiver, Settings]]:
+    policy = fast_policy()
+    policy.approval.threshold = Decimal("50.00")  # every order here is flagged for approval
+    with WebhookReceiver(SECRET, script=script) as receiver:
+        settings = Settings(
+            webhook_url=receiver.url, webhook_secret=SECRET, webhook_timeout=5.0, policy=policy
+        )
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(settings.webhook_timeout)) as http,
+            running_flow(env.client, db_url, settings, http) as flow,
+        ):
+            load_sample(flow.factory, {(HOT, "HZ"): 5})
+            yield flow, receiver, settings
+
+
+async def run_flagged_cod_order(flow: Flow, settings: Settings, order_id: str) -> None:
+    """A cash-on-delivery order: the buyer confirms, an operator approves, the warehouse ships."""
+    policy = settings.order_policy()
+    assert policy.webhook_enabled
+    await flow.start(make_order(order_id, [(HOT, 2)], payment="cod"), policy)
+    await flow.stage(order_id, "awaiting_buyer")
+    await flow.signal(
+        order_id, "buyer_confirmed", {"note": "buyer confirmed cash on delivery by phone"}
+    )
+    state = await flow.stage(order_id, "awaiting_approval")
+    assert "needs_approval" in state.flags
+    await flow.signal(order_id, "approve", {"note": "known buyer", "by": "ops"})
+    await flow.stage(order_id, "released")
+    await flow.ship_all(order_id)
+    assert (await flow.finish(order_id)).stage == "completed"
+    flow.assert_settled(order_id)
+
+
+def first_attempt_fails_for(suffix: str, answer: int) -> Callable[[str, int], Answer]:
+    return lambda event_id, attempt: answer if event_id.endswith(suffix) and attempt == 1 else 200
+
+
+def always_fails_for(suffix: str, answer: int) -> Callable[[str, int], Answer]:
+    return lambda event_id, attempt: answer if event_id.endswith(suffix) else 200
+
+
+async def test_every_event_of_an_approved_order_arrives_signed_exactly_once(
+    dev_env: WorkflowEnvironment, sqlite_url: str
+) -> None:
+    script = first_attempt_fails_for(":tracking_to_platform", 500)
+    async with webhook_flow(dev_env, sqlite_url, script) as (flow, receiver, settings):
+        order_id = flow.oid("WB")
+        await run_flagged_cod_order(flow, settings, order_id)
+        events = flow.events(order_id)
+
+    assert receiver.received and all(r.signature_valid for r in receiver.received)
+    assert receiver.duplicates == 0
+    # Every outbox event was delivered, once, under its own id.
+    assert {e["status"] for e in events} == {"delivered"}
+    assert receiver.unique_ids == {e["id"] for e in events}
+    assert all(receiver.accepted_count(e["id"]) == 1 for e in events)
+    types = {e["type"] for e in events}
+    assert {
+        "status_change",
+        "buyer_message",
+        "pick_list",
+        "tracking_to_platform",
+        "buyer_shipped_notice",
+    } <= types
+
+    (tracking,) = [e for e in events if e["type"] == "tracking_to_platform"]
+    assert receiver.attempts_for(tracking["id"]) == 2  # a scripted 500, then accepted
+    assert [r.answer for r in receiver.received if r.event_id == tracking["id"]] == [500, 200]
+    accepted = next(r for r in receiver.received if r.event_id == tracking["id"] and r.accepted)
+    body = json.loads(accepted.body)
+    assert (body["id"], body["type"], body["order_id"]) == (
+        tracking["id"],
+        "tracking_to_platform",
+        order_id,
+    )
+    assert (
+        body["data"]["tracking_no"] == tracking["payload"]["tracking_no"]
+        and body["data"]["carrier"] == "SF"
+    )
+    assert accepted.event_type == "tracking_to_platform"
+
+    stages = [
+        json.loads(r.body)["data"]["stage"]
+        for r in receiver.received
+        if r.event_type == "status_change"
+    ]
+    assert {"awaiting_buyer", "awaiting_approval", "released", "completed"} <= set(stages)
+
+
+@pytest.mark.postgres
+async def test_an_event_the_receiver_rejects_is_marked_failed_and_the_order_still_completes(
+    dev_env: WorkflowEnvironment, pg_url: str
+) -> None:
+    script = always_fails_for(":buyer_shipped_notice", 400)
+    async with webhook_flow(dev_env, pg_url, script) as (flow, receiver, settings):
+        order_id = flow.oid("WF")
+        await run_flagged_cod_order(flow, settings, order_id)
+        events = flow.events(order_id)
+        status = flow.status(order_id)
+
+    (failed,) = [e for e in events if e["status"] == "failed"]
+    assert failed["type"] == "buyer_shipped_notice" and failed["attempts"] == 1
+    assert receiver.attempts_for(failed["id"]) == 1  # a 400 is never retried
+    assert failed["id"] not in receiver.unique_ids
+    assert {e["status"] for e in events if e is not failed} == {"delivered"}
+    assert receiver.duplicates == 0
+
+    assert status is not None and status["stage"] == "completed"
+    assert "webhook_failed" in status["flags"]
+    assert any(e["type"] == "webhook_failed" and "400" in e["error"] for e in status["events"])
