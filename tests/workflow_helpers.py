@@ -7,7 +7,8 @@ queue of the time-skipping server. Fakes registered under a real activity name
 replace the real one where a test needs to count calls or force a failure.
 
 On the way out every order the test started is brought to an end (a cancel for
-those still waiting) and must have ended Completed: never Failed or Terminated.
+those still waiting), must have ended Completed (never Failed or Terminated),
+and its recorded history must replay without nondeterminism.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from typing import Any
 
 from sqlalchemy import select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from activities.inventory import InventoryActivities
 from activities.ledger import audit
@@ -315,6 +317,7 @@ class Shop:
             description = await handle.describe()
             if description.status == WorkflowExecutionStatus.RUNNING:
                 await handle.signal("cancel", {"reason": "test over"})
+        replayer = Replayer(workflows=[OrderWorkflow], data_converter=pydantic_data_converter)
         for handle in self.handles:
             await asyncio.wait_for(handle.result(), PATIENCE)
             description = await handle.describe()
@@ -322,6 +325,8 @@ class Shop:
                 handle.id,
                 description.status,
             )
+            # the recorded history replays on today's code: no nondeterminism on any path
+            await replayer.replay_workflow(await handle.fetch_history())
 
 
 def load_sample(factory: SessionFactory) -> None:
