@@ -23,6 +23,8 @@ from typing import Any
 import httpx
 from sqlmodel import select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from activities import ledger
 from activities.outbox import list_events
@@ -229,6 +231,9 @@ class Flow:
         outcome = await asyncio.wait_for(handle.result(), timeout)
         description = await handle.describe()
         assert description.status == WorkflowExecutionStatus.COMPLETED
+        # The history replays on today's code without a nondeterminism error.
+        replayer = Replayer(workflows=[OrderWorkflow], data_converter=pydantic_data_converter)
+        await replayer.replay_workflow(await handle.fetch_history())
         return outcome
 
     async def persisted(

@@ -185,6 +185,21 @@ async def test_wait_past_the_deadline_with_hold_parks_the_order_for_an_operator(
     assert flow.refunds(oid) == [Decimal("80.00")]
 
 
+async def test_a_restock_while_on_hold_takes_the_order_off_hold(flow: Flow) -> None:
+    oid = flow.oid("WH-2")
+    load_sample(flow.factory)
+    policy = fast_policy(backorder_deadline=timedelta(seconds=1), timeout_action="hold")
+    await flow.start(make_order(oid, [(HOT, 2)]), policy)
+    await flow.stage(oid, "on_hold")
+
+    assert [s["order_id"] for s in (await flow.restock(HOT, "HZ", 2)).served] == [oid]
+    state = await flow.stage(oid, "released")
+    assert state.held_from is None and "backorder_timeout" not in state.flags
+    await flow.ship_all(oid)
+    assert (await flow.finish(oid)).stage == "completed"
+    assert line(flow.assert_settled(oid), 1)["shipped"] == 2
+
+
 # ------------------------------------------------------------------ transfer
 
 
@@ -226,6 +241,25 @@ async def test_transfer_policy_moves_stock_from_the_other_warehouse(flow: Flow) 
     order = make_order(oid, [(SHIRT, 2), (HOT, 3)], shortage_policy="transfer")
     await flow.start(order, fast_policy(split_allowed=False))
     await _transfer_arrives_and_ships(flow, oid)
+
+
+async def test_a_transfer_past_its_deadline_is_cancelled_and_the_goods_go_back(flow: Flow) -> None:
+    oid = flow.oid("TX-1")
+    load_sample(flow.factory, {(HOT, "HZ"): 1, (HOT, "SH"): 5})
+    order = make_order(oid, [(SHIRT, 2), (HOT, 3)], shortage_policy="transfer")
+    await flow.start(
+        order, fast_policy(split_allowed=False, transfer_deadline=timedelta(seconds=1))
+    )
+
+    outcome = await flow.finish(oid)
+    assert outcome.stage == "cancelled" and "transfer_timeout" in (outcome.reason or "")
+    flow.assert_settled(oid)
+    assert [t.status for t in flow.transfers(oid)] == ["cancelled"]
+    assert {w: (r["on_hand"], r["reserved"]) for w, r in flow.stock(HOT).items()} == {
+        "HZ": (1, 0),
+        "SH": (5, 0),
+    }
+    assert flow.refunds(oid) == [order.total]
 
 
 @pytest.mark.parametrize("db", ["postgres"], indirect=True)
@@ -295,6 +329,24 @@ async def test_pick_exception_sends_the_line_back_to_allocation_and_a_new_shipme
     status = flow.assert_settled(oid)
     assert [li["shipped"] for li in status["lines"]] == [2, 2]
     assert flow.stock(HOT)["HZ"]["on_hand"] == 1
+
+
+async def test_pick_exception_for_a_whole_shipment_withdraws_it_and_releases_a_new_one(
+    flow: Flow,
+) -> None:
+    oid = flow.oid("X-3")
+    load_sample(flow.factory, {(HOT, "HZ"): 4})
+    await flow.start(make_order(oid, [(HOT, 2)]))
+    await flow.stage(oid, "released")
+
+    await flow.signal(oid, "pick_exception", {"sku": HOT, "qty": 2, "reason": "damaged"})
+    state = await flow.until(oid, lambda s: len(s.shipments) == 2, "a second shipment")
+    assert [s.status for s in state.shipments] == ["cancelled", "released"]
+    assert "pick_list_withdrawn" in flow.event_types(oid)
+    await flow.ship_all(oid)
+    assert (await flow.finish(oid)).stage == "completed"
+    assert line(flow.assert_settled(oid), 1)["shipped"] == 2
+    assert flow.stock(HOT)["HZ"]["on_hand"] == 0  # two damaged, two shipped
 
 
 async def test_pick_exception_with_no_stock_left_backorders_the_line_until_a_restock(
