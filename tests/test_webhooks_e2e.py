@@ -139,3 +139,29 @@ async def test_an_event_the_receiver_rejects_is_marked_failed_and_the_order_stil
     assert status is not None and status["stage"] == "completed"
     assert "webhook_failed" in status["flags"]
     assert any(e["type"] == "webhook_failed" and "400" in e["error"] for e in status["events"])
+
+
+async def test_a_cancelled_order_delivers_its_refund_request_and_cancel_notice(
+    dev_env: WorkflowEnvironment, sqlite_url: str
+) -> None:
+    script = first_attempt_fails_for(":refund", 503)
+    async with webhook_flow(dev_env, sqlite_url, script) as (flow, receiver, settings):
+        load_sample(flow.factory, {(HOT, "HZ"): 1})
+        order_id = flow.oid("WC")
+        await flow.start(make_order(order_id, [(HOT, 3)]), settings.order_policy())
+        await flow.stage(order_id, "backordered")
+        await flow.signal(order_id, "cancel", {"reason": "buyer found it elsewhere"})
+        assert (await flow.finish(order_id)).stage == "cancelled"
+        flow.assert_settled(order_id)
+        events = flow.events(order_id)
+
+    assert {e["status"] for e in events} == {"delivered"}
+    assert receiver.duplicates == 0 and all(r.signature_valid for r in receiver.received)
+    by_type = {e["type"]: e for e in events}
+    refund = by_type["refund_request"]
+    assert refund["payload"]["amount"] == "105.00"
+    assert [r.answer for r in receiver.received if r.event_id == refund["id"]] == [503, 200]
+    notice = by_type["buyer_cancel_notice"]
+    assert receiver.accepted_count(notice["id"]) == 1
+    body = json.loads(next(r.body for r in receiver.received if r.event_id == notice["id"]))
+    assert body["data"] == {"reason": "buyer found it elsewhere"}
