@@ -123,10 +123,9 @@ def read_orders(path: Path) -> list[Any]:
         except json.JSONDecodeError as exc:
             raise CliError(f"{path}: not valid JSON ({exc})") from exc
         return list(data)
-    if stripped.startswith("{") and "\n" not in stripped:
-        return [json.loads(stripped)]
     orders: list[Any] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Split on newlines only: splitlines() would also cut at U+2028 etc. inside JSON strings.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -159,8 +158,8 @@ def _csv_orders(text: str) -> list[Any]:
                     doc[key] = value
             grouped[order_id] = doc
         line: dict[str, Any] = {"sku": row.get("sku", "")}
-        qty = row.get("qty", "")
-        line["qty"] = int(qty) if qty.isdigit() else qty
+        qty = row.get("qty") or ""  # None when the row has fewer cells than the header
+        line["qty"] = int(qty) if qty.isascii() and qty.isdigit() else qty
         if row.get("unit_price"):
             line["unit_price"] = row["unit_price"]
         doc["lines"].append(line)

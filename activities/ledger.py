@@ -266,6 +266,43 @@ def release_order(
             stmt = stmt.where(col(model.line_no).in_(line_nos))
         return stmt
 
+    # Lock first, read after: a concurrent hand-out (a restock, another order's
+    # release) may be serving this order's backorder right now, and must either
+    # finish before we read or see our cancellation. Transfers are locked before
+    # stock rows, in the same order as `transfer_arrival`, so the two never deadlock.
+    transfer_stmt = _lines(
+        select(Transfer).where(Transfer.order_id == order_id, Transfer.status == "in_transit"),
+        Transfer,
+    ).order_by(Transfer.id)
+    if session.get_bind().dialect.name == "postgresql":
+        transfer_stmt = transfer_stmt.with_for_update()
+    moving = session.execute(transfer_stmt).scalars().all()
+    keys = {(t.sku, t.from_warehouse) for t in moving}
+    keys.update(
+        (sku, wh)
+        for sku, wh in session.execute(
+            _lines(
+                select(Reservation.sku, Reservation.warehouse).where(
+                    Reservation.order_id == order_id,
+                    Reservation.status == str(ReservationStatus.HELD),
+                ),
+                Reservation,
+            )
+        ).all()
+    )
+    keys.update(
+        (sku, wh)
+        for sku, wh in session.execute(
+            _lines(
+                select(Backorder.sku, Backorder.warehouse).where(
+                    Backorder.order_id == order_id, Backorder.status == "waiting"
+                ),
+                Backorder,
+            )
+        ).all()
+    )
+    lock_levels(session, keys)
+
     if include_reserved:
         holds = session.execute(
             _lines(
@@ -302,12 +339,6 @@ def release_order(
     for entry in waiting:
         entry.status = "cancelled"
         session.add(entry)
-    moving = session.execute(
-        _lines(
-            select(Transfer).where(Transfer.order_id == order_id, Transfer.status == "in_transit"),
-            Transfer,
-        )
-    ).scalars().all()
     for transfer in moving:
         # The goods turn back to where they came from.
         move(
@@ -406,11 +437,25 @@ def allocate(session: Session, inp: Any) -> dict[str, Any]:
     from models.types import LineNeed, StockAvailability, WarehouseInfo
 
     needs = [LineNeed(**n) for n in inp.needs]
-    levels = levels_for_skus(session, [n.sku for n in needs])
+    # Warehouses first: the stock rows stay locked from here to the commit, keep that short.
     warehouses = [
         WarehouseInfo(code=w.code, province=w.province, priority=w.priority)
         for w in session.execute(select(WarehouseRow)).scalars()
     ]
+    levels = levels_for_skus(session, [n.sku for n in needs])
+    if not inp.split_allowed:
+        # One parcel: what is still open comes from where the rest is already held
+        # (or moves there by transfer), not from a second warehouse.
+        holding = set(
+            session.execute(
+                select(Reservation.warehouse).where(
+                    Reservation.order_id == inp.order_id,
+                    Reservation.status == str(ReservationStatus.HELD),
+                )
+            ).scalars()
+        )
+        if holding:
+            warehouses = [w for w in warehouses if w.code in holding]
     stock = [
         StockAvailability(sku=lv.sku, warehouse=lv.warehouse, available=lv.on_hand - lv.reserved)
         for lv in levels

@@ -357,8 +357,8 @@ class OrderActivities:
         event_ids: list[str] = []
         with transaction(self._factory) as session:
             order = session.get(Order, snap.order_id)
-            if order is None:
-                return PersistResult()
+            if order is None:  # record_order has not committed yet: retry shortly
+                raise RuntimeError(f"order {snap.order_id} is not recorded yet")
             stage_changed = order.stage != snap.stage
             order.stage = snap.stage
             order.waiting_for = snap.waiting_for
@@ -414,9 +414,12 @@ class OrderActivities:
 
 
 def _record_outcome(session: Any, order_id: str, data: dict[str, Any]) -> None:
-    last = session.execute(
-        select(ContactLog).where(ContactLog.order_id == order_id).order_by(ContactLog.contact_no.desc())
-    ).scalars().first()
+    # The contact the confirmation answered: a later contact may already be written
+    # by the time this timeline batch is persisted.
+    stmt = select(ContactLog).where(ContactLog.order_id == order_id)
+    if data.get("contact_no") is not None:
+        stmt = stmt.where(ContactLog.contact_no == data["contact_no"])
+    last = session.execute(stmt.order_by(ContactLog.contact_no.desc())).scalars().first()
     if last is not None:
         last.outcome = "confirmed"
         last.note = data.get("note")

@@ -46,6 +46,18 @@ def _mask_pii(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]
     return event
 
 
+def _bind_activity(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Inside an activity, every log line names the activity and its order workflow."""
+    from temporalio import activity
+
+    if activity.in_activity():
+        info = activity.info()
+        event.setdefault("activity", info.activity_type)
+        event.setdefault("workflow_id", info.workflow_id)
+        event.setdefault("attempt", info.attempt)
+    return event
+
+
 def configure_logging(settings: Settings, *, stream: Any = None) -> None:
     """structlog for our code and Temporal's stdlib records alike; console on a TTY, JSON otherwise."""
     stream = stream or sys.stderr
@@ -57,6 +69,7 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _bind_activity,
         _mask_pii,
     ]
     renderer: Any = (

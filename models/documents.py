@@ -142,6 +142,9 @@ def validation_messages(error: ValidationError) -> list[str]:
         msg = item["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
+        if item["type"] == "too_long" and isinstance(item.get("input"), str):
+            # Optional text fields get pydantic's generic "... items after validation" wording.
+            msg = f"String should have at most {item['ctx']['max_length']} characters"
         messages.append(f"{path}: {msg}")
     return messages
 

@@ -167,6 +167,7 @@ class OrderWorkflow:
         self._dirty = False
         self._closing = False
         self._persisting = False
+        self._steps = 0  # database steps of the main flow in flight (the persister waits them out)
         self._deliveries: list[Any] = []
         self._undo: list[tuple[str, Callable[[], Any]]] = []
         self._ops = 0
@@ -188,6 +189,7 @@ class OrderWorkflow:
         self._refund_status: str | None = None
         self._cancel_reason: str | None = None
         self._reviewed = False
+        self._contact_no: int | None = None  # the latest contact, which a confirmation answers
 
     # ================================================================== run
 
@@ -306,6 +308,7 @@ class OrderWorkflow:
                 event_id=self._key(f"contact-{reminder}"),
             ),
         )
+        self._contact_no = result.contact_no
         self._log("contact", channel=str(channel), reminder=reminder, asks_for=[f.field for f in findings])
         self._deliver(result.event_ids)
 
@@ -339,7 +342,12 @@ class OrderWorkflow:
                 new = "; ".join([r for r in [old, *requests] if r])
                 changes.append({"field": "remarks", "old": old, "new": new})
                 doc["remarks"] = new
-            self._log("contact_outcome", note=confirmation.note, channel=str(confirmation.channel or ""))
+            self._log(
+                "contact_outcome",
+                note=confirmation.note,
+                channel=str(confirmation.channel or ""),
+                contact_no=self._contact_no,
+            )
         for change in changes:
             self._log("correction", **_mask_change(change))
         self._order = OrderDocument.model_validate(doc)
@@ -374,6 +382,7 @@ class OrderWorkflow:
     async def _fulfil(self) -> None:
         """Allocate, wait for stock if needed, review once, release, track; loop while lines reopen."""
         while True:
+            self._raise_if_cancelled()  # a cancel that came in during the last step: stop here
             if any(line.open_qty > 0 for line in self._lines):
                 await self._allocate()
             if self._must_wait_for_stock():
@@ -381,10 +390,13 @@ class OrderWorkflow:
                 continue
             if not self._reviewed:
                 await self._review()
-            await self._release()
+            self._raise_if_cancelled()  # never send a pick list for an order already cancelled
+            released = await self._release()
             await self._track_warehouse()
             if any(line.open_qty > 0 or line.backordered > 0 for line in self._lines):
                 continue
+            if released and any(line.reserved > 0 for line in self._lines):
+                continue  # stock arrived (restock) while the warehouse worked: release it too
             return
 
     def _shortage_policy(self) -> ShortagePolicy:
@@ -549,15 +561,20 @@ class OrderWorkflow:
         self._touch()
 
     async def _cancel_open_units(self, reason: str) -> None:
-        """Units that will not ship (refund remainder): cancelled on the line, refunded now."""
-        amount = Decimal("0.00")
+        """Units that will not ship (refund remainder): cancelled on the line, their paid share refunded now.
+
+        The share is pro rata of what was paid (discounts and fees included), the same
+        rule as `refund_for` on cancel, so partial refunds and a later cancel add up to the cent.
+        """
         for line in self._lines:
-            left = line.open_qty
-            if left > 0:
-                line.cancelled += left
-                amount += Decimal(left) * (line.unit_price or Decimal(0))
-        if amount > 0 and self._paid_amount() > 0:
-            await self._refund(min(amount, self._paid_amount() - (self._refund_amount or Decimal(0))), reason)
+            line.cancelled += max(line.open_qty, 0)
+        paid = self._paid_amount()
+        ordered = sum((Decimal(li.qty) * (li.unit_price or Decimal(0)) for li in self._lines), Decimal(0))
+        if paid <= 0 or ordered <= 0:
+            return
+        kept = sum((Decimal(li.qty - li.cancelled) * (li.unit_price or Decimal(0)) for li in self._lines), Decimal(0))
+        owed = paid - (paid * kept / ordered).quantize(Decimal("0.01"))
+        await self._refund(owed - (self._refund_amount or Decimal(0)), reason)
 
     async def _review(self) -> None:
         assert self._order is not None
@@ -600,10 +617,11 @@ class OrderWorkflow:
         self._drop_flag(Flag.NEEDS_APPROVAL)
         self._log("approved", note=decision.note, by=decision.by)
 
-    async def _release(self) -> None:
+    async def _release(self) -> int:
+        """Pick lists for the held stock not yet released; returns how many shipments were written."""
         assert self._order is not None
         if not any(line.reserved > 0 for line in self._lines):
-            return
+            return 0
         if not self._payment_settled():
             raise _Cancelled("payment not settled at release")
         remarks = [r for r in [self._order.remarks] if r]
@@ -622,6 +640,7 @@ class OrderWorkflow:
         self._deliver(result.event_ids)
         self._log("released", shipments=[s["id"] for s in result.shipments])
         self._set_stage(Stage.RELEASED, WaitingFor.WAREHOUSE)
+        return len(result.shipments)
 
     async def _track_warehouse(self) -> None:
         """Warehouse events per shipment, with the pick SLA: reminder, escalation, `pick_overdue`."""
@@ -695,7 +714,7 @@ class OrderWorkflow:
                     line.shipped += qty
         statuses = {s.status for s in self._shipments if s.status != "cancelled"}
         if statuses == {"shipped"}:
-            if not any(line.backordered > 0 or line.open_qty > 0 for line in self._lines):
+            if not any(line.backordered > 0 or line.open_qty > 0 or line.reserved > 0 for line in self._lines):
                 self._set_stage(Stage.SHIPPED, None)
         elif statuses <= {"packed", "shipped"}:
             self._set_stage(Stage.PACKED, WaitingFor.WAREHOUSE)
@@ -750,9 +769,11 @@ class OrderWorkflow:
             left = line.qty - line.shipped - line.cancelled
             line.cancelled += left
             line.reserved = line.backordered = 0
-        refundable = self._paid_amount() - (self._refund_amount or Decimal(0))
-        if refundable > 0:
-            await self._refund(min(refund_for(self._lines, paid=self._paid_amount()), refundable), reason)
+        # refund_for is the whole refund the order owes; what was refunded earlier
+        # (a partial remainder) is part of it, not on top of it.
+        owed = refund_for(self._lines, paid=self._paid_amount()) - (self._refund_amount or Decimal(0))
+        if owed > 0:
+            await self._refund(owed, reason)
         await self._emit("buyer_cancel_notice", {"reason": reason}, "cancel-notice")
         self._set_stage(Stage.CANCELLED, None)
 
@@ -908,9 +929,11 @@ class OrderWorkflow:
         if stage.is_final:
             return f"the order is {stage}"
         if name == SignalName.CANCEL:
-            if not stage.can_cancel or any(s.status == "shipped" for s in self._shipments) and not any(
-                line.backordered for line in self._lines
-            ):
+            # Before `shipped` a cancel takes back whatever has not left yet (a partly
+            # shipped order included); once every unit has left there is nothing to take back.
+            # (No lines yet: the signal came with the start, before `run` read the order.)
+            left = [line.qty - line.shipped - line.cancelled for line in self._lines]
+            if not stage.can_cancel or (left and not any(n > 0 for n in left)):
                 return f"{where}: a shipped order cannot be cancelled"
             return None
         if name == SignalName.BUYER_CONFIRMED:
@@ -1011,10 +1034,13 @@ class OrderWorkflow:
 
     async def _db(self, method: Any, arg: Any) -> Any:
         """A short database step as a local activity: no server round trip, retried by RETRY_DB."""
-        result = await workflow.execute_local_activity_method(
-            method, arg, start_to_close_timeout=DB_TIMEOUT, retry_policy=RETRY_DB
-        )
-        return result
+        self._steps += 1
+        try:
+            return await workflow.execute_local_activity_method(
+                method, arg, start_to_close_timeout=DB_TIMEOUT, retry_policy=RETRY_DB
+            )
+        finally:
+            self._steps -= 1
 
     async def _emit(self, type_: str, payload: dict[str, Any], key: str) -> None:
         assert self._order is not None
@@ -1131,9 +1157,14 @@ class OrderWorkflow:
         )
 
     async def _persist_loop(self) -> None:
-        """Write state and new timeline entries after every change, batching what piles up."""
+        """Write state and new timeline entries once the main flow pauses, batching what piled up.
+
+        Not while a step runs: a clean order goes from received to released in one
+        burst of steps, and one write when it settles (then after each warehouse
+        event) costs far fewer local activities than a write after every change.
+        """
         while True:
-            await workflow.wait_condition(lambda: self._dirty)
+            await workflow.wait_condition(lambda: self._dirty and (self._steps == 0 or self._closing))
             await self._persist_once()
             if self._closing and not self._dirty:
                 return
@@ -1151,7 +1182,12 @@ class OrderWorkflow:
             PersistInput(
                 snapshot=self._snapshot(),
                 events=events,
-                status_event_id=self._key("status") if stage_events else None,
+                # Keyed by the timeline, not `_key`: this loop runs beside the main flow, and
+                # batches differ when a workflow task is re-run after a worker crash, so taking
+                # a number from the shared counter here would shift every later idempotency key.
+                status_event_id=(
+                    f"{self._order.order_id}:status:{stage_events[-1].seq}" if stage_events and self._order else None
+                ),
             ),
         )
         self._persisted = upto
