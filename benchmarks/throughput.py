@@ -19,18 +19,21 @@ order.
 
     cd /work/main && .venv/bin/python benchmarks/throughput.py [--orders N] [--sample K]
 
-Exits 1 when the ratio is below the target. Measured on the 2-core dev box
-(500 orders; other jobs were running, so take the figures as rough):
+Exits 1 when the ratio is below the target. Measured on the 2-core dev box,
+500 orders (the baseline swings from 11 to 25 workflows/s with what else runs
+on the box, so compare runs made side by side):
 
-    persist after every change (before)    3.0 orders/s, ratio 0.27, p50 released 93 s,
-                                           16.4 local activities per order (8.3 persist_state)
-    persist when the main flow pauses      7.5 orders/s, ratio 0.54, p50 released 28 s,
-                                           10.8 local activities per order (2.9 persist_state)
+    persist after every change (before)    3.0 orders/s vs baseline 11.1/s: ratio 0.27,
+                                           p50 released 93 s, 16.4 local activities per
+                                           order (8.3 of them persist_state)
+    persist when the main flow pauses      7.5 orders/s vs 13.8/s: ratio 0.54, p50 28 s,
+                                           10.8 local activities (2.9 persist_state)
+    same, quiet box, SQLite writer lock    8.8 orders/s vs 25.3/s: ratio 0.35, p50 23 s
 
 The order workflow needs only about two workflow tasks per order (the baseline
-needs seven), so what is left is work inside the worker: ten SQLite write
-transactions per order, serialised by BEGIN IMMEDIATE, plus the checks, in one
-Python process on two cores shared with the server.
+seven), so what is left is work inside the one worker process: about eleven
+SQLite transactions per order, serialised for writing, and a sandboxed
+workflow instance per order, on two cores shared with the server.
 """
 
 from __future__ import annotations
