@@ -38,6 +38,8 @@ from models.payloads import (
     ReviewResult,
     ShipmentUpdateInput,
     ShipmentUpdateResult,
+    WithdrawInput,
+    WithdrawResult,
 )
 from models.tables import (
     CatalogRow,
@@ -317,6 +319,34 @@ class OrderActivities:
 
             raise ApplicationError(str(exc), type="LedgerError", non_retryable=True) from exc
         return ShipmentUpdateResult.model_validate(out)
+
+    @activity.defn(name="withdraw_shipments")
+    def withdraw_shipments(self, inp: WithdrawInput) -> WithdrawResult:
+        """Withdraw every unshipped pick list of the order (idempotent: a retry finds none left)."""
+        result = WithdrawResult()
+        with transaction(self._factory) as session:
+            open_ = session.execute(
+                select(Shipment)
+                .where(
+                    Shipment.order_id == inp.order_id,
+                    Shipment.status.not_in([str(ShipmentStatus.SHIPPED), str(ShipmentStatus.CANCELLED)]),
+                )
+                .order_by(Shipment.shipment_no)
+            ).scalars().all()
+            for shipment in open_:
+                shipment.status = str(ShipmentStatus.CANCELLED)
+                session.add(shipment)
+                event_id = f"{inp.op_key}:{shipment.id}"
+                add_event(
+                    session,
+                    event_id=event_id,
+                    order_id=inp.order_id,
+                    type="pick_list_withdrawn",
+                    payload={"shipment_id": shipment.id, "warehouse": shipment.warehouse},
+                )
+                result.shipment_ids.append(shipment.id)
+                result.event_ids.append(event_id)
+        return result
 
     @activity.defn(name="request_refund")
     def request_refund(self, inp: RefundInput) -> list[str]:

@@ -183,38 +183,23 @@ class DevServer:
                 self.process.kill()
 
 
-def build_worker(
-    client: Client,
-    settings: Settings,
-    factory: Any,
-    http: httpx.AsyncClient | None,
-    *,
-    task_queue: str | None = None,
-    max_threads: int = 32,
-) -> Worker:
-    """One worker: both workflows, every activity bound to its dependencies."""
+def all_activities(factory: Any, sender: Any) -> list[Any]:
+    """Every activity of the OMS, bound to its dependencies (one list, used by every worker)."""
     from activities.inventory import InventoryActivities
     from activities.orders import OrderActivities
     from activities.outbox import OutboxActivities
-    from activities.webhooks import WebhookSender
-    from workflows.order import OrderWorkflow
-    from workflows.restock import RestockWorkflow
 
-    sender = (
-        WebhookSender(http, settings.webhook_url, settings.webhook_secret)
-        if http is not None and settings.webhook_url
-        else None
-    )
     orders = OrderActivities(factory)
     inventory = InventoryActivities(factory)
     outbox = OutboxActivities(factory, sender)
-    activities = [
+    return [
         orders.record_order,
         orders.check_order,
         orders.contact_buyer,
         orders.review_order,
         orders.release_order,
         orders.update_shipment,
+        orders.withdraw_shipments,
         orders.request_refund,
         orders.emit_event,
         orders.persist_state,
@@ -225,6 +210,28 @@ def build_worker(
         inventory.pick_exception,
         outbox.deliver_event,
     ]
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    factory: Any,
+    http: httpx.AsyncClient | None,
+    *,
+    task_queue: str | None = None,
+    max_threads: int = 32,
+) -> Worker:
+    """One worker: both workflows, every activity bound to its dependencies."""
+    from activities.webhooks import WebhookSender
+    from workflows.order import OrderWorkflow
+    from workflows.restock import RestockWorkflow
+
+    sender = (
+        WebhookSender(http, settings.webhook_url, settings.webhook_secret)
+        if http is not None and settings.webhook_url
+        else None
+    )
+    activities = all_activities(factory, sender)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

@@ -272,6 +272,16 @@ class ShipmentUpdateInput(BaseModel):
     weight_g: int | None = None
 
 
+class WithdrawInput(BaseModel):
+    order_id: str
+    op_key: str
+
+
+class WithdrawResult(BaseModel):
+    shipment_ids: list[str] = Field(default_factory=list)
+    event_ids: list[str] = Field(default_factory=list)
+
+
 class ShipmentUpdateResult(BaseModel):
     shipped_lines: list[tuple[int, int]] = Field(default_factory=list)  # (line_no, qty)
     event_ids: list[str] = Field(default_factory=list)

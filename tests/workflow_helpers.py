@@ -31,12 +31,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
-from activities.inventory import InventoryActivities
 from activities.ledger import audit
-from activities.orders import OrderActivities
-from activities.outbox import OutboxActivities
 from activities.queries import load_reference, order_status
-from activities.runtime import build_worker
+from activities.runtime import all_activities, build_worker
 from models.db import SessionFactory, make_engine, migrate, session_factory, transaction
 from models.documents import OrderDocument, workflow_id_for
 from models.enums import TimeoutAction
@@ -338,28 +335,7 @@ def load_sample(factory: SessionFactory) -> None:
 
 
 def _real_activities(factory: SessionFactory) -> list[Callable[..., Any]]:
-    orders, inventory, outbox = (
-        OrderActivities(factory),
-        InventoryActivities(factory),
-        OutboxActivities(factory, None),
-    )
-    return [
-        orders.record_order,
-        orders.check_order,
-        orders.contact_buyer,
-        orders.review_order,
-        orders.release_order,
-        orders.update_shipment,
-        orders.request_refund,
-        orders.emit_event,
-        orders.persist_state,
-        inventory.allocate,
-        inventory.release_stock,
-        inventory.restock,
-        inventory.transfer_arrival,
-        inventory.pick_exception,
-        outbox.deliver_event,
-    ]
+    return all_activities(factory, None)
 
 
 def _activity_name(fn: Callable[..., Any]) -> str:

@@ -88,6 +88,7 @@ with workflow.unsafe.imports_passed_through():
         StockArrived,
         TransferArrivalInput,
         WarehouseEvent,
+        WithdrawInput,
     )
     from models.settings import Policy
     from models.types import Finding, TimelineEvent
@@ -203,6 +204,11 @@ class OrderWorkflow:
             for i, line in enumerate(inp.order.lines, start=1)
         ]
         persister = asyncio.create_task(self._persist_loop())
+        # Registered before any step they undo. Both read what the database holds for
+        # the order and are idempotent, so they also undo work of a workflow task that
+        # ran its local activities and then failed before the workflow could learn of it.
+        self._undo_push("release_stock", self._release_all_stock)
+        self._undo_push("withdraw_pick_lists", self._withdraw_pick_lists)
         await self._db(OrderActivities.record_order, RecordOrderInput(order=inp.order, submitted_at=inp.submitted_at))
         self._log("received", platform=inp.order.platform, lines=len(self._lines))
         self._set_stage(Stage.RECEIVED)
@@ -786,9 +792,17 @@ class OrderWorkflow:
         await self._signal_served(result.served)
 
     async def _withdraw_pick_lists(self) -> None:
+        """Every pick list of the order that has not shipped is withdrawn, with an event to the warehouse."""
+        assert self._order is not None
+        result = await self._db(
+            OrderActivities.withdraw_shipments,
+            WithdrawInput(order_id=self._order.order_id, op_key=self._key("withdraw")),
+        )
         for shipment in self._shipments:
-            if shipment.status not in ("shipped", "cancelled"):
-                await self._update_shipment(shipment, "cancelled")
+            if shipment.id in result.shipment_ids:
+                shipment.status = "cancelled"
+                self._log("cancelled", shipment=shipment.id)
+        self._deliver(result.event_ids)
 
     async def _signal_served(self, served: list[dict[str, Any]]) -> None:
         for item in served:
