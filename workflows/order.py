@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from activities.inventory import InventoryActivities
-    from activities.orders import OrderActivities, refund_for
+    from activities.orders import CheckOrderInput, OrderActivities, ShipmentUpdatesInput, refund_for
     from activities.outbox import OutboxActivities
     from activities.webhooks import RETRY_HTTP
     from models.documents import OrderDocument
@@ -62,7 +62,6 @@ with workflow.unsafe.imports_passed_through():
         Approve,
         BuyerConfirmed,
         Cancel,
-        CheckInput,
         ContactInput,
         Delivered,
         DeliverInput,
@@ -75,7 +74,6 @@ with workflow.unsafe.imports_passed_through():
         PersistInput,
         PickException,
         PickExceptionInput,
-        RecordOrderInput,
         RefundInput,
         Reject,
         ReleaseInput,
@@ -190,6 +188,11 @@ class OrderWorkflow:
         self._refund_status: str | None = None
         self._cancel_reason: str | None = None
         self._reviewed = False
+        # The order is recorded by the first check (same transaction); until then, when it was submitted.
+        self._unrecorded_since: datetime | None = None
+        # The price review check_order computed with its findings, for the document it checked;
+        # used by the reviewing stage while that document is unchanged and nothing was awaited since.
+        self._prereview: tuple[OrderDocument, Any] | None = None
         self._contact_no: int | None = None  # the latest contact, which a confirmation answers
 
     # ================================================================== run
@@ -209,7 +212,7 @@ class OrderWorkflow:
         # ran its local activities and then failed before the workflow could learn of it.
         self._undo_push("release_stock", self._release_all_stock)
         self._undo_push("withdraw_pick_lists", self._withdraw_pick_lists)
-        await self._db(OrderActivities.record_order, RecordOrderInput(order=inp.order, submitted_at=inp.submitted_at))
+        self._unrecorded_since = inp.submitted_at  # recorded by the first check, in its transaction
         self._log("received", platform=inp.order.platform, lines=len(self._lines))
         self._set_stage(Stage.RECEIVED)
         reason: str | None = None
@@ -266,7 +269,13 @@ class OrderWorkflow:
 
     async def _check(self) -> list[Finding]:
         assert self._order is not None
-        result = await self._db(OrderActivities.check_order, CheckInput(order=self._order, policy=self._policy))
+        checked = self._order
+        result = await self._db(
+            OrderActivities.check_order,
+            CheckOrderInput(order=checked, policy=self._policy, submitted_at=self._unrecorded_since),
+        )
+        self._unrecorded_since = None
+        self._prereview = (checked, result.review)
         findings = [
             f
             for f in result.findings
@@ -585,7 +594,11 @@ class OrderWorkflow:
     async def _review(self) -> None:
         assert self._order is not None
         self._set_stage(Stage.REVIEWING)
-        review = await self._db(OrderActivities.review_order, ReviewInput(order=self._order, policy=self._policy))
+        if self._prereview is not None and self._prereview[0] is self._order and self._prereview[1] is not None:
+            review = self._prereview[1]  # computed by check_order on this very document, no wait since
+        else:
+            review = await self._db(OrderActivities.review_order, ReviewInput(order=self._order, policy=self._policy))
+        self._prereview = None
         known = {(f.code, f.field) for f in self._findings}
         for finding in review.findings:
             if (finding.code, finding.field) not in known:
@@ -675,8 +688,17 @@ class OrderWorkflow:
                                      "pick-escalation")
                 continue
             while self._warehouse:
-                kind, event = self._warehouse.pop(0)
-                await self._warehouse_event(kind, event)
+                # Picked, packed, shipped often come together: one database step for the run of them.
+                run: list[tuple[str, WarehouseEvent]] = []
+                while self._warehouse and not isinstance(self._warehouse[0][1], PickException):
+                    kind, plain = self._warehouse.pop(0)
+                    assert isinstance(plain, WarehouseEvent)
+                    run.append((kind, plain))
+                if run:
+                    await self._warehouse_events(run)
+                else:
+                    kind, event = self._warehouse.pop(0)
+                    await self._warehouse_event(kind, event)
                 if any(line.open_qty > 0 for line in self._lines):
                     return  # a pick exception sent units back to allocation
         self._drop_flag(Flag.PICK_OVERDUE)
@@ -712,7 +734,26 @@ class OrderWorkflow:
             self._log("pick_exception", shipment=shipment.id, sku=event.sku, qty=event.qty, reason=event.reason)
             self._touch()
             return
-        result = await self._update_shipment(shipment, kind, event)
+        await self._warehouse_events([(kind, event)])
+
+    async def _warehouse_events(self, run: list[tuple[str, WarehouseEvent]]) -> None:
+        """Picked / packed / shipped events in a row: written in one step, then applied one by one."""
+        assert self._order is not None
+        todo: list[tuple[str, WarehouseEvent, ShipmentState, ShipmentUpdateInput]] = []
+        for kind, event in run:
+            shipment = self._shipment_for(event.shipment)
+            if shipment is not None:
+                todo.append((kind, event, shipment, self._shipment_input(shipment, kind, event)))
+        if not todo:
+            return
+        results = await self._db(
+            OrderActivities.update_shipments, ShipmentUpdatesInput(updates=[item[3] for item in todo])
+        )
+        for (kind, event, shipment, _inp), result in zip(todo, results, strict=True):
+            self._shipment_updated(shipment, kind, event, result)
+            self._apply_shipment_result(result)
+
+    def _apply_shipment_result(self, result: Any) -> None:
         for line_no, qty in result.shipped_lines:
             for line in self._lines:
                 if line.line_no == line_no:
@@ -728,27 +769,30 @@ class OrderWorkflow:
             self._set_stage(Stage.PICKING, WaitingFor.WAREHOUSE)
         self._touch()
 
-    async def _update_shipment(self, shipment: ShipmentState, kind: str, event: WarehouseEvent | None = None) -> Any:
+    def _shipment_input(self, shipment: ShipmentState, kind: str, event: WarehouseEvent | None) -> ShipmentUpdateInput:
         assert self._order is not None
-        result = await self._db(
-            OrderActivities.update_shipment,
-            ShipmentUpdateInput(
-                order_id=self._order.order_id,
-                shipment_id=shipment.id,
-                kind=kind,
-                op_key=self._key(f"{kind}-{shipment.shipment_no}"),
-                carrier=event.carrier if event else None,
-                tracking_no=event.tracking_no if event else None,
-                parcels=event.parcels if event else None,
-                weight_g=event.weight_g if event else None,
-            ),
+        return ShipmentUpdateInput(
+            order_id=self._order.order_id,
+            shipment_id=shipment.id,
+            kind=kind,
+            op_key=self._key(f"{kind}-{shipment.shipment_no}"),
+            carrier=event.carrier if event else None,
+            tracking_no=event.tracking_no if event else None,
+            parcels=event.parcels if event else None,
+            weight_g=event.weight_g if event else None,
         )
+
+    async def _update_shipment(self, shipment: ShipmentState, kind: str, event: WarehouseEvent | None = None) -> Any:
+        result = await self._db(OrderActivities.update_shipment, self._shipment_input(shipment, kind, event))
+        self._shipment_updated(shipment, kind, event, result)
+        return result
+
+    def _shipment_updated(self, shipment: ShipmentState, kind: str, event: WarehouseEvent | None, result: Any) -> None:
         shipment.status = kind
         if event is not None and kind == "shipped":
             shipment.carrier, shipment.tracking_no = event.carrier, event.tracking_no
         self._log(kind, shipment=shipment.id, carrier=shipment.carrier, tracking_no=shipment.tracking_no)
         self._deliver(result.event_ids)
-        return result
 
     def _shipment_for(self, number: int | None) -> ShipmentState | None:
         candidates = [s for s in self._shipments if s.status not in ("shipped", "cancelled")]
@@ -852,6 +896,7 @@ class OrderWorkflow:
 
     async def _wait_raw(self, condition: Callable[[], bool], timeout: timedelta) -> bool:
         """Wait for `condition` up to `timeout`; a cancel interrupts any wait."""
+        self._prereview = None  # the catalog may change while the order waits: review afresh
         try:
             await workflow.wait_condition(lambda: condition() or self._cancel is not None, timeout=timeout)
         except TimeoutError:
@@ -1179,6 +1224,11 @@ class OrderWorkflow:
         """
         while True:
             await workflow.wait_condition(lambda: self._dirty and (self._steps == 0 or self._closing))
+            # A signal wakes the main flow and this loop in the same pass: let the main flow
+            # run first, and when it went on into a step, write once that burst settles.
+            await asyncio.sleep(0)
+            if self._steps and not self._closing:
+                continue
             await self._persist_once()
             if self._closing and not self._dirty:
                 return
