@@ -18,6 +18,9 @@ ratio order throughput / baseline throughput (target ≥ 1.0), and, from a sampl
 of histories, workflow tasks and local activities (by type) per order.
 
     cd /work/main && .venv/bin/python benchmarks/throughput.py [--orders N] [--sample K]
+        [--workers W] [--in-process]
+    # default: the OMS worker runs as `python worker.py` in a process of its own (as
+    # deployed), the baseline's worker in another; --in-process runs both in this script
     # --skip-baseline: orders only, for profiling the worker (py-spy record -- ...)
 
 Exits 1 when the ratio is below the target. Measured on the 2-core dev box,
@@ -38,6 +41,21 @@ on the box, so compare runs made side by side):
                                            per order, p50 12.5 s, p95 26.2 s, 6.0 local
                                            activities (2.0 persist_state), 2.0 workflow
                                            tasks, peak RSS 204 MB
+
+Workers in their own processes (the default since 2026-11-26 03:00 UTC; the rows
+above ran everything in this script, whose client and warehouse polling shared
+the workers' interpreter lock), 500 orders:
+
+    1 worker process                      14.5 orders/s vs baseline 20.6/s: ratio 0.71,
+                                           p50 released 11.1 s, p95 26.8 s, 6.0 local
+                                           activities (2.0 persist_state), 2.0 workflow
+                                           tasks, worker peak RSS 174 MB
+    2 worker processes (--workers 2)      17.7 orders/s vs 23.1/s: ratio 0.76, p50 10.4 s,
+                                           p95 21.0 s, worker peak RSS 166 MB each
+
+The two cores are saturated by then (dev server, workers, this script); the
+remaining cost per order is SQLite statements and commits, SQLAlchemy and the
+SDK's payload work in the worker.
 
 What the "after" changes bought (200-order runs, CPU per order of this process):
 the first check records the order and reviews its prices in its own transaction
@@ -64,8 +82,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import resource
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -336,15 +358,40 @@ async def main_async(args: argparse.Namespace) -> int:
         search_attributes=SEARCH_ATTRIBUTES,
         dev_server_log_level="error",
     )
+    processes: list[subprocess.Popen[bytes]] = []
     try:
         client = env.client
-        oms_worker = build_worker(client, settings, factory, None, task_queue=task_queue)
-        baseline_worker = Worker(
-            client,
-            task_queue=f"{task_queue}-baseline",
-            workflows=[BaselineWorkflow],
-            activities=[noop],
-        )
+        target = env.client.service_client.config.target_host
+        if args.in_process:
+            oms_worker: Any = build_worker(client, settings, factory, None, task_queue=task_queue)
+            baseline_worker: Any = Worker(
+                client, task_queue=f"{task_queue}-baseline", workflows=[BaselineWorkflow], activities=[noop]
+            )
+        else:
+            # As deployed: `python worker.py` in its own process (and the baseline's worker in
+            # another), so the workers do not share this script's interpreter lock with the
+            # client and the warehouse it plays.
+            env_vars = {
+                **os.environ,
+                "TEMPORAL_ADDRESS": target,
+                "OMS_HOME": str(home),
+                "OMS_DATABASE_URL": db_url,
+                "OMS_TASK_QUEUE": task_queue,
+                "OMS_LOG_LEVEL": "WARNING",
+                "OMS_LOG_FORMAT": "json",
+            }
+            root = Path(__file__).resolve().parent.parent
+            processes.extend(
+                subprocess.Popen([sys.executable, str(root / "worker.py")], env=env_vars, cwd=root)
+                for _ in range(args.workers)
+            )
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, __file__, "--serve-baseline", target, f"{task_queue}-baseline"],
+                    env=env_vars,
+                )
+            )
+            oms_worker = baseline_worker = contextlib.nullcontext()
         async with oms_worker, baseline_worker:
             baseline = (
                 {"elapsed": float("nan"), "per_second": float("nan")}
@@ -357,7 +404,14 @@ async def main_async(args: argparse.Namespace) -> int:
                 for n in range(0, args.orders, max(1, args.orders // args.sample))
             ]
             profile = await history_profile(client, sample[: args.sample])
+        worker_peak_mb = [_peak_rss_mb(p.pid) for p in processes]
     finally:
+        for process in processes:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
         await env.shutdown()
         engine.dispose()
 
@@ -372,7 +426,12 @@ async def main_async(args: argparse.Namespace) -> int:
         f"baseline:  {args.orders} six-activity workflows in {baseline['elapsed']:.1f}s = "
         f"{baseline['per_second']:.2f}/s",
         f"ratio:     {ratio:.2f} (order throughput / baseline throughput; target ≥ {TARGET_RATIO})",
-        f"memory:    peak RSS of this process (worker + client + script) {peak_mb:.0f} MB",
+        (
+            f"memory:    peak RSS of this process (worker + client + script) {peak_mb:.0f} MB"
+            if args.in_process
+            else f"memory:    peak RSS of the worker process {worker_peak_mb[0]:.0f} MB "
+            f"(this script {peak_mb:.0f} MB)"
+        ),
         f"per order, from {len(sample[: args.sample])} histories: "
         + ", ".join(f"{name} {value:.1f}" for name, value in profile.items()),
     ]
@@ -380,8 +439,41 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0 if ratio >= TARGET_RATIO else 1
 
 
+def _peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+async def serve_baseline(target: str, task_queue: str) -> None:
+    """The baseline's worker, in a process of its own like the OMS worker."""
+    from temporalio.client import Client
+
+    client = await Client.connect(target, data_converter=pydantic_data_converter)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    async with Worker(client, task_queue=task_queue, workflows=[BaselineWorkflow], activities=[noop]):
+        await stop.wait()
+
+
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve-baseline":
+        asyncio.run(serve_baseline(sys.argv[2], sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--workers", type=int, default=1, help="OMS worker processes on the task queue (default 1)"
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run both workers inside this script (default: each in a process of its own)",
+    )
     parser.add_argument("--orders", type=int, default=500)
     parser.add_argument("--sample", type=int, default=20, help="histories to profile")
     parser.add_argument(
