@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import socket
 import subprocess
@@ -294,6 +293,3 @@ async def run_worker_until(stop: asyncio.Event, client: Client, settings: Settin
     finally:
         engine.dispose()
 
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")

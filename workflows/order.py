@@ -232,11 +232,8 @@ class OrderWorkflow:
         await self._fulfil()
         if self._policy.pick.complete_on == "delivered":
             self._set_stage(Stage.SHIPPED, None)
-            await self._wait(
-                lambda: self._delivered,
-                deadline=timedelta(days=60),
-                on_timeout=lambda: None,
-            )
+            # No delivery scan within 60 days: the parcel is taken as delivered.
+            await self._wait_raw(lambda: self._delivered, timedelta(days=60))
         self._set_stage(Stage.COMPLETED, None)
 
     # ============================================================ intake
@@ -904,10 +901,6 @@ class OrderWorkflow:
             return False
         self._raise_if_cancelled()
         return True
-
-    async def _wait(self, condition: Callable[[], bool], *, deadline: timedelta, on_timeout: Callable[[], Any]) -> None:
-        if not await self._wait_raw(condition, deadline):
-            on_timeout()
 
     async def _expire(self, what: str, action: TimeoutAction, flag: Flag) -> None:
         """A wait ran out: cancel, or hold the order until an operator resumes or cancels it."""
