@@ -442,6 +442,12 @@ class _Resolved:
     postal: tuple[re.Pattern[str], ...]
 
 
+def _misplaced(cn: _CnData, part: str, value: str, parent: str) -> _Problem:
+    """`value` is not a {part} of `parent`; the finding says where such a place really is."""
+    homes = cn.district_homes if part == "district" else cn.city_homes
+    return _Problem(part, "not_in_parent", value, parent, homes.get(_stem(_norm(value)), ()))
+
+
 def _missing(part: str) -> _Problem:
     return _Problem(part, "missing")
 
@@ -488,29 +494,13 @@ def _resolve_cn(province_raw: str, city_raw: str, district_raw: str) -> _Resolve
             else:
                 hit = province_area.find(district_raw)
                 if hit is None:
-                    problems.append(
-                        _Problem(
-                            "district",
-                            "not_in_parent",
-                            district_raw,
-                            province_area.name,
-                            cn.district_homes.get(_stem(_norm(district_raw)), ()),
-                        )
-                    )
+                    problems.append(_misplaced(cn, "district", district_raw, province_area.name))
                 else:
                     district = hit.name
             return _Resolved(province, city, district, tuple(problems), postal)
         as_district = province_area.find(city_raw)
         if as_district is None:
-            problems.append(
-                _Problem(
-                    "city",
-                    "not_in_parent",
-                    city_raw,
-                    province_area.name,
-                    cn.city_homes.get(_stem(_norm(city_raw)), ()),
-                )
-            )
+            problems.append(_misplaced(cn, "city", city_raw, province_area.name))
             if not district_raw:
                 problems.append(_missing("district"))
             return _Resolved(province, None, None, tuple(problems), postal)
@@ -526,15 +516,7 @@ def _resolve_cn(province_raw: str, city_raw: str, district_raw: str) -> _Resolve
     if not city_raw:
         problems.append(_missing("city"))
     elif city_area is None:
-        problems.append(
-            _Problem(
-                "city",
-                "not_in_parent",
-                city_raw,
-                province_area.name,
-                cn.city_homes.get(_stem(_norm(city_raw)), ()),
-            )
-        )
+        problems.append(_misplaced(cn, "city", city_raw, province_area.name))
     else:
         city = city_area.name
 
@@ -551,15 +533,7 @@ def _resolve_cn(province_raw: str, city_raw: str, district_raw: str) -> _Resolve
         return _Resolved(province, city, district, tuple(problems), postal)
     district_area = city_area.find(district_raw)
     if district_area is None:
-        problems.append(
-            _Problem(
-                "district",
-                "not_in_parent",
-                district_raw,
-                city_area.name,
-                cn.district_homes.get(_stem(_norm(district_raw)), ()),
-            )
-        )
+        problems.append(_misplaced(cn, "district", district_raw, city_area.name))
     else:
         district = district_area.name
     return _Resolved(province, city, district, tuple(problems), postal)
