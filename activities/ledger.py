@@ -19,7 +19,7 @@ twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -54,19 +54,34 @@ def run_once(
     factory: SessionFactory, op_key: str, fn: Callable[[Session], dict[str, Any]]
 ) -> dict[str, Any]:
     """Run `fn` in one transaction unless `op_key` already ran; return its (first) result."""
+    return run_all_once(factory, [(op_key, fn)])[0]
+
+
+def run_all_once(
+    factory: SessionFactory, ops: Sequence[tuple[str, Callable[[Session], dict[str, Any]]]]
+) -> list[dict[str, Any]]:
+    """Several keyed operations, in order, in one transaction; each one applied once.
+
+    An operation whose key already ran contributes its first result; a lost race
+    (a concurrent duplicate, or stock moved under a plan) starts the whole run over.
+    """
     for _ in range(20):
         try:
             with transaction(factory) as session:
-                done = session.get(AppliedOp, op_key)
-                if done is not None:
-                    return dict(done.result)
-                result = fn(session)
-                session.add(AppliedOp(op_key=op_key, result=result, at=utcnow()))
-            return result
+                results: list[dict[str, Any]] = []
+                for op_key, fn in ops:
+                    done = session.get(AppliedOp, op_key)
+                    if done is not None:
+                        results.append(dict(done.result))
+                        continue
+                    result = fn(session)
+                    session.add(AppliedOp(op_key=op_key, result=result, at=utcnow()))
+                    results.append(result)
+            return results
         except (IntegrityError, Oversell):
-            # Lost a race (a concurrent duplicate, or stock moved under a plan): start over.
             continue
-    raise RuntimeError(f"operation {op_key} did not settle after 20 attempts")
+    keys = ", ".join(op_key for op_key, _ in ops)
+    raise RuntimeError(f"operation(s) {keys} did not settle after 20 attempts")
 
 
 def lock_levels(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StockLevel]:

@@ -15,8 +15,8 @@ from typing import Any
 import structlog
 from pydantic import BaseModel
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.exc import IntegrityError
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities import ledger
 from activities.check_rules import address_key, check_order, phone_key
@@ -45,7 +45,6 @@ from models.payloads import (
     WithdrawResult,
 )
 from models.tables import (
-    AppliedOp,
     CatalogRow,
     ContactLog,
     Order,
@@ -351,31 +350,15 @@ class OrderActivities:
     def update_shipments(self, inp: ShipmentUpdatesInput) -> list[ShipmentUpdateResult]:
         """Warehouse events in the order they came, in one transaction; each applied once.
 
-        Like `ledger.run_once` per event (keyed by its op_key), but one transaction for
-        the run: picked, packed and shipped often arrive together.
+        Each event is keyed by its op_key (`ledger.run_all_once`): picked, packed and
+        shipped often arrive together, and then cost one transaction.
         """
-        for _ in range(20):
-            try:
-                with transaction(self._factory) as session:
-                    out: list[dict[str, Any]] = []
-                    for update in inp.updates:
-                        done = session.get(AppliedOp, update.op_key)
-                        if done is not None:
-                            out.append(dict(done.result))
-                            continue
-                        result = _shipment_work(session, update)
-                        session.add(AppliedOp(op_key=update.op_key, result=result, at=utcnow()))
-                        out.append(result)
-                return [ShipmentUpdateResult.model_validate(r) for r in out]
-            except (IntegrityError, ledger.Oversell):
-                continue  # lost a race with a duplicate: start over, finding the winner's work
-            except ledger.LedgerError as exc:
-                from temporalio.exceptions import ApplicationError
-
-                raise ApplicationError(str(exc), type="LedgerError", non_retryable=True) from exc
-        raise RuntimeError(
-            f"warehouse events {[u.op_key for u in inp.updates]} did not settle after 20 attempts"
-        )
+        ops = [(u.op_key, lambda session, u=u: _shipment_work(session, u)) for u in inp.updates]
+        try:
+            out = ledger.run_all_once(self._factory, ops)
+        except ledger.LedgerError as exc:
+            raise ApplicationError(str(exc), type="LedgerError", non_retryable=True) from exc
+        return [ShipmentUpdateResult.model_validate(r) for r in out]
 
     @activity.defn(name="withdraw_shipments")
     def withdraw_shipments(self, inp: WithdrawInput) -> WithdrawResult:

@@ -45,20 +45,21 @@ def add_event(
             id=event_id,
             order_id=order_id,
             type=type,
-            payload=_jsonable(payload),
+            payload=jsonable(payload),
             created_at=at or utcnow(),
         )
     )
     return event_id
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """JSON-ready copy: Decimal as its string, datetime in ISO 8601 (payloads and timeline data)."""
     from decimal import Decimal
 
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):

@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.inventory import InventoryActivities
     from activities.orders import CheckOrderInput, OrderActivities, ShipmentUpdatesInput, refund_for
-    from activities.outbox import OutboxActivities
+    from activities.outbox import OutboxActivities, jsonable
     from activities.webhooks import RETRY_HTTP
     from models.documents import OrderDocument
     from models.enums import (
@@ -1230,7 +1230,7 @@ class OrderWorkflow:
         self._dirty = False
         upto = len(self._timeline)
         events = [
-            TimelineEvent(seq=e["seq"], at=e["at"], type=e["type"], data=_jsonable(e["data"]))
+            TimelineEvent(seq=e["seq"], at=e["at"], type=e["type"], data=jsonable(e["data"]))
             for e in self._timeline[self._persisted : upto]
         ]
         stage_events = [e for e in events if e.type == "stage"]
@@ -1256,16 +1256,6 @@ def _cause(err: BaseException) -> str:
     if isinstance(cause, ApplicationError):
         return cause.message
     return str(cause or err)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Decimal | datetime):
-        return str(value)
-    return value
 
 
 def _mask(value: Any) -> Any:
