@@ -43,11 +43,13 @@ __all__ = [
     "address_key",
     "check_address",
     "check_buyer_name",
+    "clears_intake",
     "check_fraud",
     "check_items",
     "check_order",
     "check_payment",
     "check_phone",
+    "standing_findings",
     "computed_total",
     "phone_key",
 ]
@@ -1021,3 +1023,20 @@ def check_order(
         *check_payment(order, catalog=catalog, policy=policy),
         *check_fraud(order, catalog=catalog, policy=policy, fraud=fraud),
     ]
+
+
+def standing_findings(findings: list[Finding], *, buyer_confirmed: bool) -> list[Finding]:
+    """The findings that still stand: a buyer who confirmed the order has confirmed cash on delivery."""
+    return [f for f in findings if not (f.code == FindingCode.COD_UNCONFIRMED and buyer_confirmed)]
+
+
+def clears_intake(findings: list[Finding]) -> bool:
+    """Nothing stops the order before allocation: no reject, nothing to ask the buyer, no money missing.
+
+    The workflow's intake loop and the check step that reserves right away (so a clean
+    order costs one step, not two) decide by this same rule.
+    """
+    return not any(
+        f.cls in (FindingClass.REJECT, FindingClass.BUYER) or f.code == FindingCode.UNPAID
+        for f in findings
+    )

@@ -34,6 +34,27 @@ from models.payloads import (
 log = structlog.get_logger()
 
 
+def allocate_once(factory: SessionFactory, inp: AllocateInput) -> AllocateResult:
+    """Reserve (or backorder) an order's open units under `inp.op_key`: applied once, however often called.
+
+    The `allocate` activity, and `check_order` when the check clears the order.
+    """
+    try:
+        result = ledger.run_once(factory, inp.op_key, lambda s: ledger.allocate(s, inp))
+    except ledger.LedgerError as exc:
+        raise ApplicationError(str(exc), type="LedgerError", non_retryable=True) from exc
+    out = AllocateResult.model_validate(result)
+    log.info(
+        "allocated",
+        order_id=inp.order_id,
+        reserved=len(out.reserved),
+        backordered=len(out.backordered),
+        transfers=len(out.transfers),
+        short=len(out.plan.shortfalls),
+    )
+    return out
+
+
 class InventoryActivities:
     def __init__(self, factory: SessionFactory) -> None:
         self._factory = factory
@@ -46,17 +67,7 @@ class InventoryActivities:
 
     @activity.defn(name="allocate")
     def allocate(self, inp: AllocateInput) -> AllocateResult:
-        result = self._once(inp.op_key, lambda s: ledger.allocate(s, inp))
-        out = AllocateResult.model_validate(result)
-        log.info(
-            "allocated",
-            order_id=inp.order_id,
-            reserved=len(out.reserved),
-            backordered=len(out.backordered),
-            transfers=len(out.transfers),
-            short=len(out.plan.shortfalls),
-        )
-        return out
+        return allocate_once(self._factory, inp)
 
     @activity.defn(name="release_stock")
     def release_stock(self, inp: ReleaseStockInput) -> ReleaseStockResult:

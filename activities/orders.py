@@ -19,7 +19,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import ledger
-from activities.check_rules import address_key, check_order, phone_key
+from activities.check_rules import (
+    address_key,
+    check_order,
+    clears_intake,
+    phone_key,
+    standing_findings,
+)
+from activities.inventory import allocate_once
 from activities.messages import buyer_message
 from activities.outbox import add_event
 from activities.pricing import review_prices
@@ -27,6 +34,8 @@ from models.db import SessionFactory, transaction
 from models.documents import OrderDocument
 from models.enums import ReservationStatus, ShipmentStatus
 from models.payloads import (
+    AllocateInput,
+    AllocateResult,
     CheckInput,
     ContactInput,
     ContactResult,
@@ -62,9 +71,16 @@ log = structlog.get_logger()
 
 
 class CheckOrderInput(CheckInput):
-    """check_order's input; `submitted_at` on the first check records the order in the same transaction."""
+    """check_order's input.
+
+    `submitted_at`: on the first check, record the order in the same transaction.
+    `reserve`: when the findings clear the order for allocation (`clears_intake`),
+    reserve its stock right away, in the same step, under that input's key.
+    """
 
     submitted_at: datetime | None = None
+    buyer_confirmed: bool = False
+    reserve: AllocateInput | None = None
 
 
 class ShipmentUpdatesInput(BaseModel):
@@ -78,6 +94,7 @@ class CheckOutcome(BaseModel):
 
     findings: list[Finding]
     review: ReviewResult | None = None  # None: the reviewing stage calls review_order itself
+    allocation: AllocateResult | None = None  # the reservation, when one was asked for and the check cleared
 
 
 def catalog_entries(session: Any, skus: list[str]) -> dict[str, CatalogEntry]:
@@ -149,7 +166,9 @@ class OrderActivities:
         """Check the order; on the first check also record it, and review its prices from the same catalog read.
 
         One transaction instead of three (record, check, review): the workflow uses the
-        review at the reviewing stage while the document is the one checked here.
+        review at the reviewing stage while the document is the one checked here. When
+        the workflow asks (`inp.reserve`) and the check clears the order, its stock is
+        reserved too: a clean order goes from check to reserved in one step.
         """
         order = inp.order
         with transaction(self._factory) as session:
@@ -173,7 +192,12 @@ class OrderActivities:
         except Exception:  # noqa: BLE001 (let the reviewing stage meet the error where it always did)
             log.warning("price review deferred to the reviewing stage", order_id=order.order_id)
         log.info("order checked", order_id=order.order_id, findings=[f.code for f in findings])
-        return CheckOutcome(findings=findings, review=review)
+        allocation = None
+        if inp.reserve is not None and clears_intake(
+            standing_findings(findings, buyer_confirmed=inp.buyer_confirmed)
+        ):
+            allocation = allocate_once(self._factory, inp.reserve)
+        return CheckOutcome(findings=findings, review=review, allocation=allocation)
 
     @staticmethod
     def _recent(session: Any, column: Any, key: str | None, order_id: str, since: Any) -> int:

@@ -18,10 +18,9 @@ from temporalio import activity
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from activities.inventory import InventoryActivities
+from activities.orders import CheckOrderInput, CheckOutcome, OrderActivities
 from models.db import transaction
 from models.enums import TimeoutAction
-from models.payloads import AllocateInput, AllocateResult
 from models.tables import Backorder, Reservation
 from tests.workflow_helpers import PATIENCE, H, Shop, order_doc, running_shop, short_policy
 from workflows.order import OrderWorkflow
@@ -787,21 +786,23 @@ async def test_cancel_after_shipping_is_refused(ts_env, sqlite_url):
 
 
 async def test_a_cancel_during_a_running_step_still_compensates(ts_env, sqlite_url):
-    """The cancel lands while `allocate` holds the database: its reservation is undone afterwards."""
+    """The cancel lands while the step that reserves (the check, for a clean order) holds the
+    database: its reservation is undone afterwards."""
     started, go = threading.Event(), threading.Event()
     calls: list[str] = []
 
     def slow_allocate(factory: Any) -> list[Any]:
-        real = InventoryActivities(factory)
+        real = OrderActivities(factory)
 
-        @activity.defn(name="allocate")
-        def allocate(inp: AllocateInput) -> AllocateResult:
-            calls.append(inp.op_key)
+        @activity.defn(name="check_order")
+        def check_order(inp: CheckOrderInput) -> CheckOutcome:
+            assert inp.reserve is not None  # a clean order is reserved by its check
+            calls.append(inp.reserve.op_key)
             started.set()
             assert go.wait(PATIENCE)
-            return real.allocate(inp)
+            return real.check_order(inp)
 
-        return [allocate]
+        return [check_order]
 
     async with running_shop(ts_env, sqlite_url, fakes=slow_allocate) as shop:
         doc = order_doc("c-inflight")
