@@ -288,7 +288,12 @@ class OrderActivities:
 
     @activity.defn(name="release_order")
     def release_order(self, inp: ReleaseInput) -> ReleaseResult:
-        """Write one pick list per warehouse for the held stock not yet released, and send it."""
+        """Write one pick list per warehouse for the held stock not yet released, and send it.
+
+        With `inp.state`, the order's state as released goes into the same transaction:
+        the pick lists and the stage that announces them are written together, and the
+        workflow needs no separate step to record the pause that follows.
+        """
         with transaction(self._factory) as session:
             existing = (
                 session.execute(
@@ -301,7 +306,10 @@ class OrderActivities:
                 .all()
             )
             if existing:  # a retry: the pick lists were written the first time
-                return ReleaseResult(shipments=[_shipment_state(s) for s in existing], event_ids=[])
+                shipments = [_shipment_state(s) for s in existing]
+                return ReleaseResult(
+                    shipments=shipments, event_ids=_released_state(session, inp, shipments)
+                )
             holds = (
                 session.execute(
                     select(Reservation)
@@ -362,8 +370,10 @@ class OrderActivities:
                     payload={"shipment_id": shipment_id, **pick_list},
                 )
                 event_ids.append(event_id)
+            states = [_shipment_state(s) for s in shipments]
+            event_ids += _released_state(session, inp, states)
         log.info("released to warehouse", order_id=inp.order_id, shipments=len(shipments))
-        return ReleaseResult(shipments=[_shipment_state(s) for s in shipments], event_ids=event_ids)
+        return ReleaseResult(shipments=states, event_ids=event_ids)
 
     @activity.defn(name="update_shipment")
     def update_shipment(self, inp: ShipmentUpdateInput) -> ShipmentUpdateResult:
@@ -456,108 +466,126 @@ class OrderActivities:
 
     @activity.defn(name="persist_state")
     def persist_state(self, inp: PersistInput) -> PersistResult:
-        """Write the workflow's view of the order: row, lines, new timeline entries, status event.
-
-        Plain table statements rather than ORM objects: this runs a few times for every
-        order, and loading the row (its whole JSON document) only to overwrite it cost
-        more than the writes.
-        """
-        snap = inp.snapshot
-        event_ids: list[str] = []
-        orders, lines, timeline = Order.__table__, OrderLineRow.__table__, TimelineEntry.__table__
+        """Write the workflow's view of the order: row, lines, new timeline entries, status event."""
         with transaction(self._factory) as session:
-            stage = session.execute(
-                select(orders.c.stage).where(orders.c.order_id == snap.order_id)
-            ).scalar_one_or_none()
-            if stage is None:  # not recorded yet (the first check records it): retry shortly
-                raise RuntimeError(f"order {snap.order_id} is not recorded yet")
-            stage_changed = stage != snap.stage
-            session.execute(
-                orders.update()
-                .where(orders.c.order_id == snap.order_id)
-                .values(
-                    stage=snap.stage,
-                    waiting_for=snap.waiting_for,
-                    stage_since=snap.stage_since,
-                    flags=list(snap.flags),
-                    findings=[f.public() for f in snap.findings],
-                    document=snap.document.model_dump(mode="json"),
-                    phone_key=phone_key(snap.document),
-                    address_key=address_key(snap.document),
-                    refund_amount=snap.refund_amount,
-                    refund_status=snap.refund_status,
-                    cancel_reason=snap.cancel_reason,
-                    updated_at=utcnow(),
-                )
+            return PersistResult(event_ids=write_state(session, inp))
+
+
+def write_state(session: Any, inp: PersistInput) -> list[str]:
+    """The workflow's view of the order, in the caller's transaction; returns new outbox event ids.
+
+    Plain table statements rather than ORM objects: this runs for every order at each
+    pause, and loading the row (its whole JSON document) only to overwrite it cost
+    more than the writes. Idempotent: timeline entries already there are skipped.
+    """
+    snap = inp.snapshot
+    event_ids: list[str] = []
+    orders, lines, timeline = Order.__table__, OrderLineRow.__table__, TimelineEntry.__table__
+    stage = session.execute(
+        select(orders.c.stage).where(orders.c.order_id == snap.order_id)
+    ).scalar_one_or_none()
+    if stage is None:  # not recorded yet (the first check records it): retry shortly
+        raise RuntimeError(f"order {snap.order_id} is not recorded yet")
+    stage_changed = stage != snap.stage
+    session.execute(
+        orders.update()
+        .where(orders.c.order_id == snap.order_id)
+        .values(
+            stage=snap.stage,
+            waiting_for=snap.waiting_for,
+            stage_since=snap.stage_since,
+            flags=list(snap.flags),
+            findings=[f.public() for f in snap.findings],
+            document=snap.document.model_dump(mode="json"),
+            phone_key=phone_key(snap.document),
+            address_key=address_key(snap.document),
+            refund_amount=snap.refund_amount,
+            refund_status=snap.refund_status,
+            cancel_reason=snap.cancel_reason,
+            updated_at=utcnow(),
+        )
+    )
+    if snap.lines:
+        session.execute(
+            lines.update()
+            .where(
+                lines.c.order_id == bindparam("b_order"),
+                lines.c.line_no == bindparam("b_line"),
             )
-            if snap.lines:
-                session.execute(
-                    lines.update()
-                    .where(
-                        lines.c.order_id == bindparam("b_order"),
-                        lines.c.line_no == bindparam("b_line"),
-                    )
-                    .values(
-                        reserved=bindparam("b_reserved"),
-                        shipped=bindparam("b_shipped"),
-                        backordered=bindparam("b_backordered"),
-                        cancelled=bindparam("b_cancelled"),
-                    ),
-                    [
-                        {
-                            "b_order": snap.order_id,
-                            "b_line": line.line_no,
-                            "b_reserved": line.reserved,
-                            "b_shipped": line.shipped,
-                            "b_backordered": line.backordered,
-                            "b_cancelled": line.cancelled,
-                        }
-                        for line in snap.lines
-                    ],
+            .values(
+                reserved=bindparam("b_reserved"),
+                shipped=bindparam("b_shipped"),
+                backordered=bindparam("b_backordered"),
+                cancelled=bindparam("b_cancelled"),
+            ),
+            [
+                {
+                    "b_order": snap.order_id,
+                    "b_line": line.line_no,
+                    "b_reserved": line.reserved,
+                    "b_shipped": line.shipped,
+                    "b_backordered": line.backordered,
+                    "b_cancelled": line.cancelled,
+                }
+                for line in snap.lines
+            ],
+        )
+    seqs = [e.seq for e in inp.events]
+    known: set[int] = set()
+    if seqs:
+        known = set(
+            session.execute(
+                select(timeline.c.seq).where(
+                    timeline.c.order_id == snap.order_id, timeline.c.seq.in_(seqs)
                 )
-            seqs = [e.seq for e in inp.events]
-            known: set[int] = set()
-            if seqs:
-                known = set(
-                    session.execute(
-                        select(timeline.c.seq).where(
-                            timeline.c.order_id == snap.order_id, timeline.c.seq.in_(seqs)
-                        )
-                    ).scalars()
-                )
-            new = [e for e in inp.events if e.seq not in known]
-            if new:
-                session.execute(
-                    timeline.insert(),
-                    [
-                        {
-                            "order_id": snap.order_id,
-                            "seq": e.seq,
-                            "at": e.at,
-                            "type": e.type,
-                            "data": e.data,
-                        }
-                        for e in new
-                    ],
-                )
-            for event in new:
-                if event.type == "contact_outcome":
-                    _record_outcome(session, snap.order_id, event.data)
-            if stage_changed and inp.status_event_id:
-                created = add_event(
-                    session,
-                    event_id=inp.status_event_id,
-                    order_id=snap.order_id,
-                    type="status_change",
-                    payload={
-                        "stage": snap.stage,
-                        "waiting_for": snap.waiting_for,
-                        "flags": snap.flags,
-                    },
-                )
-                if created:
-                    event_ids.append(created)
-        return PersistResult(event_ids=event_ids)
+            ).scalars()
+        )
+    new = [e for e in inp.events if e.seq not in known]
+    if new:
+        session.execute(
+            timeline.insert(),
+            [
+                {
+                    "order_id": snap.order_id,
+                    "seq": e.seq,
+                    "at": e.at,
+                    "type": e.type,
+                    "data": e.data,
+                }
+                for e in new
+            ],
+        )
+    for event in new:
+        if event.type == "contact_outcome":
+            _record_outcome(session, snap.order_id, event.data)
+    if stage_changed and inp.status_event_id:
+        created = add_event(
+            session,
+            event_id=inp.status_event_id,
+            order_id=snap.order_id,
+            type="status_change",
+            payload={
+                "stage": snap.stage,
+                "waiting_for": snap.waiting_for,
+                "flags": snap.flags,
+            },
+        )
+        if created:
+            event_ids.append(created)
+    return event_ids
+
+
+def _released_state(session: Any, inp: ReleaseInput, shipments: list[dict[str, Any]]) -> list[str]:
+    """The order's state once released (when the workflow sent it), with the ids of its pick lists."""
+    if inp.state is None:
+        return []
+    events = [
+        e.model_copy(update={"data": {**e.data, "shipments": [s["id"] for s in shipments]}})
+        if e.seq == inp.released_entry_seq
+        else e
+        for e in inp.state.events
+    ]
+    return write_state(session, inp.state.model_copy(update={"events": events}))
 
 
 def _shipment_work(session: Any, inp: ShipmentUpdateInput) -> dict[str, Any]:

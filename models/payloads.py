@@ -254,6 +254,10 @@ class ReleaseInput(BaseModel):
     op_key: str
     remarks: list[str]
     first_shipment_no: int
+    # The order's state as it stands once released, written in the same transaction as the
+    # pick lists; its timeline entry `released_entry_seq` gets the ids of the pick lists made.
+    state: PersistInput | None = None
+    released_entry_seq: int | None = None
 
 
 class ReleaseResult(BaseModel):

@@ -95,6 +95,8 @@ with workflow.unsafe.imports_passed_through():
 # Changes of the workflow's steps, guarded so that workflows started before them replay
 # (tests/test_replay_histories.py). Drop a guard once no workflow older than it runs.
 PATCH_CHECK_RESERVES = "check-reserves-when-clear"  # 2026-11-29: check_order reserves a clean order
+PATCH_RELEASE_WRITES_STATE = "release-writes-state"  # 2026-11-29: release_order records the release
+PATCH_PERSIST_WHEN_PAUSED = "persist-when-paused"  # 2026-11-29: no state write beside a woken flow
 
 # Search attributes of SPEC §5.5 (registered on the dev server by worker.py).
 SA_STAGE = SearchAttributeKey.for_keyword("OrderStage")
@@ -201,6 +203,8 @@ class OrderWorkflow:
         self._contact_no: int | None = None  # the latest contact, which a confirmation answers
         # The reservation check_order made when it cleared the order; `_allocate` takes it.
         self._preallocated: Any = None
+        # What the main flow waits for while it is paused in `_wait_raw` (None: it is not).
+        self._paused_on: Callable[[], bool] | None = None
 
     # ================================================================== run
 
@@ -665,21 +669,41 @@ class OrderWorkflow:
             raise _Cancelled("payment not settled at release")
         remarks = [r for r in [self._order.remarks] if r]
         self._undo_push("withdraw_pick_lists", self._withdraw_pick_lists)
-        result = await self._db(
-            OrderActivities.release_order,
-            ReleaseInput(
-                order_id=self._order.order_id,
-                op_key=self._key("release"),
-                remarks=remarks,
-                first_shipment_no=len(self._shipments) + 1,
-            ),
+        inp = ReleaseInput(
+            order_id=self._order.order_id,
+            op_key=self._key("release"),
+            remarks=remarks,
+            first_shipment_no=len(self._shipments) + 1,
         )
+        if not workflow.patched(PATCH_RELEASE_WRITES_STATE):
+            result = await self._db(OrderActivities.release_order, inp)
+            self._released(result)
+            self._log("released", shipments=[s["id"] for s in result.shipments])
+            self._set_stage(Stage.RELEASED, WaitingFor.WAREHOUSE)
+            return len(result.shipments)
+        # The order is released the moment its pick lists are written: both go into one
+        # transaction, so the pause that follows (waiting for the warehouse) needs no
+        # write of its own. The step fills in the ids of the pick lists it made.
+        if self._persisting:
+            await workflow.wait_condition(lambda: not self._persisting)  # no older write lands after this one
+        released = self._log("released", shipments=[])
+        self._set_stage(Stage.RELEASED, WaitingFor.WAREHOUSE)
+        inp.state, upto = self._state_write()
+        inp.released_entry_seq = released["seq"]
+        try:
+            result = await self._db(OrderActivities.release_order, inp)
+        except BaseException:
+            self._touch()  # not written: the persister writes it
+            raise
+        released["data"]["shipments"] = [s["id"] for s in result.shipments]
+        self._persisted = max(self._persisted, upto)
+        self._released(result)
+        return len(result.shipments)
+
+    def _released(self, result: Any) -> None:
         for data in result.shipments:
             self._shipments.append(ShipmentState.model_validate(data))
         self._deliver(result.event_ids)
-        self._log("released", shipments=[s["id"] for s in result.shipments])
-        self._set_stage(Stage.RELEASED, WaitingFor.WAREHOUSE)
-        return len(result.shipments)
 
     async def _track_warehouse(self) -> None:
         """Warehouse events per shipment, with the pick SLA: reminder, escalation, `pick_overdue`."""
@@ -917,11 +941,15 @@ class OrderWorkflow:
     async def _wait_raw(self, condition: Callable[[], bool], timeout: timedelta) -> bool:
         """Wait for `condition` up to `timeout`; a cancel interrupts any wait."""
         self._prereview = None  # the catalog may change while the order waits: review afresh
+        wake = lambda: condition() or self._cancel is not None  # noqa: E731
+        self._paused_on = wake
         try:
-            await workflow.wait_condition(lambda: condition() or self._cancel is not None, timeout=timeout)
+            await workflow.wait_condition(wake, timeout=timeout)
         except TimeoutError:
             self._raise_if_cancelled()
             return False
+        finally:
+            self._paused_on = None
         self._raise_if_cancelled()
         return True
 
@@ -1205,9 +1233,11 @@ class OrderWorkflow:
             self._publish()
             self._touch()
 
-    def _log(self, type_: str, **data: Any) -> None:
-        self._timeline.append({"seq": len(self._timeline) + 1, "at": workflow.now(), "type": type_, "data": data})
+    def _log(self, type_: str, **data: Any) -> dict[str, Any]:
+        entry = {"seq": len(self._timeline) + 1, "at": workflow.now(), "type": type_, "data": data}
+        self._timeline.append(entry)
         self._touch()
+        return entry
 
     def _touch(self) -> None:
         self._dirty = True
@@ -1238,6 +1268,18 @@ class OrderWorkflow:
         burst of steps, and one write when it settles (then after each warehouse
         event) costs far fewer local activities than a write after every change.
         """
+        if workflow.patched(PATCH_PERSIST_WHEN_PAUSED):
+            # Only while the main flow waits and nothing it waits for has come: a signal that
+            # wakes it (picked, packed, shipped, ...) leads into a step, and the write waits
+            # for the pause after that step instead of running beside it.
+            while True:
+                await workflow.wait_condition(
+                    lambda: self._dirty
+                    and (self._closing or (self._steps == 0 and self._paused_on is not None and not self._paused_on()))
+                )
+                await self._persist_once()
+                if self._closing and not self._dirty:
+                    return
         while True:
             await workflow.wait_condition(lambda: self._dirty and (self._steps == 0 or self._closing))
             # A signal wakes the main flow and this loop in the same pass: let the main flow
@@ -1250,6 +1292,20 @@ class OrderWorkflow:
                 return
 
     async def _persist_once(self) -> None:
+        state, upto = self._state_write()
+        self._persisting = True
+        try:
+            result = await self._db(OrderActivities.persist_state, state)
+        finally:
+            self._persisting = False
+        self._persisted = max(self._persisted, upto)
+        self._deliver(result.event_ids)
+
+    def _state_write(self) -> tuple[PersistInput, int]:
+        """The order's state now and the timeline entries not yet written (up to the index returned).
+
+        Clears `_dirty`: a change made while the write is in flight sets it again.
+        """
         self._dirty = False
         upto = len(self._timeline)
         events = [
@@ -1257,21 +1313,16 @@ class OrderWorkflow:
             for e in self._timeline[self._persisted : upto]
         ]
         stage_events = [e for e in events if e.type == "stage"]
-        result = await self._db(
-            OrderActivities.persist_state,
-            PersistInput(
-                snapshot=self._snapshot(),
-                events=events,
-                # Keyed by the timeline, not `_key`: this loop runs beside the main flow, and
-                # batches differ when a workflow task is re-run after a worker crash, so taking
-                # a number from the shared counter here would shift every later idempotency key.
-                status_event_id=(
-                    f"{self._order.order_id}:status:{stage_events[-1].seq}" if stage_events and self._order else None
-                ),
+        return PersistInput(
+            snapshot=self._snapshot(),
+            events=events,
+            # Keyed by the timeline, not `_key`: this loop runs beside the main flow, and
+            # batches differ when a workflow task is re-run after a worker crash, so taking
+            # a number from the shared counter here would shift every later idempotency key.
+            status_event_id=(
+                f"{self._order.order_id}:status:{stage_events[-1].seq}" if stage_events and self._order else None
             ),
-        )
-        self._persisted = upto
-        self._deliver(result.event_ids)
+        ), upto
 
 
 def _cause(err: BaseException) -> str:
