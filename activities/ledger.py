@@ -41,6 +41,11 @@ from models.tables import (
     utcnow,
 )
 
+# Plain table statements for the rows every step writes and never reads back as objects.
+_APPLIED = AppliedOp.__table__
+_MOVEMENTS = StockMovement.__table__
+_RESERVATIONS = Reservation.__table__
+
 
 class LedgerError(Exception):
     """A business error of the ledger (unknown SKU or warehouse, bad quantity, ...)."""
@@ -70,12 +75,15 @@ def run_all_once(
             with transaction(factory) as session:
                 results: list[dict[str, Any]] = []
                 for op_key, fn in ops:
-                    done = session.get(AppliedOp, op_key)
+                    done = session.execute(
+                        select(_APPLIED.c.result).where(_APPLIED.c.op_key == op_key)
+                    ).first()
                     if done is not None:
                         results.append(dict(done.result))
                         continue
                     result = fn(session)
-                    session.add(AppliedOp(op_key=op_key, result=result, at=utcnow()))
+                    # A concurrent duplicate that got here first fails this insert: start over.
+                    session.execute(_APPLIED.insert().values(op_key=op_key, result=result, at=utcnow()))
                     results.append(result)
             return results
         except (IntegrityError, Oversell):
@@ -152,8 +160,8 @@ def move(
     if result.rowcount != 1:
         raise Oversell(f"{kind} of {sku}@{warehouse} would break 0 <= reserved <= on_hand")
     session.expire(level)
-    session.add(
-        StockMovement(
+    session.execute(
+        _MOVEMENTS.insert().values(
             sku=sku,
             warehouse=warehouse,
             kind=str(kind),
@@ -599,15 +607,16 @@ def transfer_arrival(session: Session, *, transfer_id: str, ref: str) -> dict[st
 
 def consume_shipment(session: Session, *, order_id: str, shipment_id: str, ref: str) -> list[tuple[int, int]]:
     """The parcel left: its reservations are consumed and on_hand goes down."""
+    res = _RESERVATIONS
     holds = session.execute(
-        select(Reservation)
+        select(res.c.id, res.c.line_no, res.c.sku, res.c.warehouse, res.c.qty)
         .where(
-            Reservation.order_id == order_id,
-            Reservation.shipment_id == shipment_id,
-            Reservation.status == str(ReservationStatus.HELD),
+            res.c.order_id == order_id,
+            res.c.shipment_id == shipment_id,
+            res.c.status == str(ReservationStatus.HELD),
         )
-        .order_by(Reservation.sku, Reservation.warehouse, Reservation.id)
-    ).scalars().all()
+        .order_by(res.c.sku, res.c.warehouse, res.c.id)
+    ).all()
     lock_levels(session, [(h.sku, h.warehouse) for h in holds])
     shipped: dict[int, int] = {}
     for hold in holds:
@@ -621,10 +630,13 @@ def consume_shipment(session: Session, *, order_id: str, shipment_id: str, ref: 
             order_id=order_id,
             ref=ref,
         )
-        hold.status = str(ReservationStatus.CONSUMED)
-        hold.updated_at = utcnow()
-        session.add(hold)
         shipped[hold.line_no] = shipped.get(hold.line_no, 0) + hold.qty
+    if holds:
+        session.execute(
+            res.update()
+            .where(res.c.id.in_([h.id for h in holds]))
+            .values(status=str(ReservationStatus.CONSUMED), updated_at=utcnow())
+        )
     return sorted(shipped.items())
 
 

@@ -30,7 +30,7 @@ from activities.inventory import allocate_once
 from activities.messages import buyer_message
 from activities.outbox import add_event
 from activities.pricing import review_prices
-from models.db import SessionFactory, transaction
+from models.db import SessionFactory, insert_new, transaction
 from models.documents import OrderDocument
 from models.enums import ReservationStatus, ShipmentStatus
 from models.payloads import (
@@ -127,38 +127,43 @@ class OrderActivities:
     @staticmethod
     def _record(session: Any, order: OrderDocument, submitted_at: datetime) -> None:
         """The order's row and lines, once (a retry or a second call finds them and writes nothing)."""
-        if session.get(Order, order.order_id) is not None:
-            return
         now = utcnow()
-        session.add(
-            Order(
-                order_id=order.order_id,
-                workflow_id=order.workflow_id,
-                platform=order.platform,
-                stage="received",
-                stage_since=now,
-                flags=[],
-                findings=[],
-                document=order.model_dump(mode="json"),
-                phone_key=phone_key(order),
-                address_key=address_key(order),
-                total=order.total,
-                created_at=to_utc(order.created_at or submitted_at),
-                submitted_at=submitted_at,
-                updated_at=now,
-            )
+        row = {
+            "order_id": order.order_id,
+            "workflow_id": order.workflow_id,
+            "platform": order.platform,
+            "stage": "received",
+            "waiting_for": None,
+            "stage_since": now,
+            "flags": [],
+            "findings": [],
+            "document": order.model_dump(mode="json"),
+            "phone_key": phone_key(order),
+            "address_key": address_key(order),
+            "total": order.total,
+            "created_at": to_utc(order.created_at or submitted_at),
+            "submitted_at": submitted_at,
+            "updated_at": now,
+        }
+        if not insert_new(session, Order.__table__, row):
+            return
+        session.execute(
+            OrderLineRow.__table__.insert(),
+            [
+                {
+                    "order_id": order.order_id,
+                    "line_no": no,
+                    "sku": line.sku,
+                    "qty": line.qty,
+                    "unit_price": line.unit_price,
+                    "reserved": 0,
+                    "shipped": 0,
+                    "backordered": 0,
+                    "cancelled": 0,
+                }
+                for no, line in enumerate(order.lines, start=1)
+            ],
         )
-        session.flush()
-        for no, line in enumerate(order.lines, start=1):
-            session.add(
-                OrderLineRow(
-                    order_id=order.order_id,
-                    line_no=no,
-                    sku=line.sku,
-                    qty=line.qty,
-                    unit_price=line.unit_price,
-                )
-            )
         log.info("order recorded", order_id=order.order_id)
 
     @activity.defn(name="check_order")
@@ -590,22 +595,21 @@ def _released_state(session: Any, inp: ReleaseInput, shipments: list[dict[str, A
 
 def _shipment_work(session: Any, inp: ShipmentUpdateInput) -> dict[str, Any]:
     """One warehouse event on its shipment; shipped consumes its stock."""
-    shipment = session.get(Shipment, inp.shipment_id)
-    if shipment is None:
+    shipments = Shipment.__table__
+    warehouse = session.execute(
+        select(shipments.c.warehouse).where(shipments.c.id == inp.shipment_id)
+    ).scalar_one_or_none()
+    if warehouse is None:
         raise ledger.LedgerError(f"unknown shipment {inp.shipment_id}")
     now = utcnow()
     result: dict[str, Any] = {"shipped_lines": [], "event_ids": []}
-    shipment.status = inp.kind
+    values: dict[str, Any] = {"status": inp.kind}
     if inp.kind == "picked":
-        shipment.picked_at = now
+        values["picked_at"] = now
     elif inp.kind == "packed":
-        shipment.packed_at = now
-        shipment.parcels = inp.parcels
-        shipment.weight_g = inp.weight_g
+        values.update(packed_at=now, parcels=inp.parcels, weight_g=inp.weight_g)
     elif inp.kind == "shipped":
-        shipment.shipped_at = now
-        shipment.carrier = inp.carrier
-        shipment.tracking_no = inp.tracking_no
+        values.update(shipped_at=now, carrier=inp.carrier, tracking_no=inp.tracking_no)
         result["shipped_lines"] = ledger.consume_shipment(
             session, order_id=inp.order_id, shipment_id=inp.shipment_id, ref=inp.op_key
         )
@@ -630,10 +634,10 @@ def _shipment_work(session: Any, inp: ShipmentUpdateInput) -> dict[str, Any]:
             event_id=eid,
             order_id=inp.order_id,
             type="pick_list_withdrawn",
-            payload={"shipment_id": inp.shipment_id, "warehouse": shipment.warehouse},
+            payload={"shipment_id": inp.shipment_id, "warehouse": warehouse},
         )
         result["event_ids"].append(eid)
-    session.add(shipment)
+    session.execute(shipments.update().where(shipments.c.id == inp.shipment_id).values(values))
     return result
 
 

@@ -20,7 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.webhooks import WebhookRetryable, WebhookSender, encode_event
-from models.db import SessionFactory, transaction
+from models.db import SessionFactory, insert_new, transaction
 from models.enums import EventStatus
 from models.payloads import DeliverInput
 from models.tables import OutboxEvent, utcnow
@@ -38,18 +38,16 @@ def add_event(
     at: datetime | None = None,
 ) -> str | None:
     """Write one outbox event unless it exists; return its id when it was new."""
-    if session.get(OutboxEvent, event_id) is not None:
-        return None
-    session.add(
-        OutboxEvent(
-            id=event_id,
-            order_id=order_id,
-            type=type,
-            payload=jsonable(payload),
-            created_at=at or utcnow(),
-        )
-    )
-    return event_id
+    row = {
+        "id": event_id,
+        "order_id": order_id,
+        "type": type,
+        "payload": jsonable(payload),
+        "status": str(EventStatus.PENDING),
+        "attempts": 0,
+        "created_at": at or utcnow(),
+    }
+    return event_id if insert_new(session, OutboxEvent.__table__, row) else None
 
 
 def jsonable(value: Any) -> Any:

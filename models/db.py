@@ -13,8 +13,9 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.pool import QueuePool
 from sqlmodel import Session
 
@@ -116,6 +117,21 @@ def transaction(factory: SessionFactory) -> Iterator[Session]:
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def insert_new(session: Session, table: Table, row: dict[str, Any]) -> bool:
+    """``INSERT ... ON CONFLICT DO NOTHING`` of one row: True when it was new.
+
+    A plain statement: the hot steps (outbox events, idempotency keys) write rows they
+    never read back, and the ORM's load-then-add cost more than the insert itself.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    key = next(iter(table.primary_key.columns))
+    stmt = insert(table).values(row).on_conflict_do_nothing().returning(key)
+    return session.execute(stmt).first() is not None
 
 
 def migrate(url: str) -> None:
