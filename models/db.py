@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -125,13 +126,19 @@ def insert_new(session: Session, table: Table, row: dict[str, Any]) -> bool:
     A plain statement: the hot steps (outbox events, idempotency keys) write rows they
     never read back, and the ORM's load-then-add cost more than the insert itself.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    stmt = _insert_new_stmt(session.get_bind().dialect.name, table)
+    return session.execute(stmt, row).first() is not None
+
+
+@lru_cache(maxsize=64)
+def _insert_new_stmt(dialect: str, table: Table) -> Any:
+    """Built once per table: the values come as parameters, so the compiled form is cached too."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
     key = next(iter(table.primary_key.columns))
-    stmt = insert(table).values(row).on_conflict_do_nothing().returning(key)
-    return session.execute(stmt).first() is not None
+    return insert(table).on_conflict_do_nothing().returning(key)
 
 
 def migrate(url: str) -> None:
