@@ -476,6 +476,30 @@ class OrderActivities:
             return PersistResult(event_ids=write_state(session, inp))
 
 
+# Built once: write_state runs at every pause of every order (values come as parameters).
+_UPDATE_ORDER = (
+    Order.__table__.update()
+    .where(Order.__table__.c.order_id == bindparam("b_order"))
+    .values({c: bindparam(c) for c in (
+        "stage", "waiting_for", "stage_since", "flags", "findings", "document", "phone_key",
+        "address_key", "refund_amount", "refund_status", "cancel_reason", "updated_at",
+    )})
+)
+_UPDATE_LINES = (
+    OrderLineRow.__table__.update()
+    .where(
+        OrderLineRow.__table__.c.order_id == bindparam("b_order"),
+        OrderLineRow.__table__.c.line_no == bindparam("b_line"),
+    )
+    .values(
+        reserved=bindparam("b_reserved"),
+        shipped=bindparam("b_shipped"),
+        backordered=bindparam("b_backordered"),
+        cancelled=bindparam("b_cancelled"),
+    )
+)
+
+
 def write_state(session: Any, inp: PersistInput) -> list[str]:
     """The workflow's view of the order, in the caller's transaction; returns new outbox event ids.
 
@@ -485,7 +509,7 @@ def write_state(session: Any, inp: PersistInput) -> list[str]:
     """
     snap = inp.snapshot
     event_ids: list[str] = []
-    orders, lines, timeline = Order.__table__, OrderLineRow.__table__, TimelineEntry.__table__
+    orders, timeline = Order.__table__, TimelineEntry.__table__
     stage = session.execute(
         select(orders.c.stage).where(orders.c.order_id == snap.order_id)
     ).scalar_one_or_none()
@@ -493,36 +517,26 @@ def write_state(session: Any, inp: PersistInput) -> list[str]:
         raise RuntimeError(f"order {snap.order_id} is not recorded yet")
     stage_changed = stage != snap.stage
     session.execute(
-        orders.update()
-        .where(orders.c.order_id == snap.order_id)
-        .values(
-            stage=snap.stage,
-            waiting_for=snap.waiting_for,
-            stage_since=snap.stage_since,
-            flags=list(snap.flags),
-            findings=[f.public() for f in snap.findings],
-            document=snap.document.model_dump(mode="json"),
-            phone_key=phone_key(snap.document),
-            address_key=address_key(snap.document),
-            refund_amount=snap.refund_amount,
-            refund_status=snap.refund_status,
-            cancel_reason=snap.cancel_reason,
-            updated_at=utcnow(),
-        )
+        _UPDATE_ORDER,
+        {
+            "b_order": snap.order_id,
+            "stage": snap.stage,
+            "waiting_for": snap.waiting_for,
+            "stage_since": snap.stage_since,
+            "flags": list(snap.flags),
+            "findings": [f.public() for f in snap.findings],
+            "document": snap.document.model_dump(mode="json"),
+            "phone_key": phone_key(snap.document),
+            "address_key": address_key(snap.document),
+            "refund_amount": snap.refund_amount,
+            "refund_status": snap.refund_status,
+            "cancel_reason": snap.cancel_reason,
+            "updated_at": utcnow(),
+        },
     )
     if snap.lines:
         session.execute(
-            lines.update()
-            .where(
-                lines.c.order_id == bindparam("b_order"),
-                lines.c.line_no == bindparam("b_line"),
-            )
-            .values(
-                reserved=bindparam("b_reserved"),
-                shipped=bindparam("b_shipped"),
-                backordered=bindparam("b_backordered"),
-                cancelled=bindparam("b_cancelled"),
-            ),
+            _UPDATE_LINES,
             [
                 {
                     "b_order": snap.order_id,

@@ -69,6 +69,34 @@ step (3 → 1): ~68 ms; the warehouse poll reads only unanswered pick lists:
 ~60 ms; at most 8 database steps at once in the worker (32 only queued on the
 write lock and the GIL): 500 orders 11-13 → 13-17 orders/s.
 
+Fewer, larger steps (2026-11-29): the check that clears an order also reserves its
+stock; the release writes the pick lists and the order's new stage in one transaction;
+the state writer waits while a signal has woken the flow instead of writing beside
+the step that follows; outbox events, idempotency keys, stock movements and the order's
+first row by plain INSERT ... ON CONFLICT statements. 6 -> 4 local activities per order
+(check_order, release_order, update_shipments, one persist_state). The old and the new
+code, run alternately with this harness (--skip-baseline, 500 orders, one worker process):
+
+    before (f61ae7b)                       9.9 / 8.6 orders/s, worker CPU 94 / 108 ms per order
+    after                                 11.3 / 10.0 orders/s, worker CPU 79 /  89 ms per order
+
+Full runs of the new code with the baseline: 10.5 orders/s vs 15.8/s = 0.67 (one worker
+process, worker peak RSS 176 MB, p50/p95 submit -> released 18 s / 37 s); 11.5 vs 12.9/s
+= 0.89 with --workers 2. The baseline itself swings from 13 to 16/s between runs on this
+box today (it ran at 20-25/s on 2026-11-26), so the ratio moves with it: compare the
+worker CPU per order, which moves much less.
+
+Where that CPU goes now (py-spy --gil, worker process): about 45% in the database
+steps (SQLAlchemy statement building and execution; the stock allocation still through
+the ORM), about 30% in the workflow sandbox (each activation and each payload visit
+runs `exec` on a small code string: unsandboxed, the same run was ~29% faster, but
+the sandbox stays), the rest in the SDK's payload visitors and the event loop. The
+next step with the most in it: the warehouse's events written by the state write that
+ends the order (one step fewer, one activation fewer), and the allocation by plain
+statements.
+
+Earlier analysis (2026-11-26), before the changes above:
+
 What is left is still CPU in the one Python process (it runs at ~100% of a
 core, the dev server at ~45%): SQLite statements and commits (about a quarter
 of the busy samples), SQLAlchemy, and the SDK's per-payload work (payload
