@@ -80,9 +80,11 @@ code, run alternately with this harness (--skip-baseline, 500 orders, one worker
     before (f61ae7b)                       9.9 / 8.6 orders/s, worker CPU 94 / 108 ms per order
     after                                 11.3 / 10.0 orders/s, worker CPU 79 /  89 ms per order
 
-Full runs of the new code with the baseline: 10.5 orders/s vs 15.8/s = 0.67 (one worker
-process, worker peak RSS 176 MB, p50/p95 submit -> released 18 s / 37 s); 11.5 vs 12.9/s
-= 0.89 with --workers 2. The baseline itself swings from 13 to 16/s between runs on this
+Full runs of the new code with the baseline, one worker process: 10.5 orders/s vs
+15.8/s = 0.67 (84 ms); with the last two changes (statements built once, values as
+parameters) 12.4 vs 14.2/s = 0.87 (71 ms) and 12.1 vs 13.6/s = 0.89 (73 ms; p50/p95
+submit -> released 14 s / 31 s, worker peak RSS 173 MB). --workers 2 (before the last
+two): 11.5 vs 12.9/s = 0.89. The baseline itself swings from 13 to 16/s between runs on this
 box today (it ran at 20-25/s on 2026-11-26), so the ratio moves with it: compare the
 worker CPU per order, which moves much less.
 
