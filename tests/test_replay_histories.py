@@ -4,9 +4,11 @@
 server before a change of the workflow's commands (2026-11-29: before the check
 began reserving stock in its own step and the release began writing the order's
 state): a clean order, one that waited for the buyer, one held for approval and
-one backordered, restocked, then cancelled. A change that would break workflows
-in flight must be guarded with `workflow.patched`; without the guard these fail
-with a nondeterminism error.
+one backordered, restocked, then cancelled. A change of the workflow's commands
+must be guarded with `workflow.patched`; without the guard these fail with a
+nondeterminism error (checked for the release change). The SDK does not compare
+local activities' inputs, so a change that only alters an input (the check asking to
+reserve) replays unguarded: its guard is there to keep idempotency keys stable.
 """
 
 from __future__ import annotations
