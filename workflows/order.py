@@ -40,7 +40,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
-    from activities.check_rules import standing_findings
+    from activities.check_rules import clears_intake, standing_findings
     from activities.inventory import InventoryActivities
     from activities.orders import CheckOrderInput, OrderActivities, ShipmentUpdatesInput, refund_for
     from activities.outbox import OutboxActivities, jsonable
@@ -256,12 +256,13 @@ class OrderWorkflow:
         while True:
             self._set_stage(Stage.CHECKING)
             findings = await self._check()
+            if clears_intake(findings) and not self._must_confirm():
+                return  # the rule check_order reserved by, when it was asked to
             rejects = [f for f in findings if f.cls == FindingClass.REJECT]
             if rejects:
                 raise _Cancelled("cannot be processed: " + ", ".join(f"{f.code} ({f.field})" for f in rejects))
             buyer = [f for f in findings if f.cls == FindingClass.BUYER]
-            must_confirm = self._policy.confirmation.mode == "always" and not self._buyer_confirmed
-            if buyer or must_confirm:
+            if buyer or self._must_confirm():
                 rounds += 1
                 if rounds > self._policy.confirmation.max_rounds:
                     rounds = 0
@@ -270,10 +271,7 @@ class OrderWorkflow:
                         continue
                 await self._ask_buyer(buyer)
                 continue
-            if any(f.code == FindingCode.UNPAID for f in findings):
-                await self._await_payment()
-                continue
-            return
+            await self._await_payment()  # what is left to stop it: the money (unpaid)
 
     async def _check(self) -> list[Finding]:
         assert self._order is not None
@@ -281,8 +279,7 @@ class OrderWorkflow:
         # A check that clears the order also reserves its stock, in the same step: a clean
         # order then costs one database step less. Not when the buyer must confirm anyway.
         reserve = None
-        must_confirm = self._policy.confirmation.mode == "always" and not self._buyer_confirmed
-        if workflow.patched(PATCH_CHECK_RESERVES) and not must_confirm:
+        if workflow.patched(PATCH_CHECK_RESERVES) and not self._must_confirm():
             reserve = self._allocate_input()  # undone by release_stock, registered in `run`
         result = await self._db(
             OrderActivities.check_order,
@@ -304,6 +301,10 @@ class OrderWorkflow:
         self._log("checked", findings=[f.public() for f in findings])
         self._touch()
         return findings
+
+    def _must_confirm(self) -> bool:
+        """The policy asks every buyer to confirm, and this one has not yet."""
+        return self._policy.confirmation.mode == "always" and not self._buyer_confirmed
 
     async def _ask_buyer(self, findings: list[Finding]) -> None:
         """Contact the buyer, remind on schedule, and on the deadline apply the timeout policy."""
