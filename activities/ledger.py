@@ -73,23 +73,26 @@ def run_all_once(
     for _ in range(20):
         try:
             with transaction(factory) as session:
-                results: list[dict[str, Any]] = []
-                for op_key, fn in ops:
-                    done = session.execute(
-                        select(_APPLIED.c.result).where(_APPLIED.c.op_key == op_key)
-                    ).first()
-                    if done is not None:
-                        results.append(dict(done.result))
-                        continue
-                    result = fn(session)
-                    # A concurrent duplicate that got here first fails this insert: start over.
-                    session.execute(_APPLIED.insert().values(op_key=op_key, result=result, at=utcnow()))
-                    results.append(result)
+                results = [apply_once(session, op_key, fn) for op_key, fn in ops]
             return results
         except (IntegrityError, Oversell):
             continue
     keys = ", ".join(op_key for op_key, _ in ops)
     raise RuntimeError(f"operation(s) {keys} did not settle after 20 attempts")
+
+
+def apply_once(session: Session, op_key: str, fn: Callable[[Session], dict[str, Any]]) -> dict[str, Any]:
+    """`fn` in the caller's transaction unless `op_key` already ran; its (first) result.
+
+    A concurrent duplicate that got here first fails the key's insert with an
+    IntegrityError: the caller's transaction is then rolled back and retried.
+    """
+    done = session.execute(select(_APPLIED.c.result).where(_APPLIED.c.op_key == op_key)).first()
+    if done is not None:
+        return dict(done.result)
+    result = fn(session)
+    session.execute(_APPLIED.insert().values(op_key=op_key, result=result, at=utcnow()))
+    return result
 
 
 def lock_levels(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StockLevel]:

@@ -473,7 +473,7 @@ class OrderActivities:
     def persist_state(self, inp: PersistInput) -> PersistResult:
         """Write the workflow's view of the order: row, lines, new timeline entries, status event."""
         with transaction(self._factory) as session:
-            return PersistResult(event_ids=write_state(session, inp))
+            return write_state(session, inp)
 
 
 # Built once: write_state runs at every pause of every order (values come as parameters).
@@ -500,13 +500,22 @@ _UPDATE_LINES = (
 )
 
 
-def write_state(session: Any, inp: PersistInput) -> list[str]:
-    """The workflow's view of the order, in the caller's transaction; returns new outbox event ids.
+def write_state(session: Any, inp: PersistInput) -> PersistResult:
+    """The workflow's view of the order, in the caller's transaction.
+
+    First the warehouse events the workflow has applied (each once, under its key), so
+    the order's stage and the stock it consumed land together.
 
     Plain table statements rather than ORM objects: this runs for every order at each
     pause, and loading the row (its whole JSON document) only to overwrite it cost
     more than the writes. Idempotent: timeline entries already there are skipped.
     """
+    shipments = [
+        ShipmentUpdateResult.model_validate(
+            ledger.apply_once(session, u.op_key, lambda s, u=u: _shipment_work(s, u))
+        )
+        for u in inp.shipment_updates
+    ]
     snap = inp.snapshot
     event_ids: list[str] = []
     orders, timeline = Order.__table__, TimelineEntry.__table__
@@ -591,7 +600,7 @@ def write_state(session: Any, inp: PersistInput) -> list[str]:
         )
         if created:
             event_ids.append(created)
-    return event_ids
+    return PersistResult(event_ids=event_ids, shipments=shipments)
 
 
 def _released_state(session: Any, inp: ReleaseInput, shipments: list[dict[str, Any]]) -> list[str]:
@@ -604,7 +613,7 @@ def _released_state(session: Any, inp: ReleaseInput, shipments: list[dict[str, A
         else e
         for e in inp.state.events
     ]
-    return write_state(session, inp.state.model_copy(update={"events": events}))
+    return write_state(session, inp.state.model_copy(update={"events": events})).event_ids
 
 
 def _shipment_work(session: Any, inp: ShipmentUpdateInput) -> dict[str, Any]:

@@ -329,10 +329,13 @@ class PersistInput(BaseModel):
     snapshot: OrderSnapshot
     events: list[TimelineEvent]
     status_event_id: str | None = None
+    # Warehouse events the workflow has applied to its state: written with it, each once.
+    shipment_updates: list[ShipmentUpdateInput] = Field(default_factory=list)
 
 
 class PersistResult(BaseModel):
     event_ids: list[str] = Field(default_factory=list)
+    shipments: list[ShipmentUpdateResult] = Field(default_factory=list)  # one per shipment update
 
 
 class RestockInput(BaseModel):

@@ -83,6 +83,7 @@ with workflow.unsafe.imports_passed_through():
         ReviewInput,
         ShipmentState,
         ShipmentUpdateInput,
+        ShipmentUpdateResult,
         ShortageDecision,
         StockArrived,
         TransferArrivalInput,
@@ -97,6 +98,7 @@ with workflow.unsafe.imports_passed_through():
 PATCH_CHECK_RESERVES = "check-reserves-when-clear"  # 2026-11-29: check_order reserves a clean order
 PATCH_RELEASE_WRITES_STATE = "release-writes-state"  # 2026-11-29: release_order records the release
 PATCH_PERSIST_WHEN_PAUSED = "persist-when-paused"  # 2026-11-29: no state write beside a woken flow
+PATCH_WAREHOUSE_WITH_STATE = "warehouse-events-with-state"  # 2026-11-29: picked/packed/shipped ride the state write
 
 # Search attributes of SPEC §5.5 (registered on the dev server by worker.py).
 SA_STAGE = SearchAttributeKey.for_keyword("OrderStage")
@@ -203,6 +205,8 @@ class OrderWorkflow:
         self._contact_no: int | None = None  # the latest contact, which a confirmation answers
         # The reservation check_order made when it cleared the order; `_allocate` takes it.
         self._preallocated: Any = None
+        # Warehouse events applied to the state and not yet written, with what each should consume.
+        self._unwritten: list[tuple[ShipmentUpdateInput, Any]] = []
         # What the main flow waits for while it is paused in `_wait_raw` (None: it is not).
         self._paused_on: Callable[[], bool] | None = None
 
@@ -687,6 +691,8 @@ class OrderWorkflow:
         # write of its own. The step fills in the ids of the pick lists it made.
         if self._persisting:
             await workflow.wait_condition(lambda: not self._persisting)  # no older write lands after this one
+        if self._unwritten:
+            await self._write_warehouse_events()  # their results are delivered and checked there
         released = self._log("released", shipments=[])
         self._set_stage(Stage.RELEASED, WaitingFor.WAREHOUSE)
         inp.state, upto = self._state_write()
@@ -790,6 +796,16 @@ class OrderWorkflow:
             if shipment is not None:
                 todo.append((kind, event, shipment, self._shipment_input(shipment, kind, event)))
         if not todo:
+            return
+        if workflow.patched(PATCH_WAREHOUSE_WITH_STATE):
+            # Applied now, written with the state they lead to (the next write: the pause
+            # after them, or the order's last), in one transaction: what a shipment holds
+            # is what it ships. The write reports what it consumed; `_written` compares.
+            for kind, event, shipment, inp in todo:
+                expected = ShipmentUpdateResult(shipped_lines=_shipment_lines(shipment) if kind == "shipped" else [])
+                self._unwritten.append((inp, expected))
+                self._shipment_updated(shipment, kind, event, expected)
+                self._apply_shipment_result(expected)
             return
         results = await self._db(
             OrderActivities.update_shipments, ShipmentUpdatesInput(updates=[item[3] for item in todo])
@@ -1138,6 +1154,8 @@ class OrderWorkflow:
 
     async def _db(self, method: Any, arg: Any) -> Any:
         """A short database step as a local activity: no server round trip, retried by RETRY_DB."""
+        if self._unwritten and method is not OrderActivities.persist_state:
+            await self._write_warehouse_events()  # every step sees the shipments as they are
         self._steps += 1
         try:
             return await workflow.execute_local_activity_method(
@@ -1293,6 +1311,7 @@ class OrderWorkflow:
                 return
 
     async def _persist_once(self) -> None:
+        updates = self._unwritten
         state, upto = self._state_write()
         self._persisting = True
         try:
@@ -1301,13 +1320,33 @@ class OrderWorkflow:
             self._persisting = False
         self._persisted = max(self._persisted, upto)
         self._deliver(result.event_ids)
+        self._written(updates, result.shipments)
+
+    async def _write_warehouse_events(self) -> None:
+        """Warehouse events applied but not yet in the database: write them (with the state) now."""
+        if self._persisting:
+            await workflow.wait_condition(lambda: not self._persisting)  # it may be writing them
+        if self._unwritten:
+            await self._persist_once()
+
+    def _written(self, updates: list[tuple[ShipmentUpdateInput, Any]], results: list[Any]) -> None:
+        for (inp, expected), result in zip(updates, results, strict=True):
+            self._deliver(result.event_ids)
+            if list(map(tuple, result.shipped_lines)) != list(map(tuple, expected.shipped_lines)):
+                # Never seen: the ledger consumed other units than the shipment listed.
+                self._flag("ledger_mismatch")
+                self._log("ledger_mismatch", shipment=inp.shipment_id,
+                          expected=[list(x) for x in expected.shipped_lines],
+                          consumed=[list(x) for x in result.shipped_lines])
 
     def _state_write(self) -> tuple[PersistInput, int]:
         """The order's state now and the timeline entries not yet written (up to the index returned).
 
-        Clears `_dirty`: a change made while the write is in flight sets it again.
+        Clears `_dirty`: a change made while the write is in flight sets it again. Takes the
+        warehouse events not yet written along.
         """
         self._dirty = False
+        updates, self._unwritten = self._unwritten, []
         upto = len(self._timeline)
         events = [
             TimelineEvent(seq=e["seq"], at=e["at"], type=e["type"], data=jsonable(e["data"]))
@@ -1323,7 +1362,16 @@ class OrderWorkflow:
             status_event_id=(
                 f"{self._order.order_id}:status:{stage_events[-1].seq}" if stage_events and self._order else None
             ),
+            shipment_updates=[inp for inp, _ in updates],
         ), upto
+
+
+def _shipment_lines(shipment: ShipmentState) -> list[tuple[int, int]]:
+    """(line_no, qty) a shipment holds, as the ledger reports what shipping it consumed."""
+    qty: dict[int, int] = {}
+    for item in shipment.lines:
+        qty[item["line_no"]] = qty.get(item["line_no"], 0) + item["qty"]
+    return sorted(qty.items())
 
 
 def _cause(err: BaseException) -> str:
