@@ -92,7 +92,7 @@ Where that CPU goes now (py-spy --gil, worker process): about 45% in the databas
 steps (SQLAlchemy statement building and execution; the stock allocation still through
 the ORM), about 30% in the workflow sandbox (each activation and each payload visit
 runs `exec` on a small code string: unsandboxed, the same run was ~29% faster, but
-the sandbox stays), the rest in the SDK's payload visitors and the event loop. 
+the sandbox stays), the rest in the SDK's payload visitors and the event loop.
 
 Then the warehouse's events ride the state write that follows them (picked, packed and
 shipped applied by the workflow, written with the stock they consume and the stage they
