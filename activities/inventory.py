@@ -37,12 +37,29 @@ log = structlog.get_logger()
 def allocate_once(factory: SessionFactory, inp: AllocateInput) -> AllocateResult:
     """Reserve (or backorder) an order's open units under `inp.op_key`: applied once, however often called.
 
-    The `allocate` activity, and `check_order` when the check clears the order.
+    The `allocate` activity, in a transaction of its own.
     """
     try:
         result = ledger.run_once(factory, inp.op_key, lambda s: ledger.allocate(s, inp))
     except ledger.LedgerError as exc:
         raise ApplicationError(str(exc), type="LedgerError", non_retryable=True) from exc
+    return _allocated(inp, result)
+
+
+def allocate_in(session: Session, inp: AllocateInput) -> AllocateResult:
+    """`allocate_once` in the caller's transaction (`check_order`, when the check clears the order).
+
+    A lost race (`ledger.Oversell`, a duplicate key) propagates: the caller's
+    `ledger.retrying` runs its whole transaction again.
+    """
+    try:
+        result = ledger.apply_once(session, inp.op_key, lambda s: ledger.allocate(s, inp))
+    except ledger.LedgerError as exc:
+        raise ApplicationError(str(exc), type="LedgerError", non_retryable=True) from exc
+    return _allocated(inp, result)
+
+
+def _allocated(inp: AllocateInput, result: dict[str, Any]) -> AllocateResult:
     out = AllocateResult.model_validate(result)
     log.info(
         "allocated",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
@@ -47,6 +47,9 @@ _MOVEMENTS = StockMovement.__table__
 _RESERVATIONS = Reservation.__table__
 
 
+_T = TypeVar("_T")
+
+
 class LedgerError(Exception):
     """A business error of the ledger (unknown SKU or warehouse, bad quantity, ...)."""
 
@@ -70,15 +73,22 @@ def run_all_once(
     An operation whose key already ran contributes its first result; a lost race
     (a concurrent duplicate, or stock moved under a plan) starts the whole run over.
     """
+    keys = ", ".join(op_key for op_key, _ in ops)
+    return retrying(
+        factory, lambda session: [apply_once(session, op_key, fn) for op_key, fn in ops], what=keys
+    )
+
+
+def retrying(factory: SessionFactory, fn: Callable[[Session], _T], *, what: str) -> _T:
+    """`fn` in one transaction, run again from the top when it lost a race (a concurrent
+    duplicate key, or stock moved under its plan)."""
     for _ in range(20):
         try:
             with transaction(factory) as session:
-                results = [apply_once(session, op_key, fn) for op_key, fn in ops]
-            return results
+                return fn(session)
         except (IntegrityError, Oversell):
             continue
-    keys = ", ".join(op_key for op_key, _ in ops)
-    raise RuntimeError(f"operation(s) {keys} did not settle after 20 attempts")
+    raise RuntimeError(f"operation(s) {what} did not settle after 20 attempts")
 
 
 def apply_once(session: Session, op_key: str, fn: Callable[[Session], dict[str, Any]]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from activities.check_rules import (
     phone_key,
     standing_findings,
 )
-from activities.inventory import allocate_once
+from activities.inventory import allocate_in
 from activities.messages import buyer_message
 from activities.outbox import add_event
 from activities.pricing import review_prices
@@ -173,22 +173,25 @@ class OrderActivities:
         One transaction instead of three (record, check, review): the workflow uses the
         review at the reviewing stage while the document is the one checked here. When
         the workflow asks (`inp.reserve`) and the check clears the order, its stock is
-        reserved too: a clean order goes from check to reserved in one step.
+        reserved too, in the same transaction: a clean order goes from check to reserved
+        in one step and one commit. A lost race over the stock runs the whole check again.
         """
+        return ledger.retrying(
+            self._factory, lambda session: self._check(session, inp), what=f"check of {inp.order.order_id}"
+        )
+
+    def _check(self, session: Any, inp: CheckOrderInput) -> CheckOutcome:
         order = inp.order
-        with transaction(self._factory) as session:
-            if inp.submitted_at is not None:
-                self._record(session, order, inp.submitted_at)
-            catalog = catalog_entries(session, [line.sku for line in order.lines])
-            since = to_utc(order.created_at or utcnow()) - inp.policy.fraud.window
-            fraud = FraudContext(
-                orders_same_phone=self._recent(
-                    session, Order.phone_key, phone_key(order), order.order_id, since
-                ),
-                orders_same_address=self._recent(
-                    session, Order.address_key, address_key(order), order.order_id, since
-                ),
-            )
+        if inp.submitted_at is not None:
+            self._record(session, order, inp.submitted_at)
+        catalog = catalog_entries(session, [line.sku for line in order.lines])
+        since = to_utc(order.created_at or utcnow()) - inp.policy.fraud.window
+        fraud = FraudContext(
+            orders_same_phone=self._recent(session, Order.phone_key, phone_key(order), order.order_id, since),
+            orders_same_address=self._recent(
+                session, Order.address_key, address_key(order), order.order_id, since
+            ),
+        )
         findings = check_order(order, catalog=catalog, policy=inp.policy, fraud=fraud)
         review: ReviewResult | None = None
         try:
@@ -201,7 +204,7 @@ class OrderActivities:
         if inp.reserve is not None and clears_intake(
             standing_findings(findings, buyer_confirmed=inp.buyer_confirmed)
         ):
-            allocation = allocate_once(self._factory, inp.reserve)
+            allocation = allocate_in(session, inp.reserve)
         return CheckOutcome(findings=findings, review=review, allocation=allocation)
 
     @staticmethod
