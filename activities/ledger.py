@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, select, tuple_, update
+from sqlalchemy import and_, bindparam, select, tuple_
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col
 
 from models.db import SessionFactory, transaction
@@ -45,6 +46,33 @@ from models.tables import (
 _APPLIED = AppliedOp.__table__
 _MOVEMENTS = StockMovement.__table__
 _RESERVATIONS = Reservation.__table__
+_LEVELS = StockLevel.__table__
+
+
+def _move_stmt(guarded: bool) -> Any:
+    """One movement on a stock level, built once: applies only while 0 <= reserved <= on_hand
+    holds after it (SPEC §8.1), and when guarded, while on_hand - reserved covers the guard."""
+    lv = _LEVELS.c
+    conditions = [
+        lv.sku == bindparam("b_sku"),
+        lv.warehouse == bindparam("b_wh"),
+        lv.reserved + bindparam("b_res") >= 0,
+        lv.on_hand + bindparam("b_on") >= lv.reserved + bindparam("b_res"),
+    ]
+    if guarded:
+        conditions.append(lv.on_hand - lv.reserved >= bindparam("b_guard"))
+    return (
+        _LEVELS.update()
+        .where(and_(*conditions))
+        .values(on_hand=lv.on_hand + bindparam("b_on"), reserved=lv.reserved + bindparam("b_res"))
+    )
+
+
+_MOVE = _move_stmt(guarded=False)
+_MOVE_GUARDED = _move_stmt(guarded=True)
+_LEVEL_EXISTS = select(_LEVELS.c.sku).where(
+    _LEVELS.c.sku == bindparam("b_sku"), _LEVELS.c.warehouse == bindparam("b_wh")
+)
 
 
 _T = TypeVar("_T")
@@ -151,39 +179,34 @@ def move(
     is at least this much; otherwise `Oversell` is raised (the whole
     transaction is then retried by `run_once`).
     """
-    level = session.get(StockLevel, (sku, warehouse))
-    if level is None:
+    guarded = guard_available is not None
+    params = {"b_sku": sku, "b_wh": warehouse, "b_on": on_hand, "b_res": reserved, "b_guard": guard_available}
+    result = session.execute(_MOVE_GUARDED if guarded else _MOVE, params)
+    if result.rowcount != 1:
+        exists = session.execute(_LEVEL_EXISTS, params).first() is not None
+        if exists:
+            raise Oversell(f"{kind} of {sku}@{warehouse} would break 0 <= reserved <= on_hand")
         if on_hand < 0 or reserved != 0:
             raise LedgerError(f"no stock of {sku} in warehouse {warehouse}")
-        level = StockLevel(sku=sku, warehouse=warehouse, on_hand=0, reserved=0)
-        session.add(level)
-        session.flush()
-    conditions = [StockLevel.sku == sku, StockLevel.warehouse == warehouse]
-    if guard_available is not None:
-        conditions.append(StockLevel.on_hand - StockLevel.reserved >= guard_available)
-    # 0 <= reserved <= on_hand must hold after the change (SPEC §8.1).
-    conditions.append(StockLevel.reserved + reserved >= 0)
-    conditions.append(StockLevel.on_hand + on_hand >= StockLevel.reserved + reserved)
-    result = session.execute(
-        update(StockLevel)
-        .where(and_(*conditions))
-        .values(on_hand=StockLevel.on_hand + on_hand, reserved=StockLevel.reserved + reserved)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        raise Oversell(f"{kind} of {sku}@{warehouse} would break 0 <= reserved <= on_hand")
-    session.expire(level)
+        session.execute(_LEVELS.insert().values(sku=sku, warehouse=warehouse, on_hand=0, reserved=0))
+        if session.execute(_MOVE_GUARDED if guarded else _MOVE, params).rowcount != 1:
+            raise Oversell(f"{kind} of {sku}@{warehouse} would break 0 <= reserved <= on_hand")
+    # A level this session loaded as an object (allocate's plan, hand_out) reads anew.
+    loaded = session.identity_map.get(identity_key(StockLevel, (sku, warehouse)))
+    if loaded is not None:
+        session.expire(loaded)
     session.execute(
-        _MOVEMENTS.insert().values(
-            sku=sku,
-            warehouse=warehouse,
-            kind=str(kind),
-            on_hand_delta=on_hand,
-            reserved_delta=reserved,
-            order_id=order_id,
-            ref=ref,
-            at=at or utcnow(),
-        )
+        _MOVEMENTS.insert(),
+        {
+            "sku": sku,
+            "warehouse": warehouse,
+            "kind": str(kind),
+            "on_hand_delta": on_hand,
+            "reserved_delta": reserved,
+            "order_id": order_id,
+            "ref": ref,
+            "at": at or utcnow(),
+        },
     )
 
 
@@ -630,7 +653,8 @@ def consume_shipment(session: Session, *, order_id: str, shipment_id: str, ref: 
         )
         .order_by(res.c.sku, res.c.warehouse, res.c.id)
     ).all()
-    lock_levels(session, [(h.sku, h.warehouse) for h in holds])
+    if session.get_bind().dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE serialises already
+        lock_levels(session, [(h.sku, h.warehouse) for h in holds])
     shipped: dict[int, int] = {}
     for hold in holds:
         move(

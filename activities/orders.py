@@ -98,9 +98,8 @@ class CheckOutcome(BaseModel):
 
 
 def catalog_entries(session: Any, skus: list[str]) -> dict[str, CatalogEntry]:
-    rows = session.execute(
-        select(CatalogRow).where(CatalogRow.sku.in_(sorted(set(skus))))
-    ).scalars()
+    cat = CatalogRow.__table__
+    rows = session.execute(select(cat).where(cat.c.sku.in_(sorted(set(skus)))))
     return {
         r.sku: CatalogEntry(
             sku=r.sku,
@@ -113,6 +112,13 @@ def catalog_entries(session: Any, skus: list[str]) -> dict[str, CatalogEntry]:
         )
         for r in rows
     }
+
+
+def catalog_names(session: Any, skus: list[str]) -> dict[str, str]:
+    """SKU -> product name, for pick lists."""
+    cat = CatalogRow.__table__
+    rows = session.execute(select(cat.c.sku, cat.c.name).where(cat.c.sku.in_(sorted(set(skus)))))
+    return {sku: name for sku, name in rows}
 
 
 class OrderActivities:
@@ -302,40 +308,32 @@ class OrderActivities:
         the pick lists and the stage that announces them are written together, and the
         workflow needs no separate step to record the pause that follows.
         """
+        ships, res = Shipment.__table__, Reservation.__table__
         with transaction(self._factory) as session:
-            existing = (
-                session.execute(
-                    select(Shipment).where(
-                        Shipment.order_id == inp.order_id,
-                        Shipment.shipment_no >= inp.first_shipment_no,
-                    )
+            existing = session.execute(
+                select(ships).where(
+                    ships.c.order_id == inp.order_id, ships.c.shipment_no >= inp.first_shipment_no
                 )
-                .scalars()
-                .all()
-            )
+            ).all()
             if existing:  # a retry: the pick lists were written the first time
                 shipments = [_shipment_state(s) for s in existing]
                 return ReleaseResult(
                     shipments=shipments, event_ids=_released_state(session, inp, shipments)
                 )
-            holds = (
-                session.execute(
-                    select(Reservation)
-                    .where(
-                        Reservation.order_id == inp.order_id,
-                        Reservation.status == str(ReservationStatus.HELD),
-                        Reservation.shipment_id.is_(None),  # type: ignore[union-attr]
-                    )
-                    .order_by(Reservation.warehouse, Reservation.line_no, Reservation.id)
+            holds = session.execute(
+                select(res.c.id, res.c.warehouse, res.c.line_no, res.c.sku, res.c.qty)
+                .where(
+                    res.c.order_id == inp.order_id,
+                    res.c.status == str(ReservationStatus.HELD),
+                    res.c.shipment_id.is_(None),
                 )
-                .scalars()
-                .all()
-            )
-            by_wh: dict[str, list[Reservation]] = {}
+                .order_by(res.c.warehouse, res.c.line_no, res.c.id)
+            ).all()
+            by_wh: dict[str, list[Any]] = {}
             for hold in holds:
                 by_wh.setdefault(hold.warehouse, []).append(hold)
-            catalog = catalog_entries(session, [h.sku for h in holds])
-            shipments: list[Shipment] = []
+            names = catalog_names(session, [h.sku for h in holds])
+            states: list[dict[str, Any]] = []
             event_ids: list[str] = []
             now = utcnow()
             for offset, (warehouse, wh_holds) in enumerate(sorted(by_wh.items())):
@@ -343,32 +341,30 @@ class OrderActivities:
                 shipment_id = f"{inp.order_id}-{no}"
                 merged: dict[tuple[int, str], int] = {}
                 for hold in wh_holds:
-                    merged[(hold.line_no, hold.sku)] = (
-                        merged.get((hold.line_no, hold.sku), 0) + hold.qty
-                    )
-                    hold.shipment_id = shipment_id
-                    session.add(hold)
+                    merged[(hold.line_no, hold.sku)] = merged.get((hold.line_no, hold.sku), 0) + hold.qty
+                session.execute(
+                    res.update()
+                    .where(res.c.id.in_([h.id for h in wh_holds]))
+                    .values(shipment_id=shipment_id, updated_at=now)
+                )
                 lines = [
-                    {
-                        "line_no": line_no,
-                        "sku": sku,
-                        "name": catalog[sku].name if sku in catalog else sku,
-                        "qty": qty,
-                    }
+                    {"line_no": line_no, "sku": sku, "name": names.get(sku, sku), "qty": qty}
                     for (line_no, sku), qty in sorted(merged.items())
                 ]
                 pick_list = {"warehouse": warehouse, "lines": lines, "remarks": inp.remarks}
-                shipment = Shipment(
-                    id=shipment_id,
-                    order_id=inp.order_id,
-                    shipment_no=no,
-                    warehouse=warehouse,
-                    status=str(ShipmentStatus.RELEASED),
-                    pick_list=pick_list,
-                    released_at=now,
-                )
-                session.add(shipment)
-                shipments.append(shipment)
+                row = {
+                    "id": shipment_id,
+                    "order_id": inp.order_id,
+                    "shipment_no": no,
+                    "warehouse": warehouse,
+                    "status": str(ShipmentStatus.RELEASED),
+                    "pick_list": pick_list,
+                    "carrier": None,
+                    "tracking_no": None,
+                    "released_at": now,
+                }
+                session.execute(ships.insert(), row)
+                states.append(_shipment_state(_Row(row)))
                 event_id = f"{inp.op_key}:pick_list:{no}"
                 add_event(
                     session,
@@ -378,9 +374,8 @@ class OrderActivities:
                     payload={"shipment_id": shipment_id, **pick_list},
                 )
                 event_ids.append(event_id)
-            states = [_shipment_state(s) for s in shipments]
             event_ids += _released_state(session, inp, states)
-        log.info("released to warehouse", order_id=inp.order_id, shipments=len(shipments))
+        log.info("released to warehouse", order_id=inp.order_id, shipments=len(states))
         return ReleaseResult(shipments=states, event_ids=event_ids)
 
     @activity.defn(name="update_shipment")
@@ -622,11 +617,6 @@ def _released_state(session: Any, inp: ReleaseInput, shipments: list[dict[str, A
 def _shipment_work(session: Any, inp: ShipmentUpdateInput) -> dict[str, Any]:
     """One warehouse event on its shipment; shipped consumes its stock."""
     shipments = Shipment.__table__
-    warehouse = session.execute(
-        select(shipments.c.warehouse).where(shipments.c.id == inp.shipment_id)
-    ).scalar_one_or_none()
-    if warehouse is None:
-        raise ledger.LedgerError(f"unknown shipment {inp.shipment_id}")
     now = utcnow()
     result: dict[str, Any] = {"shipped_lines": [], "event_ids": []}
     values: dict[str, Any] = {"status": inp.kind}
@@ -636,6 +626,16 @@ def _shipment_work(session: Any, inp: ShipmentUpdateInput) -> dict[str, Any]:
         values.update(packed_at=now, parcels=inp.parcels, weight_g=inp.weight_g)
     elif inp.kind == "shipped":
         values.update(shipped_at=now, carrier=inp.carrier, tracking_no=inp.tracking_no)
+    # The update names the shipment's warehouse as it goes: one statement, not a read and a write.
+    warehouse = session.execute(
+        shipments.update()
+        .where(shipments.c.id == inp.shipment_id)
+        .values(values)
+        .returning(shipments.c.warehouse)
+    ).scalar_one_or_none()
+    if warehouse is None:
+        raise ledger.LedgerError(f"unknown shipment {inp.shipment_id}")
+    if inp.kind == "shipped":
         result["shipped_lines"] = ledger.consume_shipment(
             session, order_id=inp.order_id, shipment_id=inp.shipment_id, ref=inp.op_key
         )
@@ -663,7 +663,6 @@ def _shipment_work(session: Any, inp: ShipmentUpdateInput) -> dict[str, Any]:
             payload={"shipment_id": inp.shipment_id, "warehouse": warehouse},
         )
         result["event_ids"].append(eid)
-    session.execute(shipments.update().where(shipments.c.id == inp.shipment_id).values(values))
     return result
 
 
@@ -680,7 +679,13 @@ def _record_outcome(session: Any, order_id: str, data: dict[str, Any]) -> None:
         session.add(last)
 
 
-def _shipment_state(s: Shipment) -> dict[str, Any]:
+class _Row(dict):  # type: ignore[type-arg]
+    """A row just written, read like one fetched (attribute access)."""
+
+    __getattr__ = dict.__getitem__
+
+
+def _shipment_state(s: Any) -> dict[str, Any]:
     return {
         "id": s.id,
         "shipment_no": s.shipment_no,
