@@ -9,6 +9,20 @@ must be guarded with `workflow.patched`; without the guard these fail with a
 nondeterminism error (checked for the release change). The SDK does not compare
 local activities' inputs, so a change that only alters an input (the check asking to
 reserve) replays unguarded: its guard is there to keep idempotency keys stable.
+
+The `sa-*` histories were recorded on the dev server with search attributes on, on
+the code of 2026-11-29 (b9bde32), before search attributes were upserted once per
+pause instead of at every change: without the `search-attributes-at-pause` guard
+all four fail with a nondeterminism error (checked).
+
+`split-after-check-cancelled` was recorded on today's code (dev server, an operator
+polling the order while it was checked, then a cancel): the worker ended the first
+workflow task with the check's result recorded, and the release ran in the next task.
+On the code of 2026-11-29 that shape failed replay ("patch marker encountered for
+change release-writes-state, but there is no corresponding change command"): the
+release patch was taken after the check, and replay resolves the check inside the
+first task, before it learns of the next task's patch. Today's code decides its
+patches in the first activation (`PATCH_FLOW_2026_11_30`).
 """
 
 from __future__ import annotations
@@ -31,6 +45,11 @@ def test_the_recorded_histories_are_there():
         "buyer-confirmed-completed",
         "approved-completed",
         "backordered-restocked-cancelled",
+        "sa-clean-order-completed",
+        "sa-approved-completed",
+        "sa-backordered-restocked-completed",
+        "sa-released-cancelled",
+        "split-after-check-cancelled",
     }
 
 

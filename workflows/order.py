@@ -99,6 +99,14 @@ PATCH_CHECK_RESERVES = "check-reserves-when-clear"  # 2026-11-29: check_order re
 PATCH_RELEASE_WRITES_STATE = "release-writes-state"  # 2026-11-29: release_order records the release
 PATCH_PERSIST_WHEN_PAUSED = "persist-when-paused"  # 2026-11-29: no state write beside a woken flow
 PATCH_WAREHOUSE_WITH_STATE = "warehouse-events-with-state"  # 2026-11-29: picked/packed/shipped ride the state write
+# 2026-11-30: a workflow started from here on decides every change above with this one
+# patch, in its first activation, and upserts search attributes once per pause. A patch
+# taken after a local activity is unsafe: when the server splits the workflow task
+# between that activity's result and the `patched` call (a long step, a query), replay
+# resolves the activity inside the earlier task, before the server's record of the patch
+# is known, takes the old branch and fails on the marker (seen on the release patch).
+# The first activation is always the start of the first task.
+PATCH_FLOW_2026_11_30 = "order-flow-2026-11-30"
 
 # Search attributes of SPEC §5.5 (registered on the dev server by worker.py).
 SA_STAGE = SearchAttributeKey.for_keyword("OrderStage")
@@ -209,11 +217,19 @@ class OrderWorkflow:
         self._unwritten: list[tuple[ShipmentUpdateInput, Any]] = []
         # What the main flow waits for while it is paused in `_wait_raw` (None: it is not).
         self._paused_on: Callable[[], bool] | None = None
+        # Search attributes go to the server with the workflow task that ends at a pause: the
+        # changes of one burst of steps are upserted once, when the burst pauses (`_publish_due`).
+        self._attributes_at_pause = False
+        self._attributes_due = False
+        # Started on today's code (PATCH_FLOW_2026_11_30): every change is in, no guard is asked again.
+        self._current_flow = False
 
     # ================================================================== run
 
     @workflow.run
     async def run(self, inp: OrderInput) -> OrderOutcome:
+        self._current_flow = workflow.patched(PATCH_FLOW_2026_11_30)
+        self._attributes_at_pause = self._current_flow
         self._order = inp.order
         self._policy = inp.policy
         self._since = workflow.now()
@@ -238,8 +254,10 @@ class OrderWorkflow:
             await self._compensate(reason)
         self._closing = True
         self._dirty = True
+        self._publish_due()
         await workflow.wait_condition(lambda: persister.done())
         await self._drain_deliveries()
+        self._publish_due()
         return OrderOutcome(order_id=inp.order.order_id, stage=str(self._stage), reason=reason)
 
     async def _process(self) -> None:
@@ -283,7 +301,7 @@ class OrderWorkflow:
         # A check that clears the order also reserves its stock, in the same step: a clean
         # order then costs one database step less. Not when the buyer must confirm anyway.
         reserve = None
-        if workflow.patched(PATCH_CHECK_RESERVES) and not self._must_confirm():
+        if self._uses(PATCH_CHECK_RESERVES) and not self._must_confirm():
             reserve = self._allocate_input()  # undone by release_stock, registered in `run`
         result = await self._db(
             OrderActivities.check_order,
@@ -305,6 +323,12 @@ class OrderWorkflow:
         self._log("checked", findings=[f.public() for f in findings])
         self._touch()
         return findings
+
+    def _uses(self, patch_id: str) -> bool:
+        """A change guarded by `patch_id`: always in for a workflow started on today's code;
+        for one started earlier, decided where that change was first guarded (its history
+        has the marker there, or not at all)."""
+        return self._current_flow or workflow.patched(patch_id)
 
     def _must_confirm(self) -> bool:
         """The policy asks every buyer to confirm, and this one has not yet."""
@@ -680,7 +704,7 @@ class OrderWorkflow:
             remarks=remarks,
             first_shipment_no=len(self._shipments) + 1,
         )
-        if not workflow.patched(PATCH_RELEASE_WRITES_STATE):
+        if not self._uses(PATCH_RELEASE_WRITES_STATE):
             result = await self._db(OrderActivities.release_order, inp)
             self._released(result)
             self._log("released", shipments=[s["id"] for s in result.shipments])
@@ -797,7 +821,7 @@ class OrderWorkflow:
                 todo.append((kind, event, shipment, self._shipment_input(shipment, kind, event)))
         if not todo:
             return
-        if workflow.patched(PATCH_WAREHOUSE_WITH_STATE):
+        if self._uses(PATCH_WAREHOUSE_WITH_STATE):
             # Applied now, written with the state they lead to (the next write: the pause
             # after them, or the order's last), in one transaction: what a shipment holds
             # is what it ships. The write reports what it consumed; `_written` compares.
@@ -914,6 +938,7 @@ class OrderWorkflow:
             if item["order_id"] == (self._order.order_id if self._order else None):
                 continue
             handle = workflow.get_external_workflow_handle(f"order-{item['order_id']}")
+            self._publish_due()  # the signal's round trip ends this workflow task
             try:
                 await handle.signal(SignalName.RESTOCK_ARRIVED, item)
             except Exception as exc:  # the other order may have ended meanwhile
@@ -960,6 +985,7 @@ class OrderWorkflow:
         self._prereview = None  # the catalog may change while the order waits: review afresh
         wake = lambda: condition() or self._cancel is not None  # noqa: E731
         self._paused_on = wake
+        self._publish_due()
         try:
             await workflow.wait_condition(wake, timeout=timeout)
         except TimeoutError:
@@ -1225,6 +1251,25 @@ class OrderWorkflow:
         workflow.set_current_details(f"{self._stage}: {waits}" + (f" · flags: {', '.join(self._flags)}" if self._flags else ""))
         if not self._policy.search_attributes:
             return
+        if self._attributes_at_pause:
+            self._attributes_due = True
+            return
+        self._upsert_search_attributes()
+
+    def _publish_due(self) -> None:
+        """At a pause: the search attributes as they are now, once for every change since the last.
+
+        Commands reach the server when the workflow task ends, and a burst of local
+        activities runs inside one task: the upserts of its stages (checking, allocating,
+        reviewing, released) would all land together anyway. One upsert is one history
+        event and one visibility write instead of four.
+        """
+        if self._attributes_due:
+            self._attributes_due = False
+            self._upsert_search_attributes()
+
+    def _upsert_search_attributes(self) -> None:
+        assert self._order is not None
         warehouses = sorted({s.warehouse for s in self._shipments})
         total = float(self._order.total) if self._order.total is not None else 0.0
         workflow.upsert_search_attributes(
@@ -1287,7 +1332,7 @@ class OrderWorkflow:
         burst of steps, and one write when it settles (then after each warehouse
         event) costs far fewer local activities than a write after every change.
         """
-        if workflow.patched(PATCH_PERSIST_WHEN_PAUSED):
+        if self._uses(PATCH_PERSIST_WHEN_PAUSED):
             # Only while the main flow waits and nothing it waits for has come: a signal that
             # wakes it (picked, packed, shipped, ...) leads into a step, and the write waits
             # for the pause after that step instead of running beside it.
