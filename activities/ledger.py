@@ -68,6 +68,14 @@ def _move_stmt(guarded: bool) -> Any:
     )
 
 
+_LEVELS_OF = (
+    select(_LEVELS.c.sku, _LEVELS.c.warehouse, _LEVELS.c.on_hand, _LEVELS.c.reserved)
+    .where(_LEVELS.c.sku.in_(bindparam("b_skus", expanding=True)))
+    .order_by(_LEVELS.c.sku, _LEVELS.c.warehouse)
+)
+_LEVELS_LOCKED = _LEVELS_OF.with_for_update()
+_WAREHOUSES = WarehouseRow.__table__
+_APPLIED_RESULT = select(_APPLIED.c.result).where(_APPLIED.c.op_key == bindparam("b_key"))
 _MOVE = _move_stmt(guarded=False)
 _MOVE_GUARDED = _move_stmt(guarded=True)
 _LEVEL_EXISTS = select(_LEVELS.c.sku).where(
@@ -125,11 +133,11 @@ def apply_once(session: Session, op_key: str, fn: Callable[[Session], dict[str, 
     A concurrent duplicate that got here first fails the key's insert with an
     IntegrityError: the caller's transaction is then rolled back and retried.
     """
-    done = session.execute(select(_APPLIED.c.result).where(_APPLIED.c.op_key == op_key)).first()
+    done = session.execute(_APPLIED_RESULT, {"b_key": op_key}).first()
     if done is not None:
         return dict(done.result)
     result = fn(session)
-    session.execute(_APPLIED.insert().values(op_key=op_key, result=result, at=utcnow()))
+    session.execute(_APPLIED.insert(), {"op_key": op_key, "result": result, "at": utcnow()})
     return result
 
 
@@ -146,18 +154,13 @@ def lock_levels(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple
     return {(r.sku, r.warehouse): r for r in rows}
 
 
-def levels_for_skus(session: Session, skus: Iterable[str]) -> list[StockLevel]:
+def levels_for_skus(session: Session, skus: Iterable[str]) -> list[Any]:
+    """The stock rows of these SKUs (sku, warehouse, on_hand, reserved), locked on PostgreSQL."""
     skus = sorted(set(skus))
     if not skus:
         return []
-    stmt = (
-        select(StockLevel)
-        .where(col(StockLevel.sku).in_(skus))
-        .order_by(StockLevel.sku, StockLevel.warehouse)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    return list(session.execute(stmt).scalars().all())
+    postgres = session.get_bind().dialect.name == "postgresql"
+    return list(session.execute(_LEVELS_LOCKED if postgres else _LEVELS_OF, {"b_skus": skus}).all())
 
 
 def move(
@@ -499,7 +502,7 @@ def allocate(session: Session, inp: Any) -> dict[str, Any]:
     # Warehouses first: the stock rows stay locked from here to the commit, keep that short.
     warehouses = [
         WarehouseInfo(code=w.code, province=w.province, priority=w.priority)
-        for w in session.execute(select(WarehouseRow)).scalars()
+        for w in session.execute(select(_WAREHOUSES.c.code, _WAREHOUSES.c.province, _WAREHOUSES.c.priority))
     ]
     levels = levels_for_skus(session, [n.sku for n in needs])
     if not inp.split_allowed:

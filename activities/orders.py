@@ -121,6 +121,24 @@ def catalog_names(session: Any, skus: list[str]) -> dict[str, str]:
     return {sku: name for sku, name in rows}
 
 
+def _recent_stmt(column: Any) -> Any:
+    """Other orders with the same key since a time (fraud signs), built once per key column."""
+    orders = Order.__table__
+    return (
+        select(func.count())
+        .select_from(orders)
+        .where(
+            column == bindparam("b_key"),
+            orders.c.order_id != bindparam("b_order"),
+            orders.c.created_at >= bindparam("b_since"),
+        )
+    )
+
+
+_SAME_PHONE = _recent_stmt(Order.__table__.c.phone_key)
+_SAME_ADDRESS = _recent_stmt(Order.__table__.c.address_key)
+
+
 class OrderActivities:
     def __init__(self, factory: SessionFactory) -> None:
         self._factory = factory
@@ -217,13 +235,8 @@ class OrderActivities:
     def _recent(session: Any, column: Any, key: str | None, order_id: str, since: Any) -> int:
         if not key:
             return 0
-        return int(
-            session.execute(
-                select(func.count())
-                .select_from(Order)
-                .where(column == key, Order.order_id != order_id, Order.created_at >= since)
-            ).scalar_one()
-        )
+        stmt = _SAME_PHONE if column.key == "phone_key" else _SAME_ADDRESS
+        return int(session.execute(stmt, {"b_key": key, "b_order": order_id, "b_since": since}).scalar_one())
 
     @activity.defn(name="contact_buyer")
     def contact_buyer(self, inp: ContactInput) -> ContactResult:
@@ -498,6 +511,13 @@ _UPDATE_LINES = (
 )
 
 
+_ORDER_STAGE = select(Order.__table__.c.stage).where(Order.__table__.c.order_id == bindparam("b_order"))
+_TIMELINE_SEQS = select(TimelineEntry.__table__.c.seq).where(
+    TimelineEntry.__table__.c.order_id == bindparam("b_order"),
+    TimelineEntry.__table__.c.seq.in_(bindparam("b_seqs", expanding=True)),
+)
+
+
 def write_state(session: Any, inp: PersistInput) -> PersistResult:
     """The workflow's view of the order, in the caller's transaction.
 
@@ -517,9 +537,7 @@ def write_state(session: Any, inp: PersistInput) -> PersistResult:
     snap = inp.snapshot
     event_ids: list[str] = []
     orders, timeline = Order.__table__, TimelineEntry.__table__
-    stage = session.execute(
-        select(orders.c.stage).where(orders.c.order_id == snap.order_id)
-    ).scalar_one_or_none()
+    stage = session.execute(_ORDER_STAGE, {"b_order": snap.order_id}).scalar_one_or_none()
     if stage is None:  # not recorded yet (the first check records it): retry shortly
         raise RuntimeError(f"order {snap.order_id} is not recorded yet")
     stage_changed = stage != snap.stage
@@ -559,13 +577,7 @@ def write_state(session: Any, inp: PersistInput) -> PersistResult:
     seqs = [e.seq for e in inp.events]
     known: set[int] = set()
     if seqs:
-        known = set(
-            session.execute(
-                select(timeline.c.seq).where(
-                    timeline.c.order_id == snap.order_id, timeline.c.seq.in_(seqs)
-                )
-            ).scalars()
-        )
+        known = set(session.execute(_TIMELINE_SEQS, {"b_order": snap.order_id, "b_seqs": seqs}).scalars())
     new = [e for e in inp.events if e.seq not in known]
     if new:
         session.execute(
