@@ -23,9 +23,33 @@ of histories, workflow tasks and local activities (by type) per order.
     # deployed), the baseline's worker in another; --in-process runs both in this script
     # --skip-baseline: orders only, for profiling the worker (py-spy record -- ...)
 
-Exits 1 when the ratio is below the target. Measured on the 2-core dev box,
-500 orders (the baseline swings from 11 to 27 workflows/s with what else runs
-on the box, so compare runs made side by side):
+Exits 1 when the ratio is below the target.
+
+2026-11-30, 500 orders, one worker process (the default): 31.2-32.7 orders/s vs the
+baseline's 27.0-29.8/s, ratio 1.09-1.17 in four runs (target met); --workers 2: 32.6 vs
+26.8/s = 1.22. Worker CPU 25-27 ms per order; p50/p95 submit -> released 6.3 s / 11.8 s
+under the 500-order burst; worker peak RSS 171 MB; per order 2 workflow tasks, 3 local
+activities, 1 patch marker, 2 search-attribute upserts. The code of 2026-11-29 (b9bde32)
+run alternately with today's (--skip-baseline, 800 orders): 37-39 -> 29-32 ms of worker
+CPU per order, 22.3-23.4 -> 26.2-28.7 orders/s; its full run this morning: 0.89. What did it:
+
+* the per-payload trips into the sandbox are gone (`ContextFreeRunner` in
+  activities/runtime.py): ~35 `exec`s per order, ~10% of the worker's CPU (py-spy);
+* one patch at the start instead of four along the way (each also cost the SDK's own
+  TemporalChangeVersion upsert) and search attributes upserted once per pause: 12 upserts
+  and 9 markers per clean order -> 2 and 1 (+ 3 local activities' markers);
+* the check records, checks and reserves in one transaction (was two);
+* the remaining hot statements as plain, prebuilt SQL: `move` one conditional UPDATE (no
+  object load), shipment updates by UPDATE ... RETURNING, release without ORM objects,
+  SQLite no longer takes the row locks BEGIN IMMEDIATE already makes redundant:
+  ~39 -> ~35 ms, then ~29 -> ~27 ms side by side.
+
+Tried and dropped on 2026-11-30 (no gain beyond the box's +-15% noise): caching the
+compiled snippet of the sandbox's activation `exec`; a larger WAL auto-checkpoint;
+a smaller workflow-task thread pool; a longer GIL switch interval.
+
+Earlier measurements, the 2-core dev box, 500 orders (the baseline swings from 11 to 34
+workflows/s with what else runs on the box, so compare runs made side by side):
 
     persist after every change (before)    3.0 orders/s vs baseline 11.1/s: ratio 0.27,
                                            p50 released 93 s, 16.4 local activities per
