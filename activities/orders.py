@@ -536,7 +536,7 @@ def write_state(session: Any, inp: PersistInput) -> PersistResult:
     ]
     snap = inp.snapshot
     event_ids: list[str] = []
-    orders, timeline = Order.__table__, TimelineEntry.__table__
+    timeline = TimelineEntry.__table__
     stage = session.execute(_ORDER_STAGE, {"b_order": snap.order_id}).scalar_one_or_none()
     if stage is None:  # not recorded yet (the first check records it): retry shortly
         raise RuntimeError(f"order {snap.order_id} is not recorded yet")
