@@ -8,6 +8,7 @@ writes nothing twice.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -329,7 +330,7 @@ class OrderActivities:
                 )
             ).all()
             if existing:  # a retry: the pick lists were written the first time
-                shipments = [_shipment_state(s) for s in existing]
+                shipments = [_shipment_state(s._mapping) for s in existing]
                 return ReleaseResult(
                     shipments=shipments, event_ids=_released_state(session, inp, shipments)
                 )
@@ -377,7 +378,7 @@ class OrderActivities:
                     "released_at": now,
                 }
                 session.execute(ships.insert(), row)
-                states.append(_shipment_state(_Row(row)))
+                states.append(_shipment_state(row))
                 event_id = f"{inp.op_key}:pick_list:{no}"
                 add_event(
                     session,
@@ -691,21 +692,16 @@ def _record_outcome(session: Any, order_id: str, data: dict[str, Any]) -> None:
         session.add(last)
 
 
-class _Row(dict):  # type: ignore[type-arg]
-    """A row just written, read like one fetched (attribute access)."""
-
-    __getattr__ = dict.__getitem__
-
-
-def _shipment_state(s: Any) -> dict[str, Any]:
+def _shipment_state(s: Mapping[str, Any]) -> dict[str, Any]:
+    """A shipment's row (fetched, or just written) as the workflow keeps it."""
     return {
-        "id": s.id,
-        "shipment_no": s.shipment_no,
-        "warehouse": s.warehouse,
-        "status": s.status,
-        "carrier": s.carrier,
-        "tracking_no": s.tracking_no,
-        "lines": list((s.pick_list or {}).get("lines", [])),
+        "id": s["id"],
+        "shipment_no": s["shipment_no"],
+        "warehouse": s["warehouse"],
+        "status": s["status"],
+        "carrier": s["carrier"],
+        "tracking_no": s["tracking_no"],
+        "lines": list((s["pick_list"] or {}).get("lines", [])),
     }
 
 

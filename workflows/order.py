@@ -217,19 +217,17 @@ class OrderWorkflow:
         self._unwritten: list[tuple[ShipmentUpdateInput, Any]] = []
         # What the main flow waits for while it is paused in `_wait_raw` (None: it is not).
         self._paused_on: Callable[[], bool] | None = None
-        # Search attributes go to the server with the workflow task that ends at a pause: the
-        # changes of one burst of steps are upserted once, when the burst pauses (`_publish_due`).
-        self._attributes_at_pause = False
-        self._attributes_due = False
-        # Started on today's code (PATCH_FLOW_2026_11_30): every change is in, no guard is asked again.
+        # Started on today's code (PATCH_FLOW_2026_11_30): every change is in, no guard is asked
+        # again, and search attributes changed by a burst of steps are upserted once, when the
+        # burst pauses (`_publish_due`).
         self._current_flow = False
+        self._attributes_due = False
 
     # ================================================================== run
 
     @workflow.run
     async def run(self, inp: OrderInput) -> OrderOutcome:
         self._current_flow = workflow.patched(PATCH_FLOW_2026_11_30)
-        self._attributes_at_pause = self._current_flow
         self._order = inp.order
         self._policy = inp.policy
         self._since = workflow.now()
@@ -1251,7 +1249,7 @@ class OrderWorkflow:
         workflow.set_current_details(f"{self._stage}: {waits}" + (f" · flags: {', '.join(self._flags)}" if self._flags else ""))
         if not self._policy.search_attributes:
             return
-        if self._attributes_at_pause:
+        if self._current_flow:
             self._attributes_due = True
             return
         self._upsert_search_attributes()
