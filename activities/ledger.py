@@ -194,7 +194,7 @@ def move(
         session.execute(_LEVELS.insert().values(sku=sku, warehouse=warehouse, on_hand=0, reserved=0))
         if session.execute(_MOVE_GUARDED if guarded else _MOVE, params).rowcount != 1:
             raise Oversell(f"{kind} of {sku}@{warehouse} would break 0 <= reserved <= on_hand")
-    # A level this session loaded as an object (allocate's plan, hand_out) reads anew.
+    # A level this session loaded as an object (lock_levels, hand_out) reads anew.
     loaded = session.identity_map.get(identity_key(StockLevel, (sku, warehouse)))
     if loaded is not None:
         session.expire(loaded)
