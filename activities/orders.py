@@ -212,9 +212,9 @@ class OrderActivities:
         catalog = catalog_entries(session, [line.sku for line in order.lines])
         since = to_utc(order.created_at or utcnow()) - inp.policy.fraud.window
         fraud = FraudContext(
-            orders_same_phone=self._recent(session, Order.phone_key, phone_key(order), order.order_id, since),
+            orders_same_phone=self._recent(session, _SAME_PHONE, phone_key(order), order.order_id, since),
             orders_same_address=self._recent(
-                session, Order.address_key, address_key(order), order.order_id, since
+                session, _SAME_ADDRESS, address_key(order), order.order_id, since
             ),
         )
         findings = check_order(order, catalog=catalog, policy=inp.policy, fraud=fraud)
@@ -233,10 +233,10 @@ class OrderActivities:
         return CheckOutcome(findings=findings, review=review, allocation=allocation)
 
     @staticmethod
-    def _recent(session: Any, column: Any, key: str | None, order_id: str, since: Any) -> int:
+    def _recent(session: Any, stmt: Any, key: str | None, order_id: str, since: Any) -> int:
+        """Other orders with this key since `since`, by one of the prebuilt counts (`_recent_stmt`)."""
         if not key:
             return 0
-        stmt = _SAME_PHONE if column.key == "phone_key" else _SAME_ADDRESS
         return int(session.execute(stmt, {"b_key": key, "b_order": order_id, "b_since": since}).scalar_one())
 
     @activity.defn(name="contact_buyer")
