@@ -1,0 +1,151 @@
+"""Record order histories on the dev server, for `tests/histories/` (run by hand, not a test).
+
+    python -m tests.record_histories PREFIX [PATH ...]
+
+Runs each path of an order (below) on a fresh dev server with search attributes
+registered, a real worker and a fresh SQLite database, the way the operator and the
+warehouse would drive it, and writes each finished history as
+`tests/histories/PREFIX-<path>.json`. Record a set before a change of the workflow's
+commands; `tests/test_replay_histories.py` replays every file there on today's code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from tests.conftest import binary
+from tests.flow_helpers import HOT, Flow, load_sample, make_order, running_flow
+from workflows.order import SEARCH_ATTRIBUTES
+
+HERE = Path(__file__).resolve().parent / "histories"
+SHIRT = "TSHIRT-RED-M"
+
+
+async def clean(flow: Flow) -> str:
+    oid = flow.oid("clean")
+    load_sample(flow.factory)
+    await flow.start(make_order(oid, [(SHIRT, 2)]))
+    await flow.stage(oid, "released")
+    await flow.ship_all(oid)
+    return oid
+
+
+async def buyer(flow: Flow) -> str:
+    oid = flow.oid("buyer")
+    load_sample(flow.factory)
+    order = make_order(oid, [(SHIRT, 1)])
+    order = order.model_copy(update={"address": order.address.model_copy(update={"detail": "文三路"})})
+    await flow.start(order)
+    await flow.stage(oid, "awaiting_buyer")
+    await flow.signal(oid, "buyer_confirmed", {"detail": "文三路100号3幢501室", "note": "旺旺确认", "parcel_locker": True})
+    await flow.stage(oid, "released")
+    await flow.ship_all(oid)
+    return oid
+
+
+async def payment(flow: Flow) -> str:
+    oid = flow.oid("payment")
+    load_sample(flow.factory)
+    order = make_order(oid, [(SHIRT, 1)], payment="pending")
+    await flow.start(order)
+    await flow.stage(oid, "awaiting_payment")
+    await flow.signal(oid, "payment_received", {"amount": str(order.total), "transaction_id": "TX-PAY-1"})
+    await flow.stage(oid, "released")
+    await flow.ship_all(oid)
+    return oid
+
+
+async def backorder(flow: Flow) -> str:
+    oid = flow.oid("backorder")
+    load_sample(flow.factory, {(HOT, "HZ"): 0, (HOT, "SH"): 0})
+    await flow.start(make_order(oid, [(HOT, 2)], shortage_policy="wait"))
+    await flow.stage(oid, "backordered")
+    await flow.restock(HOT, "HZ", 2)
+    await flow.stage(oid, "released")
+    await flow.ship_all(oid)
+    return oid
+
+
+async def approval(flow: Flow) -> str:
+    oid = flow.oid("approval")
+    load_sample(flow.factory, {(HOT, "HZ"): 200})
+    await flow.start(make_order(oid, [(HOT, 150)]))  # over the approval threshold
+    await flow.stage(oid, "awaiting_approval")
+    await flow.signal(oid, "approve", {"note": "called the buyer"})
+    await flow.stage(oid, "released")
+    await flow.ship_all(oid)
+    return oid
+
+
+async def split(flow: Flow) -> str:
+    oid = flow.oid("split")
+    load_sample(flow.factory, {(HOT, "HZ"): 2, (HOT, "SH"): 3})
+    await flow.start(make_order(oid, [(HOT, 5)]))
+    await flow.until(oid, lambda s: s.stage == "released" and len(s.shipments) == 2, "released twice")
+    await flow.ship_all(oid)
+    return oid
+
+
+async def cancel(flow: Flow) -> str:
+    oid = flow.oid("cancel")
+    load_sample(flow.factory)
+    await flow.start(make_order(oid, [(SHIRT, 2)]))
+    await flow.stage(oid, "released")
+    await flow.signal(oid, "picked", {"shipment": 1})
+    await flow.stage(oid, "picking")
+    await flow.signal(oid, "cancel", {"reason": "buyer changed their mind"})
+    return oid
+
+
+async def cancel_waiting(flow: Flow) -> str:
+    oid = flow.oid("cancel-waiting")
+    load_sample(flow.factory, {(HOT, "HZ"): 1, (HOT, "SH"): 0})
+    await flow.start(make_order(oid, [(HOT, 3)], shortage_policy="wait"))
+    await flow.stage(oid, "backordered")
+    await flow.signal(oid, "cancel", {"reason": "buyer gave up waiting"})
+    return oid
+
+
+PATHS: dict[str, Callable[[Flow], Awaitable[str]]] = {
+    "clean": clean,
+    "buyer": buyer,
+    "payment": payment,
+    "backorder-restock": backorder,
+    "approval": approval,
+    "split": split,
+    "cancel-released": cancel,
+    "cancel-backordered": cancel_waiting,
+}
+
+
+async def record(prefix: str, names: list[str]) -> None:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_log_level="error",
+    )
+    try:
+        for name in names:
+            with tempfile.TemporaryDirectory() as tmp:
+                async with running_flow(env.client, f"sqlite:///{tmp}/oms.db") as flow:
+                    oid = await PATHS[name](flow)
+                    outcome = await flow.finish(oid)
+                    history = await flow.handle(oid).fetch_history()
+            path = HERE / f"{prefix}-{name}.json"
+            path.write_text(history.to_json(), encoding="utf-8")
+            print(f"{path.name}: {outcome.stage}, {len(history.events)} events")  # noqa: T201
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    prefix, *wanted = sys.argv[1:]
+    asyncio.run(record(prefix, wanted or list(PATHS)))
