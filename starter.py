@@ -9,182 +9,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import io
 import json
 import os
 import sys
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.documents import OrderDocument, parse_order, workflow_id_for
 from models.settings import Settings
-
-
-class CliError(Exception):
-    """A clear message for the operator; exit code 1."""
-
-
-def out(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
-def emit_json(value: Any) -> None:
-    out(json.dumps(value, ensure_ascii=False, indent=2, default=str))
-
-
-# ------------------------------------------------------------------ context
-
-
-class Context:
-    """Settings, database and Temporal client, built once per command."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._engine: Any = None
-        self._client: Client | None = None
-
-    @property
-    def factory(self) -> Any:
-        from models.db import make_engine, migrate, session_factory
-
-        if self._engine is None:
-            migrate(self.settings.db_url)
-            self._engine = make_engine(self.settings.db_url)
-        return session_factory(self._engine)
-
-    def session(self) -> Any:
-        from models.db import transaction
-
-        return transaction(self.factory)
-
-    async def client(self) -> Client:
-        if self._client is None:
-            from activities.runtime import connect
-
-            try:
-                self._client = await connect(self.settings)
-            except Exception as exc:
-                raise CliError(
-                    f"cannot reach Temporal at {self.settings.temporal_address} ({exc}); "
-                    "start it with `python worker.py --dev`"
-                ) from exc
-        return self._client
-
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-
-
-# ------------------------------------------------------------------- inputs
-
-
-CSV_FIELDS = {
-    "buyer_name": ("buyer", "name"),
-    "buyer_phone": ("buyer", "phone"),
-    "buyer_id": ("buyer", "id"),
-    "country": ("address", "country"),
-    "province": ("address", "province"),
-    "city": ("address", "city"),
-    "district": ("address", "district"),
-    "detail": ("address", "detail"),
-    "postal_code": ("address", "postal_code"),
-    "payment_status": ("payment", "status"),
-    "payment_method": ("payment", "method"),
-    "payment_amount": ("payment", "amount"),
-    "transaction_id": ("payment", "transaction_id"),
-}
-CSV_LINE_FIELDS = ("sku", "qty", "unit_price")
-
-
-def read_orders(path: Path) -> list[Any]:
-    """A JSON array, JSON Lines, or CSV (one row per order line) → raw order objects."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"{path}: cannot read ({exc})") from exc
-    if path.suffix.lower() == ".csv":
-        return _csv_orders(text)
-    stripped = text.strip()
-    if not stripped:
-        raise CliError(f"{path}: the file is empty")
-    if stripped.startswith("["):
-        try:
-            data = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise CliError(f"{path}: not valid JSON ({exc})") from exc
-        return list(data)
-    orders: list[Any] = []
-    # Split on newlines only: splitlines() would also cut at U+2028 etc. inside JSON strings.
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            orders.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            orders.append(_BadLine(f"line {number}: not valid JSON ({exc.msg})"))
-    return orders
-
-
-class _BadLine:
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-
-def _csv_orders(text: str) -> list[Any]:
-    grouped: dict[str, dict[str, Any]] = {}
-    for row in csv.DictReader(io.StringIO(text)):
-        row = {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}
-        order_id = row.get("order_id") or ""
-        doc = grouped.get(order_id)
-        if doc is None:
-            doc = {"order_id": order_id, "lines": []}
-            for key, value in row.items():
-                if value in ("", None) or key in CSV_LINE_FIELDS or key == "order_id":
-                    continue
-                if key in CSV_FIELDS:
-                    part, field = CSV_FIELDS[key]
-                    doc.setdefault(part, {})[field] = value
-                else:
-                    doc[key] = value
-            grouped[order_id] = doc
-        line: dict[str, Any] = {"sku": row.get("sku", "")}
-        qty = row.get("qty") or ""  # None when the row has fewer cells than the header
-        line["qty"] = int(qty) if qty.isascii() and qty.isdigit() else qty
-        if row.get("unit_price"):
-            line["unit_price"] = row["unit_price"]
-        doc["lines"].append(line)
-    return list(grouped.values())
-
-
-# ----------------------------------------------------------------- commands
-
-
-async def submit_one(client: Client, settings: Settings, order: OrderDocument) -> str:
-    from models.payloads import OrderInput
-    from workflows.order import OrderWorkflow
-
-    try:
-        await client.start_workflow(
-            OrderWorkflow.run,
-            OrderInput(order=order, policy=settings.order_policy(), submitted_at=datetime.now(UTC)),
-            id=workflow_id_for(order.order_id),
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        )
-    except WorkflowAlreadyStartedError:
-        return "duplicate"
-    return "started"
+from ops.context import CliError, Context, emit_json, out
+from ops.intake import _BadLine, read_orders, submit_one
 
 
 async def cmd_submit(ctx: Context, args: argparse.Namespace) -> int:
@@ -488,7 +327,7 @@ def cmd_events(ctx: Context, a: argparse.Namespace) -> int:
 
 
 def cmd_report(ctx: Context, a: argparse.Namespace) -> int:
-    from activities.report import write_report
+    from ops.report import write_report
 
     with ctx.session() as session:
         path = write_report(session, Path(a.out))
@@ -497,7 +336,7 @@ def cmd_report(ctx: Context, a: argparse.Namespace) -> int:
 
 
 async def cmd_demo(ctx: Context, a: argparse.Namespace) -> int:
-    from activities.demo import run_demo
+    from ops.demo import run_demo
 
     return await run_demo(ctx, keep=a.keep)
 

@@ -31,6 +31,8 @@ from typing import Any
 
 from models.documents import OrderDocument, parse_order, workflow_id_for
 from models.settings import Policy, Settings
+from ops.context import out
+from ops.intake import submit_one
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample"
 ORDER_FILES = ("orders.json", "demo-orders.json")
@@ -62,8 +64,6 @@ def demo_policy(policy: Policy) -> Policy:
 
 
 def say(text: str = "") -> None:
-    from starter import out
-
     out(text)
 
 
@@ -621,8 +621,6 @@ async def _run_paths(
     worker_task: asyncio.Task[None],
     interrupted: asyncio.Event,
 ) -> int:
-    from starter import submit_one
-
     orders = demo_orders(demo.run_id, policy)
     demo.orders = {o.order_id: o for o in orders}
     say(f"\nsubmitting {len(orders)} sample orders:")
@@ -694,7 +692,7 @@ def _final(demo: Demo, orders: list[DemoOrder]) -> int:
         say(f"  MISMATCH {p}")
     report_dir = demo.settings.home / "report"
     try:
-        from activities.report import write_report
+        from ops.report import write_report
 
         with demo.ctx.session() as session:
             path = write_report(session, report_dir, policy=demo.settings.policy)
