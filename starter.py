@@ -122,17 +122,29 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
-    from activities.queries import list_orders
+    from activities.queries import BadCursor, add_waiting_skus, page_orders
 
-    with ctx.session() as session:
-        rows = list_orders(session, stage=args.stage, flag=args.flag)
+    if not 1 <= args.limit <= 1000:
+        raise CliError(f"--limit must be between 1 and 1000, not {args.limit}")
+    try:
+        with ctx.session() as session:
+            rows, next_cursor = page_orders(
+                session, stage=args.stage, flag=args.flag, waiting_for=args.waiting_for,
+                limit=args.limit, cursor=args.cursor,
+            )
+            if args.stage == "backordered" and rows:
+                add_waiting_skus(session, rows)
+    except BadCursor as exc:
+        raise CliError(f"--cursor: {exc}") from exc
     if args.json:
         emit_json(rows)
+        if next_cursor:  # stdout stays the list of SPEC §5.3
+            sys.stderr.write(f"next page: --cursor {next_cursor}\n")
         return 0
     for r in rows:
         extra = f"  waits for {', '.join(r['waiting_skus'])}" if r.get("waiting_skus") else ""
         out(f"{r['order_id']:<24} {r['stage']:<18} {r['waiting_for'] or '-':<10} {','.join(r['flags'])}{extra}")
-    out(f"{len(rows)} order(s)")
+    out(f"{len(rows)} order(s)" + (f"; next page: --cursor {next_cursor}" if next_cursor else ""))
     return 0
 
 
@@ -341,6 +353,74 @@ async def cmd_demo(ctx: Context, a: argparse.Namespace) -> int:
     return await run_demo(ctx, keep=a.keep)
 
 
+def cmd_keys(ctx: Context, a: argparse.Namespace) -> int:
+    """`keys create|list|revoke`: the HTTP API's keys (only a hash is stored)."""
+    from service.keys import KeyProblem, create_key, list_keys, revoke_key
+
+    try:
+        with ctx.session() as session:
+            if a.keys_command == "create":
+                key = create_key(session, name=a.name, role=a.role)
+            elif a.keys_command == "revoke":
+                revoke_key(session, a.name)
+            else:
+                keys = list_keys(session)
+    except KeyProblem as exc:
+        raise CliError(str(exc)) from exc
+    if a.keys_command == "create":
+        if a.json:
+            emit_json({"name": a.name, "role": a.role, "key": key})
+        else:
+            out(f"key {a.name} ({a.role}): {key}")
+            out("keep it now: it is shown only once (the database keeps only its hash)")
+    elif a.keys_command == "revoke":
+        out(f"key {a.name} revoked")
+    elif getattr(a, "json", False):
+        emit_json(keys)
+    else:
+        for k in keys:
+            state = f"revoked {k['revoked_at'][:19]}" if k["revoked_at"] else "active"
+            out(f"{k['name']:<24} {k['role']:<10} {k['prefix']}…  created {k['created_at'][:19]}  {state}")
+        out(f"{len(keys)} key(s)")
+    return 0
+
+
+def add_keys_parser(sub: Any) -> argparse.ArgumentParser:
+    """`keys` and its subcommands (kept in one place: more subcommands join it here)."""
+    from service.keys import ROLES
+
+    k = sub.add_parser("keys", help="HTTP API keys: create, list, revoke")
+    ks = k.add_subparsers(dest="keys_command", required=True)
+    kc = ks.add_parser("create", help="make a key (shown once)")
+    kc.add_argument("--role", required=True, choices=ROLES)
+    kc.add_argument("--name", required=True)
+    kc.add_argument("--json", action="store_true", help='print {"name", "role", "key"}')
+    kl = ks.add_parser("list", help="every key: name, role, created, revoked")
+    kl.add_argument("--json", action="store_true")
+    kr = ks.add_parser("revoke", help="revoke a key at once, everywhere")
+    kr.add_argument("name")
+    return k
+
+
+async def cmd_serve(ctx: Context, a: argparse.Namespace) -> int:
+    """`serve`: the HTTP service alone (API, console, codec endpoints, metrics)."""
+    from service.server import ServiceError, serve_forever
+
+    try:
+        return await serve_forever(ctx.settings, dev=a.dev)
+    except ServiceError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
+    sv = sub.add_parser("serve", help="the HTTP service: API, console, codec endpoints, metrics")
+    sv.add_argument(
+        "--dev", action="store_true",
+        help="development: keep a session secret under OMS_HOME, codec endpoints open on loopback",
+    )
+    return sv
+
+
 # ------------------------------------------------------------------- parser
 
 
@@ -367,6 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="orders, oldest first")
     ls.add_argument("--stage")
     ls.add_argument("--flag")
+    ls.add_argument("--waiting-for")
+    ls.add_argument("--limit", type=int, default=1000, help="orders per page (1-1000, default 1000)")
+    ls.add_argument("--cursor", help="the next-page cursor a previous page printed")
     ls.add_argument("--json", action="store_true")
 
     c = sub.add_parser("confirm", help="buyer_confirmed, with corrections")
@@ -436,6 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="the operations report (HTML + JSON)")
     rp.add_argument("--out", default="reports")
+
+    add_keys_parser(sub)
+    add_serve_parser(sub)
     return p
 
 
@@ -460,6 +546,8 @@ COMMANDS: dict[str, Any] = {
     "stock": cmd_stock,
     "events": cmd_events,
     "report": cmd_report,
+    "keys": cmd_keys,
+    "serve": cmd_serve,
 }
 
 

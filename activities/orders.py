@@ -58,6 +58,7 @@ from models.tables import (
     CatalogRow,
     ContactLog,
     Order,
+    OrderFlag,
     OrderLineRow,
     Refund,
     Reservation,
@@ -512,7 +513,9 @@ _UPDATE_LINES = (
 )
 
 
-_ORDER_STAGE = select(Order.__table__.c.stage).where(Order.__table__.c.order_id == bindparam("b_order"))
+_ORDER_STAGE = select(
+    Order.__table__.c.stage, Order.__table__.c.flags, Order.__table__.c.created_at
+).where(Order.__table__.c.order_id == bindparam("b_order"))
 _TIMELINE_SEQS = select(TimelineEntry.__table__.c.seq).where(
     TimelineEntry.__table__.c.order_id == bindparam("b_order"),
     TimelineEntry.__table__.c.seq.in_(bindparam("b_seqs", expanding=True)),
@@ -538,10 +541,12 @@ def write_state(session: Any, inp: PersistInput) -> PersistResult:
     snap = inp.snapshot
     event_ids: list[str] = []
     timeline = TimelineEntry.__table__
-    stage = session.execute(_ORDER_STAGE, {"b_order": snap.order_id}).scalar_one_or_none()
-    if stage is None:  # not recorded yet (the first check records it): retry shortly
+    current = session.execute(_ORDER_STAGE, {"b_order": snap.order_id}).first()
+    if current is None:  # not recorded yet (the first check records it): retry shortly
         raise RuntimeError(f"order {snap.order_id} is not recorded yet")
+    stage, old_flags, created_at = current
     stage_changed = stage != snap.stage
+    sync_order_flags(session, snap.order_id, created_at, old_flags or [], snap.flags)
     session.execute(
         _UPDATE_ORDER,
         {
@@ -713,3 +718,19 @@ def refund_for(lines: list[Any], *, paid: Decimal) -> Decimal:
         return paid
     share = (paid * shipped / ordered).quantize(Decimal("0.01"))
     return max(paid - share, Decimal("0.00"))
+
+
+def sync_order_flags(
+    session: Any, order_id: str, created_at: datetime, old: list[str], new: list[str]
+) -> None:
+    """Keep `order_flags` (the list's flag index) in step with the order's flags; nothing to
+    write when they did not change, which is most state writes."""
+    gone = set(old) - set(new)
+    added = [f for f in dict.fromkeys(new) if f not in old]
+    table = OrderFlag.__table__
+    if gone:
+        session.execute(
+            table.delete().where(table.c.order_id == order_id, table.c.flag.in_(sorted(gone)))
+        )
+    for flag in added:
+        insert_new(session, table, {"order_id": order_id, "flag": flag, "created_at": created_at})

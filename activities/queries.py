@@ -6,10 +6,14 @@ are for filtering in the Web UI and may lag a little.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import DateTime, func, literal, select, tuple_
 from sqlmodel import Session, col
 
 from activities.ledger import LedgerError, move
@@ -19,6 +23,7 @@ from models.tables import (
     CatalogRow,
     ContactLog,
     Order,
+    OrderFlag,
     OrderLineRow,
     Shipment,
     StockLevel,
@@ -108,41 +113,169 @@ def order_status(session: Session, order_id: str) -> dict[str, Any] | None:
     }
 
 
-def list_orders(
-    session: Session, *, stage: str | None = None, flag: str | None = None, limit: int = 1000
-) -> list[dict[str, Any]]:
-    """Oldest first: the clerk's work queue."""
-    stmt = select(Order).order_by(Order.created_at, Order.order_id)
+class BadCursor(ValueError):
+    """A `cursor` this code did not issue (or one for another list)."""
+
+
+def encode_cursor(created_at: datetime, key: str) -> str:
+    """An opaque keyset position: the last item's (created_at, id), base64url."""
+    raw = json.dumps([to_utc(created_at).isoformat(), key], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        if len(cursor) > 400:
+            raise ValueError("too long")
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, key = json.loads(raw)
+        if not isinstance(at, str) or not isinstance(key, str) or not 0 < len(key) <= 200:
+            raise ValueError("not a position")
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError("no timezone")
+        return to_utc(when), key
+    except (ValueError, TypeError, UnicodeError, binascii.Error, OverflowError) as exc:
+        raise BadCursor("not a cursor of this list: pass next_cursor as it was given") from exc
+
+
+_LIST_COLUMNS = (
+    Order.order_id,
+    Order.stage,
+    Order.waiting_for,
+    Order.flags,
+    Order.created_at,
+    Order.stage_since,
+)
+
+
+def page_orders(
+    session: Session,
+    *,
+    stage: str | None = None,
+    waiting_for: str | None = None,
+    flag: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+    findings: bool = False,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One keyset page of orders, oldest first, and the cursor of the next (None at the end).
+
+    Every filter and the order are in SQL on an index that ends in (created_at, order_id):
+    the cost of a page does not grow with the number of orders kept. The flag filter reads
+    `order_flags` (one row per order and flag) in the same order. Orders that arrive while a
+    client pages are never seen twice; an order sorts by its own created_at.
+    """
+    after = decode_cursor(cursor) if cursor else None
+    columns: list[Any] = list(_LIST_COLUMNS) + ([Order.findings] if findings else [])
+    if flag:
+        key_at, key_id = OrderFlag.created_at, OrderFlag.order_id
+        stmt = (
+            select(*columns)
+            .select_from(OrderFlag)
+            .join(Order, Order.order_id == OrderFlag.order_id)
+            .where(OrderFlag.flag == flag)
+        )
+    else:
+        key_at, key_id = Order.created_at, Order.order_id
+        stmt = select(*columns)
     if stage:
         stmt = stmt.where(Order.stage == stage)
-    rows = session.execute(stmt).scalars().all()
-    out = []
-    for order in rows:
-        if flag and flag not in (order.flags or []):
-            continue
-        out.append(
-            {
-                "order_id": order.order_id,
-                "stage": order.stage,
-                "waiting_for": order.waiting_for,
-                "flags": list(order.flags or []),
-                "created_at": _iso(order.created_at),
-            }
-        )
-        if len(out) >= limit:
-            break
-    if stage == "backordered" and out:
-        from models.tables import Backorder
+    if waiting_for:
+        stmt = stmt.where(Order.waiting_for == waiting_for)
+    if after is not None:
+        stmt = stmt.where(tuple_(key_at, key_id) > tuple_(literal(after[0], DateTime(timezone=True)), after[1]))
+    stmt = stmt.order_by(key_at, key_id).limit(limit + 1)
+    rows = session.execute(stmt).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = []
+    for row in rows:
+        item = {
+            "order_id": row.order_id,
+            "stage": row.stage,
+            "waiting_for": row.waiting_for,
+            "flags": list(row.flags or []),
+            "created_at": _iso(row.created_at),
+            "stage_since": _iso(row.stage_since),
+        }
+        if findings:
+            item["findings"] = list(row.findings or [])
+        items.append(item)
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].order_id) if more and rows else None
+    return items, next_cursor
 
-        waits: dict[str, list[str]] = {}
-        for b in session.execute(
-            select(Backorder).where(col(Backorder.order_id).in_([o["order_id"] for o in out]),
-                                    Backorder.status == "waiting")
-        ).scalars():
-            waits.setdefault(b.order_id, []).append(f"{b.sku}@{b.warehouse} x{b.qty_wanted - b.qty_filled}")
-        for o in out:
-            o["waiting_skus"] = waits.get(o["order_id"], [])
+
+def list_orders(
+    session: Session,
+    *,
+    stage: str | None = None,
+    flag: str | None = None,
+    waiting_for: str | None = None,
+    limit: int = 1000,
+    cursor: str | None = None,
+) -> list[dict[str, Any]]:
+    """Oldest first: the clerk's work queue (one page; `page_orders` gives the next cursor too)."""
+    out, _next = page_orders(
+        session, stage=stage, flag=flag, waiting_for=waiting_for, limit=limit, cursor=cursor
+    )
+    if stage == "backordered" and out:
+        add_waiting_skus(session, out)
     return out
+
+
+def add_waiting_skus(session: Session, out: list[dict[str, Any]]) -> None:
+    """What each backordered order of `out` waits for: "SKU@WAREHOUSE xQTY"."""
+    from models.tables import Backorder
+
+    waits: dict[str, list[str]] = {}
+    for b in session.execute(
+        select(Backorder).where(col(Backorder.order_id).in_([o["order_id"] for o in out]),
+                                Backorder.status == "waiting")
+    ).scalars():
+        waits.setdefault(b.order_id, []).append(f"{b.sku}@{b.warehouse} x{b.qty_wanted - b.qty_filled}")
+    for o in out:
+        o["waiting_skus"] = waits.get(o["order_id"], [])
+
+
+def waiting_counts(session: Session) -> dict[str, int]:
+    """How many orders wait for each kind of thing (an index range per kind, not a scan)."""
+    rows = session.execute(
+        select(Order.waiting_for, func.count())
+        .where(Order.waiting_for.is_not(None))  # type: ignore[union-attr]
+        .group_by(Order.waiting_for)
+    ).all()
+    return {str(kind): int(n) for kind, n in rows}
+
+
+def page_events(
+    session: Session, *, order_id: str | None = None, limit: int = 100, cursor: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One keyset page of the outbox in (created_at, id) order, as `events --json` prints it."""
+    from models.tables import OutboxEvent
+
+    after = decode_cursor(cursor) if cursor else None
+    stmt = select(OutboxEvent)
+    if order_id:
+        stmt = stmt.where(OutboxEvent.order_id == order_id)
+    if after is not None:
+        stmt = stmt.where(
+            tuple_(OutboxEvent.created_at, OutboxEvent.id)
+            > tuple_(literal(after[0], DateTime(timezone=True)), after[1])
+        )
+    rows = list(
+        session.execute(stmt.order_by(OutboxEvent.created_at, OutboxEvent.id).limit(limit + 1)).scalars()
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [
+        {"id": e.id, "order_id": e.order_id, "type": e.type, "status": e.status,
+         "attempts": e.attempts, "created_at": _iso(e.created_at), "last_error": e.last_error,
+         "payload": e.payload}
+        for e in rows
+    ]
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    return items, next_cursor
 
 
 def stock_rows(session: Session, sku: str | None = None) -> list[dict[str, Any]]:

@@ -106,14 +106,38 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
     root.setLevel(settings.log_level.upper())
 
 
-async def connect(settings: Settings) -> Client:
-    """Connect with the standard Temporal environment settings (TLS, API key, profile) honoured."""
+async def connect(settings: Settings, *, runtime: Any = None) -> Client:
+    """Connect with the standard Temporal environment settings (TLS, API key, profile) honoured.
+
+    `runtime`: a `temporalio.runtime.Runtime` of its own (the worker's, with SDK metrics)."""
     from temporalio.envconfig import ClientConfig
 
     config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
     config["target_host"] = settings.temporal_address
     config["namespace"] = settings.temporal_namespace
+    if runtime is not None:
+        config["runtime"] = runtime
     return await Client.connect(**config, data_converter=pydantic_data_converter)
+
+
+def sdk_metrics_runtime(settings: Settings) -> Any:
+    """A Temporal runtime exporting the SDK's own worker metrics (task latencies, slots, polls)
+    as Prometheus text on OMS_SDK_METRICS_ADDRESS (default 127.0.0.1:9464; empty: off).
+    None when off, or when that port is taken (the worker runs on, without them)."""
+    from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+    address = (settings.sdk_metrics_address or "").strip()
+    if not address:
+        return None
+    try:
+        return Runtime(
+            telemetry=TelemetryConfig(
+                metrics=PrometheusConfig(bind_address=address, durations_as_seconds=True)
+            )
+        )
+    except ValueError as exc:
+        structlog.get_logger().warning("sdk metrics off", address=address, error=str(exc))
+        return None
 
 
 def temporal_binary() -> str:

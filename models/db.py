@@ -25,7 +25,9 @@ SessionFactory = Callable[[], Session]
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> Engine:
+    """An engine for `url`. `read_only` (the HTTP service's reads): on SQLite, transactions
+    begin deferred, as WAL readers, and never queue for the write lock; elsewhere the same."""
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and ":memory:" not in url:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -48,6 +50,14 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cur.execute("PRAGMA busy_timeout=60000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
+        if read_only:
+
+            @event.listens_for(engine, "begin")
+            def _sqlite_begin_deferred(conn):  # type: ignore[no-untyped-def]
+                conn.exec_driver_sql("BEGIN")  # one snapshot for the whole read
+
+            return engine
 
         # The threads of one process queue for writing on a lock, not in SQLite's busy
         # handler: its back-off sleeps (1, 2, 5, ... 100 ms a try) starve whoever loses

@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -145,6 +145,14 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: str = "INFO"
     policy: Policy = Field(default_factory=Policy)
+    # The HTTP service (`oms serve`, service/): where it listens, the console's cookie secret
+    # (no default: made and kept under `home` only in --dev and the demo), the Temporal UI
+    # origins allowed to call its codec endpoints, and where the worker's SDK metrics go.
+    http_address: str = "127.0.0.1:8080"
+    session_secret: SecretStr | None = None
+    session_cookie_secure: bool = False
+    codec_cors_origins: list[str] | None = None
+    sdk_metrics_address: str = "127.0.0.1:9464"
 
     @classmethod
     def settings_customise_sources(
@@ -166,6 +174,11 @@ class Settings(BaseSettings):
     def order_policy(self) -> Policy:
         """The policy snapshot handed to a new order workflow."""
         return self.policy.model_copy(update={"webhook_enabled": bool(self.webhook_url)})
+
+    @property
+    def http_host_port(self) -> tuple[str, int]:
+        host, _, port = self.http_address.rpartition(":")
+        return (host.strip("[]") or "127.0.0.1"), int(port or 8080)
 
     @property
     def temporal_host_port(self) -> tuple[str, int]:

@@ -46,7 +46,10 @@ def _json(**kw: Any) -> Any:
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
     __table_args__ = (
-        Index("ix_orders_stage_created", "stage", "created_at"),
+        # Keyset pages (created_at, order_id) of the whole list, by stage and by waiting_for.
+        Index("ix_orders_created_id", "created_at", "order_id"),
+        Index("ix_orders_stage_created_id", "stage", "created_at", "order_id"),
+        Index("ix_orders_waiting_created_id", "waiting_for", "created_at", "order_id"),
         Index("ix_orders_phone_key", "phone_key"),
         Index("ix_orders_address_key", "address_key"),
     )
@@ -264,7 +267,11 @@ class OutboxEvent(SQLModel, table=True):
     """Every externally visible event, written in the transaction that caused it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_order", "order_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_outbox_order", "order_id", "created_at"),
+        Index("ix_outbox_created_id", "created_at", "id"),
+        Index("ix_outbox_status", "status"),
+    )
 
     id: str = Field(primary_key=True, max_length=120)
     order_id: str | None = Field(default=None, max_length=64)
@@ -285,3 +292,34 @@ class AppliedOp(SQLModel, table=True):
     op_key: str = Field(primary_key=True, max_length=200)
     result: dict[str, Any] = _json(nullable=False, default=dict)
     at: datetime = _ts(nullable=False)
+
+
+# ------------------------------------------------------------ list reads, keys
+
+
+class OrderFlag(SQLModel, table=True):
+    """One row per flag an order carries: the flag filter of lists as an index, not a JSON scan.
+
+    Kept in step with ``orders.flags`` by the state write (`activities.orders.write_state`);
+    ``created_at`` is the order's, so a flag's page is read in the list's keyset order.
+    """
+
+    __tablename__ = "order_flags"
+    __table_args__ = (Index("ix_order_flags_flag_created_id", "flag", "created_at", "order_id"),)
+
+    order_id: str = Field(primary_key=True, max_length=64)
+    flag: str = Field(primary_key=True, max_length=40)
+    created_at: datetime = _ts(nullable=False)
+
+
+class ApiKey(SQLModel, table=True):
+    """An HTTP API key (`oms keys create`): only its SHA-256 is kept, never the key itself."""
+
+    __tablename__ = "api_keys"
+
+    name: str = Field(primary_key=True, max_length=64)
+    role: str = Field(max_length=16)
+    key_hash: str = Field(max_length=64, unique=True)
+    prefix: str = Field(max_length=16)
+    created_at: datetime = _ts(nullable=False)
+    revoked_at: datetime | None = _ts(nullable=True)

@@ -579,6 +579,7 @@ async def run_demo(ctx: Any, keep: bool) -> int:
     )
     stop_worker = asyncio.Event()
     worker_task: asyncio.Task[None] | None = None
+    service: Any = None
     try:
         await asyncio.to_thread(load_sample_reference, ctx)  # migrates the database on first use
         say("database migrated; sample catalog, warehouses and stock loaded")
@@ -589,22 +590,40 @@ async def run_demo(ctx: Any, keep: bool) -> int:
             policy = policy.model_copy(update={"search_attributes": False})
         worker_task = asyncio.create_task(run_worker_until(stop_worker, client, settings))
         await asyncio.sleep(0)
+        service, clerk_key = await start_console(ctx, settings, client, run_id)
         demo = Demo(ctx, settings, run_id, server.ui_url)
         code = await _run_paths(demo, client, settings, policy, worker_task, interrupted)
         say(f"demo took {time.monotonic() - started_at:.0f}s")
+        say(f"\nconsole: {service.url}   clerk key for this run: {clerk_key}")
         if keep and not interrupted.is_set():
-            say(f"\n--keep: the dev server and the worker keep running; browse {server.ui_url}")
+            say(f"\n--keep: the dev server, the worker and the console keep running; browse {server.ui_url}")
+            say(f"sign in to the console at {service.url} with the clerk key above")
             say("try: python starter.py list   ·   python starter.py report   ·   Ctrl-C to stop")
             await _until_interrupted(worker_task, interrupted)
             say("stopping")
         return code
     finally:
+        if service is not None:
+            await service.stop()
         stop_worker.set()
         if worker_task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(worker_task, timeout=30)
         if ours:
             await asyncio.to_thread(server.stop)
+
+
+async def start_console(ctx: Any, settings: Settings, client: Any, run_id: str) -> tuple[Any, str]:
+    """The HTTP service and console beside the demo's worker, and a clerk key made for this run."""
+    from service.keys import create_key
+    from service.server import Beside
+
+    with ctx.session() as session:
+        key = create_key(session, name=f"demo-clerk-{run_id}", role="clerk")
+    service = Beside(settings, dev=True, client=client)
+    await service.start()
+    say(f"console (HTTP API, clerk's console): {service.url}   clerk key: {key}")
+    return service, key
 
 
 async def _until_interrupted(worker_task: asyncio.Task[None], interrupted: asyncio.Event) -> None:

@@ -6,11 +6,12 @@ database, the source of truth for lists and reports, with plain ORM queries so
 it runs the same on SQLite and PostgreSQL, and on an empty database.
 
 What the clerk sees first is what needs a hand today: cancellations of the
-last 24 hours with their reasons, orders on hold or waiting for approval,
-buyers who have not answered for a while, overdue picks, failed webhooks and
-rejected signals. Below that: orders by stage, flags by code, shortage
-outcomes, time spent in each stage (median, p95) and the fulfilment rate
-(shipments shipped within the pick SLA of their release, over those released).
+last 24 hours with their reasons, orders on hold or waiting for approval, for
+the buyer, for payment or for a shortage decision, overdue picks, failed
+webhooks and rejected signals. Below that: orders by stage, flags by code,
+shortage outcomes, time spent in each stage (median, p95) and the fulfilment
+rate (shipments shipped within the pick SLA of their release, over those due:
+shipped, or open past the SLA; "—" while none is due).
 """
 
 from __future__ import annotations
@@ -161,20 +162,26 @@ def build_summary(
     # fulfilment: shipments shipped within the pick SLA of their release
     shipments = list(session.execute(select(Shipment)).scalars())
     released = [s for s in shipments if s.status != "cancelled"]
-    on_time = late = 0
+    on_time = late = overdue_open = 0
     for s in released:
         if s.status == "shipped" and s.shipped_at is not None:
             if to_utc(s.shipped_at) - to_utc(s.released_at) <= sla:
                 on_time += 1
             else:
                 late += 1
+        elif now - to_utc(s.released_at) > sla:
+            overdue_open += 1
+    # The rate is over the shipments that were due: shipped, or open past the SLA. A shipment
+    # released a moment ago is not yet late, and "0.0%" of nothing due would mislead.
+    due = on_time + late + overdue_open
     fulfilment = {
         "sla_s": sla.total_seconds(),
         "released": len(released),
+        "due": due,
         "shipped_on_time": on_time,
         "shipped_late": late,
         "open": len(released) - on_time - late,
-        "rate": round(on_time / len(released), 4) if released else None,
+        "rate": round(on_time / due, 4) if due else None,
     }
 
     overdue = [
@@ -252,15 +259,23 @@ def _exceptions(
                 + (" (overdue)" if Flag.APPROVAL_OVERDUE in (o.flags or []) else ""),
                 since_stage,
             )
-        elif (
-            o.stage == Stage.AWAITING_BUYER
-            and since_stage is not None
-            and now - since_stage >= stale
-        ):
+        elif o.stage == Stage.AWAITING_BUYER:
+            waited = (now - since_stage).total_seconds() if since_stage is not None else 0.0
             add(
                 "awaiting_buyer",
                 o,
-                f"no answer from the buyer for {_duration((now - since_stage).total_seconds())}",
+                f"no answer from the buyer for {_duration(waited)}"
+                if since_stage is not None and now - since_stage >= stale
+                else f"asked the buyer {_duration(waited)} ago: confirm their answer",
+                since_stage,
+            )
+        elif o.stage == Stage.AWAITING_PAYMENT:
+            add("awaiting_payment", o, "waits for the payment: record it or cancel", since_stage)
+        elif o.stage == Stage.BACKORDERED:
+            add(
+                "shortage",
+                o,
+                "out of stock: restock, or decide (partial, transfer, cancel)",
                 since_stage,
             )
     for o in orders:
@@ -378,7 +393,7 @@ svg.chart .empty{fill:#889}
 def render_html(summary: dict[str, Any]) -> str:
     esc = html.escape
     f = summary["fulfilment"]
-    rate = "-" if f["rate"] is None else f"{f['rate'] * 100:.1f}%"
+    rate = "—" if f["rate"] is None else f"{f['rate'] * 100:.1f}%"
     open_orders = sum(
         n
         for stage, n in summary["orders_by_stage"].items()
@@ -464,8 +479,9 @@ def render_html(summary: dict[str, Any]) -> str:
         f"{esc(json.dumps(shortage['decisions'], ensure_ascii=False))}; entered "
         f"{esc(json.dumps(shortage['entered'], ensure_ascii=False))}.</p>",
         "<h2>Fulfilment</h2>",
-        f"<p>{f['shipped_on_time']} of {f['released']} released shipment(s) shipped within the pick SLA "
-        f"of {_duration(f['sla_s'])} ({rate}); {f['shipped_late']} late, {f['open']} still open.</p>",
+        f"<p>{f['shipped_on_time']} of {f['due']} shipment(s) due shipped within the pick SLA "
+        f"of {_duration(f['sla_s'])} ({rate}); {f['shipped_late']} late, {f['open']} still open "
+        f"of {f['released']} released.</p>",
         "</body></html>",
     ]
     return "\n".join(parts)

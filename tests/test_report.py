@@ -216,6 +216,7 @@ def test_report_counts_stages_flags_shortages_times_and_fulfilment(
     assert summary["fulfilment"] == {
         "sla_s": 3600.0,
         "released": 3,
+        "due": 3,
         "shipped_on_time": 1,
         "shipped_late": 1,
         "open": 1,
@@ -236,13 +237,17 @@ def test_exceptions_list_what_needs_a_hand_today(factory: SessionFactory, tmp_pa
     assert kinds == {
         ("on_hold", "D"),
         ("awaiting_approval", "E"),
-        ("awaiting_buyer", "F"),  # G asked ten minutes ago: not yet a worry
+        ("awaiting_buyer", "F"),
+        ("awaiting_buyer", "G"),  # asked ten minutes ago: still the clerk's to follow up
         ("pick_overdue", "H"),
         ("cancelled", "C"),
         ("webhook_failed", "A"),
         ("signal_rejected", "A"),
     }
-    assert summary["exceptions_count"] == 7
+    assert summary["exceptions_count"] == 8
+    details = {e["order_id"]: e["detail"] for e in summary["exceptions"] if e["kind"] == "awaiting_buyer"}
+    assert details["F"].startswith("no answer from the buyer for 6.0h")
+    assert details["G"].startswith("asked the buyer 10m ago")
     cancelled = next(e for e in summary["exceptions"] if e["kind"] == "cancelled")
     assert cancelled["detail"] == "shortage: cancelled by the operator"
     text = page.read_text(encoding="utf-8")
@@ -310,3 +315,50 @@ def test_bar_chart_escapes_labels_and_scales_to_the_largest_bar() -> None:
     assert "stages &lt;all&gt;" in svg and "a&amp;b" in svg
     widths = [float(part.split('"')[0]) for part in svg.split('width="')[2:]]
     assert widths[1] == 2 * widths[0]
+
+
+def test_orders_waiting_for_payment_or_a_shortage_decision_need_a_hand(
+    factory: SessionFactory, tmp_path: Path
+) -> None:
+    with transaction(factory) as session:
+        session.add_all(
+            [
+                order("P", "awaiting_payment", "11:00:00", flags=["unpaid"]),
+                order("S", "backordered", "11:30:00"),
+                order("R", "released", "11:59:00"),
+            ]
+        )
+
+    with transaction(factory) as session:
+        page = write_report(session, tmp_path, policy=POLICY, now=NOW)
+
+    summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert {(e["kind"], e["order_id"]) for e in summary["exceptions"]} == {
+        ("awaiting_payment", "P"),
+        ("shortage", "S"),
+    }
+    assert "need a hand" in page.read_text(encoding="utf-8")
+
+
+def test_the_on_time_rate_is_a_dash_while_no_shipment_is_due(
+    factory: SessionFactory, tmp_path: Path
+) -> None:
+    with transaction(factory) as session:
+        session.add(order("R", "released", "11:50:00"))
+        session.flush()
+        session.add(shipment("R", "released", "11:50:00"))  # 10 minutes into a 1 h SLA
+
+    with transaction(factory) as session:
+        page = write_report(session, tmp_path, policy=POLICY, now=NOW)
+    summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert summary["fulfilment"]["released"] == 1
+    assert summary["fulfilment"]["due"] == 0
+    assert summary["fulfilment"]["rate"] is None
+    text = page.read_text(encoding="utf-8")
+    assert "<b>—</b>shipped within 1.0h" in text
+    assert "0.0%" not in text
+
+    with transaction(factory) as session:  # an hour later it is due, and late
+        write_report(session, tmp_path, policy=POLICY, now=NOW + timedelta(hours=1))
+    later = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert later["fulfilment"]["due"] == 1 and later["fulfilment"]["rate"] == 0.0

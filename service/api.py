@@ -1,0 +1,437 @@
+"""The HTTP API, `/v1` (SPEC §5.6): intake, reads, operator and warehouse actions, stock,
+transfers, the outbox; and, for admin keys, keys and reference data.
+
+Reads come from the database (read-only snapshots). Every action goes through
+`ops.actions` to the order workflow's Temporal update, so the answer is the workflow's:
+200 with the order's new state, or 409 with its reason (and nothing written).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from temporalio.service import RPCError
+
+from models.enums import Stage, WaitingFor
+from service.deps import ApiError, Services, allow, forbid_unless, services
+from service.keys import Principal
+from service.schemas import (
+    FIELDS,
+    WAREHOUSE_ACTIONS,
+    Action,
+    ActionAccepted,
+    ActionBody,
+    ActionRefused,
+    ErrorBody,
+    EventPage,
+    IntakeResponse,
+    KeyCreate,
+    KeyMade,
+    KeyOut,
+    Loaded,
+    OrderOut,
+    OrderPage,
+    RestockBody,
+    RestockResponse,
+    StockRow,
+    ValidationErrorBody,
+)
+
+MAX_BATCH = 1000
+MAX_INTAKE_BYTES = 32 * 1024 * 1024  # 1000 documents of up to 32 kB each
+SUBMIT_CONCURRENCY = 64
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "no key, or an unknown or revoked key"},
+    403: {"model": ErrorBody, "description": "this key's role may not do this"},
+    422: {"model": ValidationErrorBody, "description": "a parameter or body field is not valid"},
+}
+router = APIRouter(prefix="/v1", responses=_ERRORS)
+
+
+def _order_id(value: str) -> str:
+    return value
+
+
+OrderIdPath = Path(min_length=1, max_length=200, description="the order's id, e.g. TB20261126-0001")
+
+
+# ------------------------------------------------------------------- intake
+
+INTAKE_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    {"$ref": "#/components/schemas/OrderDocument"},
+                    {
+                        "type": "array",
+                        "maxItems": MAX_BATCH,
+                        "items": {"$ref": "#/components/schemas/OrderDocument"},
+                    },
+                ]
+            }
+        }
+    },
+}
+
+
+@router.post(
+    "/orders",
+    response_model=IntakeResponse,
+    summary="Submit one order document or a batch of up to 1000",
+    responses={
+        400: {"model": ErrorBody, "description": "the body is not JSON, or more than 1000"},
+        413: {"model": ErrorBody, "description": "the body is larger than 32 MB"},
+        503: {"model": ErrorBody, "description": "Temporal is unreachable: send again"},
+    },
+    openapi_extra={"requestBody": INTAKE_BODY},
+)
+async def submit_orders(
+    request: Request, principal: Principal = Depends(allow("submit"))
+) -> JSONResponse:
+    """One result per document, in order: `started` (a new order workflow), `duplicate`
+    (that order_id was submitted before, or earlier in this batch) or `rejected` with one
+    error per bad field (nothing started). Sending the same batch again is safe."""
+    from ops.intake import submit_one
+    from service.intake import check_document, load_batch
+
+    svc = services(request)
+    body = await read_body(request, MAX_INTAKE_BYTES)
+    items = load_batch(body, MAX_BATCH)
+    results: list[dict[str, Any]] = []
+    pending: list[tuple[int, Any]] = []
+    seen: set[str] = set()
+    for raw in items:
+        doc, errors, label = check_document(raw)
+        if doc is None:
+            results.append({"order_id": label, "result": "rejected", "errors": errors})
+        elif doc.order_id in seen:
+            results.append({"order_id": doc.order_id, "result": "duplicate", "errors": []})
+        else:
+            seen.add(doc.order_id)
+            results.append({"order_id": doc.order_id, "result": None, "errors": []})
+            pending.append((len(results) - 1, doc))
+    gate = asyncio.Semaphore(SUBMIT_CONCURRENCY)
+
+    async def start(index: int, doc: Any) -> None:
+        async with gate:
+            results[index]["result"] = await submit_one(svc.client, svc.settings, doc)
+
+    try:
+        await asyncio.gather(*(start(i, d) for i, d in pending))
+    except RPCError as exc:
+        raise ApiError(
+            503,
+            f"Temporal did not take the orders ({exc.message}); send the batch again: "
+            "orders already started are answered duplicate",
+        ) from exc
+    svc.metrics.intake(results)
+    return JSONResponse({"results": results})
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the body is larger than {limit // (1024 * 1024)} MB", field="body")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"the body is larger than {limit // (1024 * 1024)} MB", field="body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# -------------------------------------------------------------------- reads
+
+
+@router.get(
+    "/orders/{order_id}",
+    response_model=OrderOut,
+    responses={404: {"model": ErrorBody, "description": "no such order"}},
+    summary="One order, as `status --json` prints it",
+)
+def get_order(
+    request: Request,
+    order_id: str = OrderIdPath,
+    principal: Principal = Depends(allow("read_orders")),
+) -> JSONResponse:
+    from activities.queries import order_status
+
+    status = services(request).read(order_status, order_id)
+    if status is None:
+        raise ApiError(404, f"unknown order {order_id!r}", order_id=order_id)
+    return JSONResponse(status)
+
+
+@router.get(
+    "/orders",
+    response_model=OrderPage,
+    summary="Orders, oldest first, by stage / waiting_for / flag, keyset-paginated",
+)
+def list_orders(
+    request: Request,
+    stage: Stage | None = Query(None),
+    waiting_for: WaitingFor | None = Query(None),
+    flag: str | None = Query(None, min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$"),
+    limit: int = Query(100, ge=1, le=1000),
+    cursor: str | None = Query(None, min_length=1, max_length=400),
+    principal: Principal = Depends(allow("read_orders")),
+) -> JSONResponse:
+    """`next_cursor` is null on the last page; pass it back as `cursor` with the same filters.
+    Every order is on exactly one page, also while new orders arrive."""
+    from activities.queries import BadCursor, page_orders
+
+    try:
+        orders, next_cursor = services(request).read(
+            page_orders,
+            stage=stage.value if stage else None,
+            waiting_for=waiting_for.value if waiting_for else None,
+            flag=flag,
+            limit=limit,
+            cursor=cursor,
+        )
+    except BadCursor as exc:
+        raise ApiError(422, f"cursor: {exc}", field="cursor") from exc
+    return JSONResponse({"orders": orders, "next_cursor": next_cursor})
+
+
+@router.get("/stock", response_model=list[StockRow], summary="Stock per SKU and warehouse")
+def get_stock(
+    request: Request,
+    sku: str | None = Query(None, min_length=1, max_length=64),
+    principal: Principal = Depends(allow("read_stock")),
+) -> JSONResponse:
+    from activities.queries import stock_rows
+
+    return JSONResponse(services(request).read(stock_rows, sku))
+
+
+@router.get("/events", response_model=EventPage, summary="The outbox, oldest first")
+def get_events(
+    request: Request,
+    order_id: str | None = Query(None, min_length=1, max_length=200),
+    limit: int = Query(100, ge=1, le=1000),
+    cursor: str | None = Query(None, min_length=1, max_length=400),
+    principal: Principal = Depends(allow("read_events")),
+) -> JSONResponse:
+    from activities.queries import BadCursor, page_events
+
+    try:
+        events, next_cursor = services(request).read(
+            page_events, order_id=order_id, limit=limit, cursor=cursor
+        )
+    except BadCursor as exc:
+        raise ApiError(422, f"cursor: {exc}", field="cursor") from exc
+    return JSONResponse({"events": events, "next_cursor": next_cursor})
+
+
+# ------------------------------------------------------------------ actions
+
+_ACTION_DOC = "\n".join(f"- `{a.value}`: {', '.join(sorted(FIELDS[a]))}" for a in Action)
+
+
+@router.post(
+    "/orders/{order_id}/actions/{action}",
+    response_model=ActionAccepted,
+    responses={
+        404: {"model": ErrorBody, "description": "no such order"},
+        409: {"model": ActionRefused, "description": "refused by the workflow (nothing written)"},
+    },
+    summary="An operator or warehouse action, answered by the order workflow",
+    description="Fields each action takes:\n\n" + _ACTION_DOC,
+)
+async def order_action(
+    request: Request,
+    order_id: str = OrderIdPath,
+    action: Action = Path(description="the action"),
+    body: ActionBody | None = Body(None),
+    principal: Principal = Depends(allow("read_orders")),
+) -> JSONResponse:
+    forbid_unless(principal, "warehouse_action" if action in WAREHOUSE_ACTIONS else "operator_action")
+    payload, errors = (body or ActionBody()).for_action(action)
+    if errors:
+        raise _bad_body(errors)
+    answer = await run_action(services(request), order_id, action.value, payload, principal)
+    return answer_response(answer)
+
+
+async def run_action(
+    svc: Services, order_id: str, action: str, payload: dict[str, Any], principal: Principal
+) -> Any:
+    """`ops.actions.act` with its exceptions turned into answers (404 / 422 / 503)."""
+    from ops import actions
+
+    try:
+        answer = await actions.act(svc.client, order_id, action, payload, by=principal.name)
+    except actions.UnknownOrder as exc:
+        raise ApiError(404, f"unknown order {order_id!r}", order_id=order_id) from exc
+    except actions.BadBody as exc:
+        raise _bad_body(exc.errors) from exc
+    except RPCError as exc:
+        raise ApiError(503, f"Temporal did not answer ({exc.message}); try again") from exc
+    svc.metrics.action(action, answer.accepted)
+    return answer
+
+
+def answer_response(answer: Any) -> JSONResponse:
+    if answer.accepted:
+        return JSONResponse({"accepted": True, "order": answer.order})
+    return JSONResponse({"accepted": False, "reason": answer.reason}, status_code=409)
+
+
+def _bad_body(errors: list[dict[str, Any]]) -> ApiError:
+    first = errors[0] if errors else {"field": "body", "message": "not valid"}
+    return ApiError(
+        422,
+        f"{first['field']}: {first['message']}",
+        field=first["field"],
+        errors=[{"field": str(e.get("field")), "message": str(e.get("message"))} for e in errors],
+    )
+
+
+# -------------------------------------------------------- stock, transfers
+
+
+@router.post(
+    "/stock/restock",
+    response_model=RestockResponse,
+    summary="Stock in; handed to waiting orders first come first served",
+)
+async def restock(
+    request: Request, body: RestockBody, principal: Principal = Depends(allow("restock"))
+) -> JSONResponse:
+    from ops import actions
+
+    svc = services(request)
+    try:
+        served = await actions.restock(
+            svc.client, svc.factory, svc.settings, body.sku, body.qty, body.warehouse
+        )
+    except actions.BadBody as exc:
+        raise _bad_body(exc.errors) from exc
+    except RPCError as exc:
+        raise ApiError(503, f"Temporal did not answer ({exc.message}); try again") from exc
+    order_ids = list(dict.fromkeys(str(s["order_id"]) for s in served))
+    return JSONResponse({"served": order_ids, "handouts": served})
+
+
+@router.post(
+    "/transfers/{transfer_id}/arrived",
+    response_model=ActionAccepted,
+    responses={
+        404: {"model": ErrorBody, "description": "no such transfer"},
+        409: {"model": ActionRefused, "description": "refused by the workflow (nothing written)"},
+    },
+    summary="A stock transfer between warehouses arrived",
+)
+async def transfer_arrived(
+    request: Request,
+    transfer_id: str = Path(min_length=1, max_length=200),
+    principal: Principal = Depends(allow("transfer")),
+) -> JSONResponse:
+    from ops import actions
+
+    svc = services(request)
+    try:
+        answer = await actions.transfer_arrived(svc.client, svc.factory, transfer_id)
+    except actions.UnknownOrder as exc:
+        raise ApiError(404, f"unknown transfer {transfer_id!r}", transfer_id=transfer_id) from exc
+    except actions.BadBody as exc:
+        raise _bad_body(exc.errors) from exc
+    except RPCError as exc:
+        raise ApiError(503, f"Temporal did not answer ({exc.message}); try again") from exc
+    return answer_response(answer)
+
+
+# ------------------------------------------------------- admin: keys, data
+
+
+@router.get("/keys", response_model=list[KeyOut], summary="Every API key (never the key itself)")
+def get_keys(request: Request, principal: Principal = Depends(allow("keys"))) -> JSONResponse:
+    from service.keys import list_keys
+
+    return JSONResponse(services(request).read(list_keys))
+
+
+@router.post("/keys", response_model=KeyMade, summary="Make a key (shown once)")
+def post_key(
+    request: Request, body: KeyCreate, principal: Principal = Depends(allow("keys"))
+) -> JSONResponse:
+    from service.keys import KeyProblem, create_key
+
+    try:
+        key = services(request).write(create_key, name=body.name, role=body.role)
+    except KeyProblem as exc:
+        raise ApiError(409, str(exc), field="name") from exc
+    return JSONResponse({"name": body.name, "role": body.role, "key": key})
+
+
+@router.delete(
+    "/keys/{name}",
+    response_model=KeyOut,
+    responses={404: {"model": ErrorBody, "description": "no such key"}},
+    summary="Revoke a key, at once and everywhere",
+)
+def delete_key(
+    request: Request,
+    name: str = Path(min_length=1, max_length=64),
+    principal: Principal = Depends(allow("keys")),
+) -> JSONResponse:
+    from service.keys import KeyProblem, list_keys, revoke_key
+
+    svc = services(request)
+    try:
+        svc.write(revoke_key, name)
+    except KeyProblem as exc:
+        raise ApiError(404 if "no key" in str(exc) else 409, str(exc), field="name") from exc
+    return JSONResponse(next(k for k in svc.read(list_keys) if k["name"] == name))
+
+
+@router.post(
+    "/reference/{kind}",
+    response_model=Loaded,
+    summary="Load catalog, warehouses or stock (idempotent upsert, as `oms load`)",
+)
+async def load_reference(
+    request: Request,
+    kind: str = Path(pattern="^(catalog|warehouses|stock)$"),
+    principal: Principal = Depends(allow("reference")),
+) -> JSONResponse:
+    from activities.ledger import LedgerError
+    from activities.queries import load_reference as load
+    from service.intake import load_json
+
+    items = load_json(await read_body(request, MAX_INTAKE_BYTES))
+    if not isinstance(items, list) or len(items) > 100_000:
+        raise ApiError(400, f"the body must be a JSON array of {kind} records", field="body")
+
+    def run(session: Any) -> tuple[int, list[str]]:
+        count, errors = load(session, kind, items)
+        if errors:
+            session.rollback()
+        return count, errors
+
+    try:
+        count, errors = await run_in_threadpool(services(request).write, run)
+    except LedgerError as exc:
+        raise ApiError(422, f"nothing loaded: {exc}", field="body") from exc
+    if errors:
+        raise ApiError(
+            422, "nothing loaded: " + errors[0], field="body",
+            errors=[{"field": e.partition(" ")[0], "message": e} for e in errors[:100]],
+        )
+    return JSONResponse({"loaded": count})
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)

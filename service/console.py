@@ -1,0 +1,542 @@
+"""The clerk's console (SPEC §5.7): server-rendered pages at `/`, htmx for partial updates.
+
+Sign-in takes a `clerk` or `admin` key once; the session cookie (signed, HTTP-only) then
+holds the key's name and hash, never the key, and every page checks that the key is still
+active, so revoking a key ends its sessions at once. Every form carries the session's CSRF
+token. Forms post the API's field names and act through the same `ops.actions` calls as
+the API; the page then shows the workflow's answer (accepted with the new state, or refused
+with its reason). Pages work without JavaScript; with htmx a form swaps only the order.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+from pydantic import ValidationError
+
+from models.enums import Stage, WaitingFor
+from service.deps import ApiError, services
+from service.keys import Principal, find_by_name, find_key
+from service.schemas import Action, ActionBody, RestockBody
+
+router = APIRouter(include_in_schema=False)
+HERE = Path(__file__).resolve().parent
+env = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+PAGE_SIZE = 50
+
+# The queue's tabs: what orders wait for (SPEC §5.7), "on hold" being a wait for an operator.
+TABS: list[tuple[str, str, str]] = [
+    (str(WaitingFor.BUYER), "买家确认", "Buyer"),
+    (str(WaitingFor.PAYMENT), "待付款", "Payment"),
+    (str(WaitingFor.STOCK), "缺货", "Stock"),
+    (str(WaitingFor.TRANSFER), "调拨", "Transfer"),
+    (str(WaitingFor.APPROVAL), "待审批", "Approval"),
+    (str(WaitingFor.WAREHOUSE), "仓库", "Warehouse"),
+    (str(WaitingFor.OPERATOR), "挂起", "On hold"),
+]
+
+STAGE_ZH = {
+    "received": "已接收", "checking": "检查中", "awaiting_buyer": "待买家确认",
+    "awaiting_payment": "待付款", "allocating": "分配库存", "backordered": "缺货等待",
+    "awaiting_transfer": "等待调拨", "reviewing": "复核中", "awaiting_approval": "待审批",
+    "released": "已下发仓库", "picking": "拣货中", "packed": "已打包", "shipped": "已发货",
+    "completed": "已完成", "cancelled": "已取消", "on_hold": "挂起",
+}
+
+OVERDUE_FLAGS = {"pick_overdue", "pick_escalated", "approval_overdue", "buyer_timeout",
+                 "payment_timeout", "backorder_timeout", "transfer_timeout", "step_failed"}
+
+ACTION_LABELS = {
+    "confirm": ("确认更正", "Confirm correction"),
+    "pay": ("登记付款", "Record payment"),
+    "decide": ("缺货处理", "Shortage decision"),
+    "approve": ("批准", "Approve"),
+    "reject": ("驳回", "Reject"),
+    "cancel": ("取消订单", "Cancel order"),
+    "resume": ("恢复处理", "Resume"),
+    "picked": ("已拣货", "Picked"),
+    "packed": ("已打包", "Packed"),
+    "shipped": ("已发货", "Shipped"),
+    "pick-exception": ("拣货异常", "Pick exception"),
+    "delivered": ("已签收", "Delivered"),
+}
+
+_PREPARING = ["received", "checking", "allocating", "reviewing"]
+
+
+def actions_for(status: dict[str, Any]) -> list[str]:
+    """The actions the order's stage allows (the workflow's update validator still decides)."""
+    stage = status["stage"]
+    by_stage: dict[str, list[str]] = {
+        "awaiting_buyer": ["confirm", "cancel"],
+        "awaiting_payment": ["pay", "cancel"],
+        "backordered": ["decide", "cancel"],
+        "awaiting_transfer": ["decide", "cancel"],
+        "awaiting_approval": ["approve", "reject", "cancel"],
+        "released": ["picked", "packed", "shipped", "pick-exception", "cancel"],
+        "picking": ["picked", "packed", "shipped", "pick-exception", "cancel"],
+        "packed": ["picked", "packed", "shipped", "pick-exception", "cancel"],
+        "shipped": ["delivered"],
+        "on_hold": ["resume", "cancel"],
+        **{s: ["cancel"] for s in _PREPARING},
+    }
+    return by_stage.get(stage, [])
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def age(value: str | None, now: datetime | None = None) -> str:
+    """How long ago, as a clerk says it: 45s, 12m, 3h 20m, 2d 4h."""
+    if not value:
+        return "—"
+    try:
+        then = datetime.fromisoformat(value)
+    except ValueError:
+        return "—"
+    seconds = max(0, int(((now or datetime.now(UTC)) - then).total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def short_time(value: str | None) -> str:
+    if not value:
+        return "—"
+    try:
+        return datetime.fromisoformat(value).astimezone().strftime("%m-%d %H:%M:%S")
+    except ValueError:
+        return value[:19]
+
+
+env.filters["age"] = age
+env.filters["short_time"] = short_time
+env.globals["STAGE_ZH"] = STAGE_ZH
+env.globals["ACTION_LABELS"] = ACTION_LABELS
+env.globals["OVERDUE_FLAGS"] = OVERDUE_FLAGS
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(24)
+        request.session["csrf"] = token
+    return token
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    page = env.get_template(template).render(
+        request=request, csrf=csrf_token(request), **context
+    )
+    return HTMLResponse(page, status_code=status_code)
+
+
+def signed_in(request: Request) -> Principal | None:
+    name, key_hash = request.session.get("key_name"), request.session.get("key_hash")
+    if not isinstance(name, str) or not isinstance(key_hash, str):
+        return None
+    principal = services(request).read(find_by_name, name, key_hash)
+    if principal is None or not principal.may("console"):
+        request.session.pop("key_name", None)
+        request.session.pop("key_hash", None)
+        return None
+    return principal
+
+
+def to_login(request: Request) -> Response:
+    target = "/login?next=" + quote(request.url.path)
+    if request.headers.get("hx-request"):
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
+
+
+async def checked_form(request: Request) -> dict[str, str] | None:
+    """The posted form, if its CSRF token is this session's; None otherwise."""
+    form = await request.form()
+    token = form.get("csrf_token")
+    expected = request.session.get("csrf")
+    if not isinstance(token, str) or not expected or not hmac.compare_digest(token, expected):
+        return None
+    return {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+
+
+def expired(request: Request) -> HTMLResponse:
+    return render(request, "message.html", status_code=403, principal=None,
+                  title="表单已过期 · Form expired",
+                  text="这个表单已过期，请刷新页面再提交。This form has expired: reload the page "
+                       "and submit again.")
+
+
+# ------------------------------------------------------------------ sign-in
+
+
+@router.get("/login")
+async def login_page(request: Request, next: str = "/") -> HTMLResponse:
+    return render(request, "login.html", principal=None, next=_safe_next(next), error=None)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await checked_form(request)
+    if form is None:
+        return expired(request)
+    key = (form.get("key") or "").strip()
+    target = _safe_next(form.get("next") or "/")
+    principal = await run_in_threadpool(services(request).read, find_key, key) if key else None
+    if principal is None:
+        return render(request, "login.html", status_code=401, principal=None, next=target,
+                      error="密钥无效或已被吊销。Unknown or revoked key.")
+    if not principal.may("console"):
+        return render(
+            request, "login.html", status_code=403, principal=None, next=target,
+            error=f"{principal.role} 密钥不能登录工作台，请使用 clerk 或 admin 密钥。"
+                  f"A {principal.role} key cannot sign in to the console: use a clerk or admin key.",
+        )
+    request.session.clear()
+    request.session.update({"key_name": principal.name, "key_hash": principal.key_hash,
+                            "csrf": secrets.token_urlsafe(24)})
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    form = await checked_form(request)
+    if form is None:
+        return expired(request)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+def _safe_next(target: str) -> str:
+    return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+# -------------------------------------------------------------------- queue
+
+
+@router.get("/")
+async def queue(request: Request, tab: str | None = None, cursor: str | None = None) -> Response:
+    principal = await run_in_threadpool(signed_in, request)
+    if principal is None:
+        return to_login(request)
+    from activities.queries import BadCursor, page_orders, waiting_counts
+
+    svc = services(request)
+    counts = await run_in_threadpool(svc.read, waiting_counts)
+    tabs = [k for k, _, _ in TABS]
+    if tab not in tabs:
+        tab = next((k for k in tabs if counts.get(k)), tabs[0])
+    try:
+        rows, next_cursor = await run_in_threadpool(
+            svc.read, page_orders, waiting_for=tab, limit=PAGE_SIZE, cursor=cursor, findings=True
+        )
+    except BadCursor:
+        rows, next_cursor = [], None
+    now = datetime.now(UTC)
+    for row in rows:
+        row["overdue"] = sorted(OVERDUE_FLAGS & set(row["flags"]))
+        row["wait"] = age(row.get("stage_since"), now)
+        row["summary"] = "；".join(
+            f.get("message_zh") or f.get("message") or f["code"] for f in row.get("findings", [])
+        )
+        row["summary_en"] = "; ".join(f.get("message") or f["code"] for f in row.get("findings", []))
+    return render(request, "queue.html", principal=principal, tabs=TABS, tab=tab, counts=counts,
+                  rows=rows, next_cursor=next_cursor, page="queue")
+
+
+# -------------------------------------------------------------------- order
+
+
+def _order_context(svc: Any, order_id: str) -> dict[str, Any] | None:
+    from activities.messages import mask_phone
+    from activities.queries import order_status
+    from models.tables import Order
+
+    def read(session: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        status = order_status(session, order_id)
+        row = session.get(Order, order_id)
+        document = dict(row.document or {}) if row is not None else {}
+        return status, document
+
+    status, document = svc.read(read)
+    if status is None:
+        return None
+    buyer = document.get("buyer") or {}
+    return {
+        "status": status,
+        "buyer": {"name": buyer.get("name"), "phone": mask_phone(buyer.get("phone"))},
+        "address": document.get("address") or {},
+        "total": document.get("total"),
+        "payment": document.get("payment") or {},
+    }
+
+
+async def order_page(request: Request, principal: Principal, order_id: str,
+                     answer: dict[str, Any] | None = None, status_code: int = 200) -> Response:
+    svc = services(request)
+    context = await run_in_threadpool(_order_context, svc, order_id)
+    if context is None:
+        return render(request, "message.html", status_code=404, principal=principal,
+                      title="没有这个订单 · No such order",
+                      text=f"订单 {order_id} 不存在。There is no order {order_id}.")
+    status = context["status"]
+    if answer and answer.get("order"):
+        # The workflow's answer is newer than the database's copy, which follows at its pause.
+        status.update({k: v for k, v in answer["order"].items() if k in
+                       ("stage", "waiting_for", "flags", "findings", "lines", "shipments", "refund")})
+    open_shipments = [s for s in status["shipments"] if s["status"] not in ("shipped", "cancelled")]
+    return render(
+        request, "order.html", status_code=status_code, principal=principal, page="order",
+        s=status, ctx=context, answer=answer, actions=actions_for(status),
+        open_shipments=open_shipments, carriers=svc.settings.policy.pick.carriers,
+        transfers=[t for t in status.get("transfers", []) if t["status"] == "in_transit"],
+        events=list(reversed(status["events"]))[:200],
+    )
+
+
+@router.get("/orders/{order_id}")
+async def order(request: Request, order_id: str) -> Response:
+    principal = await run_in_threadpool(signed_in, request)
+    if principal is None:
+        return to_login(request)
+    return await order_page(request, principal, order_id)
+
+
+_INT_FIELDS = {"shipment", "parcels", "weight_g", "qty"}
+
+
+def form_body(form: dict[str, str]) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """A form's fields as the API's JSON body: blanks left out, numbers and checkboxes typed."""
+    body: dict[str, Any] = {}
+    errors = []
+    for name, value in form.items():
+        value = value.strip()
+        if not value:
+            continue
+        if name in _INT_FIELDS:
+            if not (value.isascii() and value.isdigit()):
+                errors.append({"field": name, "message": "must be a whole number"})
+                continue
+            body[name] = int(value)
+        elif name == "parcel_locker":
+            body[name] = value.lower() in ("true", "on", "1", "yes")
+        else:
+            body[name] = value
+    return body, errors
+
+
+def _validation_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or "body",
+         "message": str(e["msg"]).removeprefix("Value error, ")}
+        for e in exc.errors()
+    ]
+
+
+@router.post("/orders/{order_id}/actions/{action}")
+async def order_action(request: Request, order_id: str, action: str) -> Response:
+    principal = await run_in_threadpool(signed_in, request)
+    if principal is None:
+        return to_login(request)
+    form = await checked_form(request)
+    if form is None:
+        return expired(request)
+    from service.api import run_action
+
+    try:
+        act = Action(action)
+    except ValueError:
+        answer = {"action": action, "accepted": False, "reason": f"unknown action {action!r}"}
+        return await order_page(request, principal, order_id, answer)
+    body, errors = form_body(form)
+    if not errors:
+        try:
+            payload, errors = ActionBody.model_validate(body).for_action(act)
+        except ValidationError as exc:
+            errors = _validation_errors(exc)
+    if errors:
+        answer = {"action": action, "accepted": False, "errors": errors,
+                  "reason": "; ".join(f"{e['field']}: {e['message']}" for e in errors)}
+        return await order_page(request, principal, order_id, answer)
+    try:
+        result = await run_action(services(request), order_id, act.value, payload, principal)
+        answer = {"action": action, "accepted": result.accepted, "reason": result.reason,
+                  "order": result.order}
+    except ApiError as exc:
+        answer = {"action": action, "accepted": False, "reason": exc.error,
+                  "errors": exc.extra.get("errors")}
+    return await order_page(request, principal, order_id, answer)
+
+
+@router.post("/transfers/{transfer_id}/arrived")
+async def transfer_arrived(request: Request, transfer_id: str) -> Response:
+    principal = await run_in_threadpool(signed_in, request)
+    if principal is None:
+        return to_login(request)
+    form = await checked_form(request)
+    if form is None:
+        return expired(request)
+    from temporalio.service import RPCError
+
+    from ops import actions
+
+    svc = services(request)
+    order_id = form.get("order_id") or ""
+    try:
+        result = await actions.transfer_arrived(svc.client, svc.factory, transfer_id)
+        answer = {"action": "transfer-arrived", "accepted": result.accepted,
+                  "reason": result.reason, "order": result.order}
+        if result.order and not order_id:
+            order_id = str(result.order.get("order_id") or "")
+    except actions.UnknownOrder:
+        answer = {"action": "transfer-arrived", "accepted": False,
+                  "reason": f"unknown transfer {transfer_id!r}"}
+    except actions.BadBody as exc:
+        answer = {"action": "transfer-arrived", "accepted": False,
+                  "reason": "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)}
+    except RPCError as exc:
+        answer = {"action": "transfer-arrived", "accepted": False,
+                  "reason": f"Temporal did not answer ({exc.message}); try again"}
+    return await order_page(request, principal, order_id, answer)
+
+
+# -------------------------------------------------------------------- stock
+
+
+def _stock_context(session: Any, sku: str | None) -> dict[str, Any]:
+    from sqlalchemy import func, select
+
+    from activities.queries import stock_rows
+    from models.tables import Backorder, CatalogRow, WarehouseRow
+
+    names = dict(session.execute(select(CatalogRow.sku, CatalogRow.name)).all())
+    warehouses = session.execute(
+        select(WarehouseRow.code, WarehouseRow.name).order_by(WarehouseRow.priority, WarehouseRow.code)
+    ).all()
+    waiting = {
+        (s, w): int(n or 0)
+        for s, w, n in session.execute(
+            select(Backorder.sku, Backorder.warehouse,
+                   func.sum(Backorder.qty_wanted - Backorder.qty_filled))
+            .where(Backorder.status == "waiting")
+            .group_by(Backorder.sku, Backorder.warehouse)
+        ).all()
+    }
+    rows = stock_rows(session, sku or None)
+    for r in rows:
+        r["name"] = names.get(r["sku"], "")
+        r["waiting"] = waiting.get((r["sku"], r["warehouse"]), 0)
+    return {"rows": rows, "skus": sorted(names.items()), "warehouses": warehouses}
+
+
+@router.get("/stock")
+async def stock(request: Request, sku: str | None = None) -> Response:
+    principal = await run_in_threadpool(signed_in, request)
+    if principal is None:
+        return to_login(request)
+    context = await run_in_threadpool(services(request).read, _stock_context, sku)
+    return render(request, "stock.html", principal=principal, page="stock", sku=sku or "",
+                  answer=None, form={}, **context)
+
+
+@router.post("/stock/restock")
+async def restock(request: Request) -> Response:
+    principal = await run_in_threadpool(signed_in, request)
+    if principal is None:
+        return to_login(request)
+    form = await checked_form(request)
+    if form is None:
+        return expired(request)
+    from temporalio.service import RPCError
+
+    from ops import actions
+
+    svc = services(request)
+    body, errors = form_body(form)
+    answer: dict[str, Any]
+    if not errors:
+        try:
+            parsed = RestockBody.model_validate(body)
+        except ValidationError as exc:
+            errors = _validation_errors(exc)
+    if errors:
+        answer = {"accepted": False, "reason": "; ".join(f"{e['field']}: {e['message']}" for e in errors)}
+    else:
+        try:
+            served = await actions.restock(
+                svc.client, svc.factory, svc.settings, parsed.sku, parsed.qty, parsed.warehouse
+            )
+            answer = {"accepted": True, "served": served, "sku": parsed.sku, "qty": parsed.qty,
+                      "warehouse": parsed.warehouse}
+        except actions.BadBody as exc:
+            answer = {"accepted": False,
+                      "reason": "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)}
+        except RPCError as exc:
+            answer = {"accepted": False, "reason": f"Temporal did not answer ({exc.message})"}
+    context = await run_in_threadpool(svc.read, _stock_context, None)
+    return render(request, "stock.html", principal=principal, page="stock", sku="",
+                  answer=answer, form=form, **context)
+
+
+# ------------------------------------------------------------------- report
+
+
+@router.get("/report")
+async def report(request: Request) -> Response:
+    principal = await run_in_threadpool(signed_in, request)
+    if principal is None:
+        return to_login(request)
+    from ops.report import _duration, build_summary, svg_bar_chart
+
+    svc = services(request)
+    summary = await run_in_threadpool(svc.read, build_summary, policy=svc.settings.policy)
+    f = summary["fulfilment"]
+    tis = summary["time_in_stage"]
+    shortage = summary["shortage_outcomes"]
+    charts = [
+        svg_bar_chart("Orders by stage 各阶段订单",
+                      [(s, n) for s, n in summary["orders_by_stage"].items() if n], width=520),
+        svg_bar_chart("Flags by code 标记", list(summary["flags_by_code"].items()),
+                      color="#a15c00", width=520),
+        svg_bar_chart("Time in stage 停留时间: median / p95",
+                      [(s, v["median_s"]) for s, v in tis.items()],
+                      back=[v["p95_s"] for v in tis.values()], label=_duration,
+                      color="#3c8d5a", width=520),
+        svg_bar_chart(f"Shortage outcomes 缺货结果 ({shortage['short_orders']})",
+                      list(shortage["outcomes"].items()) if shortage["short_orders"] else [],
+                      color="#7a4fb0", width=520),
+    ]
+    return render(request, "report.html", principal=principal, page="report", summary=summary,
+                  f=f, tis=tis, charts=[Markup(c) for c in charts], duration=_duration,
+                  rate=_rate_text(f))
+
+
+def _rate_text(f: dict[str, Any]) -> str:
+    return "—" if f.get("rate") is None else f"{f['rate'] * 100:.1f}%"
+
+
+def stage_options() -> list[str]:
+    return [str(s) for s in Stage]
