@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import signal
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -121,9 +122,12 @@ async def serve_forever(settings: Settings, *, dev: bool) -> int:
     """`oms serve`: migrate, then serve until SIGINT / SIGTERM."""
     from models.db import migrate
 
-    server = build_server(settings, dev=dev)
+    server = build_server(settings, dev=dev, embedded=True)
     listener = listen(settings)
     await asyncio.to_thread(migrate, settings.db_url)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a graceful stop: requests in flight finish
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
     log.info("http service starting", address=f"{listener.host}:{listener.port}",
              console=listener.url)
     try:

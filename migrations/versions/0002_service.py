@@ -64,10 +64,8 @@ def upgrade() -> None:
     orders = sa.table(
         'orders', sa.column('order_id'), sa.column('flags', sa.JSON), sa.column('created_at')
     )
-    flags = sa.table(
-        'order_flags', sa.column('order_id'), sa.column('flag'),
-        sa.column('created_at', sa.DateTime(timezone=True)),
-    )
+    # created_at is copied as the database gave it (no type: no conversion either way)
+    flags = sa.table('order_flags', sa.column('order_id'), sa.column('flag'), sa.column('created_at'))
     result = bind.execute(
         sa.select(orders.c.order_id, orders.c.flags, orders.c.created_at).execution_options(
             yield_per=2000
