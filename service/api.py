@@ -9,7 +9,6 @@ Reads come from the database (read-only snapshots). Every action goes through
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
@@ -52,10 +51,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationErrorBody, "description": "a parameter or body field is not valid"},
 }
 router = APIRouter(prefix="/v1", responses=_ERRORS)
-
-
-def _order_id(value: str) -> str:
-    return value
 
 
 OrderIdPath = Path(min_length=1, max_length=200, description="the order's id, e.g. TB20261126-0001")
@@ -363,7 +358,12 @@ def get_keys(request: Request, principal: Principal = Depends(allow("keys"))) ->
     return JSONResponse(services(request).read(list_keys))
 
 
-@router.post("/keys", response_model=KeyMade, summary="Make a key (shown once)")
+@router.post(
+    "/keys",
+    response_model=KeyMade,
+    responses={409: {"model": ErrorBody, "description": "an active key has that name"}},
+    summary="Make a key (shown once)",
+)
 def post_key(
     request: Request, body: KeyCreate, principal: Principal = Depends(allow("keys"))
 ) -> JSONResponse:
@@ -379,7 +379,10 @@ def post_key(
 @router.delete(
     "/keys/{name}",
     response_model=KeyOut,
-    responses={404: {"model": ErrorBody, "description": "no such key"}},
+    responses={
+        404: {"model": ErrorBody, "description": "no such key"},
+        409: {"model": ErrorBody, "description": "already revoked"},
+    },
     summary="Revoke a key, at once and everywhere",
 )
 def delete_key(
@@ -400,6 +403,12 @@ def delete_key(
 @router.post(
     "/reference/{kind}",
     response_model=Loaded,
+    responses={
+        400: {"model": ErrorBody, "description": "the body is not a JSON array"},
+        413: {"model": ErrorBody, "description": "the body is larger than 32 MB"},
+    },
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"type": "array", "items": {"type": "object"}}}}}},
     summary="Load catalog, warehouses or stock (idempotent upsert, as `oms load`)",
 )
 async def load_reference(
@@ -431,7 +440,3 @@ async def load_reference(
             errors=[{"field": e.partition(" ")[0], "message": e} for e in errors[:100]],
         )
     return JSONResponse({"loaded": count})
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
