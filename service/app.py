@@ -211,6 +211,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not even decode the body (not UTF-8, ...)
+            return _error(422, "body: not valid JSON", request, field="body",
+                          errors=[{"field": "body", "message": "not valid JSON"}])
         message = {404: "no such route", 405: "method not allowed on this route"}.get(
             exc.status_code, str(exc.detail)
         )
