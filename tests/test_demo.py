@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -50,6 +51,7 @@ def run_demo(home: Path, port: int) -> subprocess.CompletedProcess[str]:
         **os.environ,
         "OMS_HOME": str(home / ".oms"),
         "TEMPORAL_ADDRESS": f"localhost:{port}",
+        "OMS_HTTP_ADDRESS": "127.0.0.1:0",  # the console on a free port
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     env.pop("OMS_DATABASE_URL", None)
@@ -92,6 +94,8 @@ def test_demo_runs_every_path_twice_in_one_home_and_stops_its_stack(tmp_path: Pa
             in result.stdout
         )
         assert "all 9 sample orders are where they should be." in result.stdout
+        assert re.search(r"console: http://localhost:\d+/ +clerk key for this run: oms_\S{32}",
+                         result.stdout), result.stdout[-2000:]
         assert "duplicate" not in result.stdout
         assert not seen & set(rows), "a second run reuses no order id"
         seen |= set(rows)
