@@ -15,10 +15,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.order.steps import cause
+    from workflows.order.steps import STEP_FAILED, cause
 
 if TYPE_CHECKING:
     from workflows.order.state import OrderState
@@ -49,7 +48,7 @@ class Compensation:
         for name, undo in reversed(self.stack):
             try:
                 await undo()
-            except ActivityError as err:  # bad data no retry can fix: the rest still run
+            except STEP_FAILED as err:  # bad data no retry can fix: the rest still run
                 self.state.flag("undo_failed")
                 self.state.log("undo_failed", step=name, error=cause(err))
 

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.orders import OrderActivities
@@ -30,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from models.payloads import PersistInput, ShipmentUpdateInput
     from models.types import TimelineEvent
     from workflows.order import patches
-    from workflows.order.steps import cause
+    from workflows.order.steps import STEP_FAILED, cause
 
 if TYPE_CHECKING:
     from workflows.order.patches import Patches
@@ -57,6 +56,9 @@ class Persistence:
     def dirty(self) -> bool:
         return self.state.version != self.written
 
+    def recorded(self) -> bool:
+        return self.state.unrecorded_since is None
+
     def paused(self) -> bool:
         """The main flow waits, and nothing it waits for has come."""
         return self.steps == 0 and self.paused_on is not None and not self.paused_on()
@@ -67,8 +69,13 @@ class Persistence:
             # Only while the main flow waits and nothing it waits for has come: a signal that
             # wakes it (picked, packed, shipped, ...) leads into a step, and the write waits
             # for the pause after that step instead of running beside it.
+            # Nothing is written before the first check records the order (in its transaction).
             while True:
-                await workflow.wait_condition(lambda: self.dirty and (self.closing or self.paused()))
+                await workflow.wait_condition(
+                    lambda: self.dirty and (self.closing or (self.recorded() and self.paused()))
+                )
+                if not self.recorded():
+                    return  # closing, and never recorded: its first check failed for good
                 await self.persist_once()
                 if self.closing and not self.dirty:
                     return
@@ -89,7 +96,7 @@ class Persistence:
         self.persisting = True
         try:
             result = await self.steps_.db(OrderActivities.persist_state, state, hold=False)
-        except ActivityError as err:
+        except STEP_FAILED as err:
             # Bad data no retry can fix: say so, and write again (everything since) at the
             # next change instead of failing the order.
             self.unwritten = updates + self.unwritten

@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.outbox import OutboxActivities
     from activities.webhooks import RETRY_HTTP
     from models.enums import Flag
-    from models.payloads import DeliverInput, EmitInput
+    from models.payloads import DeliverInput, EmitInput, RecordOrderInput
 
 if TYPE_CHECKING:
     from workflows.order.persistence import Persistence
@@ -42,6 +42,10 @@ RETRY_DB = RetryPolicy(
     non_retryable_error_types=["LedgerError", "UnknownEvent"],
 )
 DB_TIMEOUT = timedelta(seconds=30)
+
+# How a step that failed for good reaches the workflow: an ordinary activity's failure comes
+# wrapped in an ActivityError; a local activity's non-retryable one as its ApplicationError.
+STEP_FAILED = (ActivityError, ApplicationError)
 
 
 class Steps:
@@ -63,7 +67,7 @@ class Steps:
                 return await workflow.execute_local_activity_method(
                     method, arg, start_to_close_timeout=DB_TIMEOUT, retry_policy=RETRY_DB
                 )
-            except ActivityError as err:
+            except STEP_FAILED as err:
                 failure = err
             finally:
                 persistence.steps -= 1
@@ -97,11 +101,28 @@ class Steps:
         for handle in self.deliveries:
             try:
                 await handle
-            except ActivityError as err:
+            except STEP_FAILED as err:
                 self.state.flag(Flag.WEBHOOK_FAILED)
                 self.state.log("webhook_failed", error=cause(err))
         if Flag.WEBHOOK_FAILED in self.state.flags:
             await self.persistence.persist_once()
+
+    async def ensure_recorded(self) -> None:
+        """The order's row, when its first check never got to write it (that step failed for
+        good): so that a held or cancelled order is in the clerk's lists too. Best effort."""
+        s = self.state
+        if s.unrecorded_since is None:
+            return
+        try:
+            await self.db(
+                OrderActivities.record_order,
+                RecordOrderInput(order=s.order, submitted_at=s.unrecorded_since),
+                hold=False,
+            )
+        except STEP_FAILED as err:
+            s.log("step_failed", step="record_order", error=cause(err))
+            return
+        s.unrecorded_since = None
 
     def key(self, what: str) -> str:
         """A stable idempotency key / event id: the same on every replay and retry."""
@@ -111,6 +132,8 @@ class Steps:
 
 def cause(err: BaseException) -> str:
     """The message of what made an activity fail (its ApplicationError's, when it has one)."""
+    if isinstance(err, ApplicationError):
+        return err.message
     c = err.__cause__
     if isinstance(c, ApplicationError):
         return c.message

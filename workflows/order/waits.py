@@ -89,6 +89,7 @@ class Waits:
         stage, waiting, held_from = s.stage, s.waiting, s.held_from
         s.flag(Flag.STEP_FAILED)
         s.log("step_failed", step=step, error=error)
+        await self.o.steps.ensure_recorded()
         s.held_from = s.effective_stage
         s.set_stage(Stage.ON_HOLD, WaitingFor.OPERATOR)
         await self.wait(lambda: s.inbox.resume is not None, A_YEAR)

@@ -31,6 +31,7 @@ async def compensate(o: Order, reason: str) -> None:
     s = o.state
     s.cancel_reason = reason
     s.log("cancelling", reason=reason, undo=o.compensation.names())
+    await o.steps.ensure_recorded()
     await o.compensation.unwind()
     for line in s.lines:
         left = line.qty - line.shipped - line.cancelled

@@ -78,3 +78,4 @@ async def check(o: Order) -> list[Finding]:
     s.log("checked", findings=[f.public() for f in findings])
     s.touch()
     return findings
+

@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.inventory import InventoryActivities
@@ -23,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from models.enums import Flag, ShortagePolicy, Stage, WaitingFor
     from models.payloads import AllocateInput, EmitInput, ReleaseStockInput, TransferArrivalInput
     from workflows.order.stages import cancel
-    from workflows.order.steps import cause
+    from workflows.order.steps import STEP_FAILED, cause
     from workflows.order.waits import Cancelled
 
 if TYPE_CHECKING:
@@ -187,7 +186,7 @@ async def receive_transfer(o: Order, transfer_id: str) -> None:
             TransferArrivalInput(transfer_id=transfer_id, op_key=o.steps.key(f"arrive-{transfer_id}")),
             hold=False,
         )
-    except ActivityError as err:
+    except STEP_FAILED as err:
         s.log("signal_rejected", signal="transfer_arrived", reason=cause(err))
         return
     s.pending_transfers.pop(transfer_id, None)
