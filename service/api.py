@@ -339,7 +339,7 @@ async def transfer_arrived(
     svc = services(request)
     try:
         answer = await actions.transfer_arrived(svc.client, svc.factory, transfer_id)
-    except actions.UnknownOrder as exc:
+    except actions.NotFound as exc:
         raise ApiError(404, f"unknown transfer {transfer_id!r}", transfer_id=transfer_id) from exc
     except actions.BadBody as exc:
         raise _bad_body(exc.errors) from exc

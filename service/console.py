@@ -411,7 +411,7 @@ async def transfer_arrived(request: Request, transfer_id: str) -> Response:
                   "reason": result.reason, "order": result.order}
         if result.order and not order_id:
             order_id = str(result.order.get("order_id") or "")
-    except actions.UnknownOrder:
+    except actions.NotFound:
         answer = {"action": "transfer-arrived", "accepted": False,
                   "reason": f"unknown transfer {transfer_id!r}"}
     except actions.BadBody as exc:

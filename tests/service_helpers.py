@@ -105,6 +105,18 @@ class ServiceStack:
         handle = self.client.get_workflow_handle(f"order-{order_id}")
         return len((await handle.fetch_history()).events)
 
+    async def settled_history(self, order_id: str) -> int:
+        """The history's length once the workflow has stopped writing (the database can show
+        a stage a moment before the workflow task that reached it is complete)."""
+        last = await self.history_length(order_id)
+        for _ in range(50):
+            await asyncio.sleep(0.3)
+            now = await self.history_length(order_id)
+            if now == last:
+                return now
+            last = now
+        raise AssertionError(f"{order_id}: its history keeps growing")
+
 
 @asynccontextmanager
 async def running_service(

@@ -338,7 +338,7 @@ async def test_malformed_requests_never_get_a_500(svc: ServiceStack) -> None:
     t = tag()
     await svc.submit(svc.doc(f"BAD-{t}"))
     await svc.wait_stage(f"BAD-{t}", "released")
-    before = await svc.history_length(f"BAD-{t}")
+    before = await svc.settled_history(f"BAD-{t}")
     action = f"/v1/orders/BAD-{t}/actions"
     json_headers = {**svc.auth("clerk"), "Content-Type": "application/json"}
     cases: list[tuple[str, str, dict[str, Any], int, str | None]] = [
