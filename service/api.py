@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from models.enums import Stage, WaitingFor
 from service.deps import ApiError, Services, allow, forbid_unless, services
@@ -117,7 +117,15 @@ async def submit_orders(
 
     async def start(index: int, doc: Any) -> None:
         async with gate:
-            results[index]["result"] = await submit_one(svc.client, svc.settings, doc)
+            try:
+                results[index]["result"] = await submit_one(svc.client, svc.settings, doc)
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.INVALID_ARGUMENT:
+                    raise
+                # Temporal refused this one document (its size, say): the others go on.
+                results[index].update(result="rejected", errors=[
+                    {"field": "(document)", "message": f"Temporal refused it: {exc.message}"[:300]}
+                ])
 
     try:
         await asyncio.gather(*(start(i, d) for i, d in pending))

@@ -6,12 +6,14 @@ back as ``{"field", "message"}`` with the field named by its JSON path.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from models.documents import OrderDocument, parse_order
 from service.deps import ApiError
 
 MAX_DEPTH = 32
+MAX_DOCUMENT_CHARS = 256 * 1024  # an order is a few kB; Temporal refuses inputs over 2 MB
 
 
 def _no_constant(name: str) -> Any:
@@ -20,8 +22,6 @@ def _no_constant(name: str) -> Any:
 
 def load_json(body: bytes) -> Any:
     """Strict JSON (no NaN / Infinity), or 400 naming the body."""
-    import json
-
     if not body.strip():
         raise ApiError(400, "the body is empty: send an order document or a JSON array", field="body")
     try:
@@ -76,6 +76,8 @@ def check_document(raw: Any) -> tuple[OrderDocument | None, list[dict[str, str]]
     label = raw.get("order_id") if isinstance(raw, dict) else None
     label = label if isinstance(label, str) and len(label) <= 200 else None
     hostile = _hostile(raw, "")
+    if not hostile and len(json.dumps(raw, ensure_ascii=False)) > MAX_DOCUMENT_CHARS:
+        hostile = ("(document)", f"larger than {MAX_DOCUMENT_CHARS // 1024} kB")
     if hostile:
         if label and _hostile(label, ""):
             label = None

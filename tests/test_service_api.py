@@ -167,15 +167,18 @@ async def test_intake_rejects_hostile_documents_one_by_one(svc: ServiceStack) ->
     extra_surrogate["note_from_platform"] = "ok \udfff"
     nested = svc.doc(f"API-DEEP-{t}")
     nested["extra"] = deep
-    raw = json.dumps([surrogate, extra_surrogate, nested], ensure_ascii=True)
+    huge = svc.doc(f"API-HUGE-{t}")
+    huge["platform_payload"] = "x" * 300_000
+    raw = json.dumps([surrogate, extra_surrogate, nested, huge], ensure_ascii=True)
     r = await svc.post("/v1/orders", "platform", content=raw.encode(),
                        headers={"Content-Type": "application/json"})
     assert r.status_code == 200, r.text
     results = r.json()["results"]
-    assert [x["result"] for x in results] == ["rejected"] * 3
+    assert [x["result"] for x in results] == ["rejected"] * 4
     assert results[0]["errors"][0]["field"] == "remarks"
     assert results[1]["errors"][0]["field"] == "note_from_platform"
     assert results[2]["errors"][0]["field"].startswith("extra")
+    assert results[3]["order_id"] == f"API-HUGE-{t}" and "kB" in results[3]["errors"][0]["message"]
 
 
 # -------------------------------------------------------------------- reads

@@ -272,9 +272,10 @@ def test_worker_dev_runs_the_service_beside_it_and_keeps_its_session_secret(
     dev_env: Any, tmp_path: Path
 ) -> None:
     target = dev_env.client.service_client.config.target_host  # --dev reuses a running server
-    port = free_port()
+    port, sdk_port = free_port(), free_port()
     env = env_for(tmp_path, f"sqlite:///{tmp_path / 'oms.db'}", TEMPORAL_ADDRESS=target,
-                  OMS_HTTP_ADDRESS=f"127.0.0.1:{port}", OMS_TASK_QUEUE=f"dev-{port}")
+                  OMS_HTTP_ADDRESS=f"127.0.0.1:{port}", OMS_TASK_QUEUE=f"dev-{port}",
+                  OMS_SDK_METRICS_ADDRESS=f"127.0.0.1:{sdk_port}")
     log = tmp_path / "worker.log"
     with open(log, "w") as sink:
         proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py"), "--dev"], env=env,
@@ -286,6 +287,9 @@ def test_worker_dev_runs_the_service_beside_it_and_keeps_its_session_secret(
         kept = secret.read_text()
         login = httpx.get(f"http://127.0.0.1:{port}/login")
         assert login.status_code == 200 and "csrf_token" in login.text
+        # the worker's own Temporal SDK metrics, on their own port
+        sdk = httpx.get(f"http://127.0.0.1:{sdk_port}/metrics", timeout=5)
+        assert sdk.status_code == 200 and "temporal_" in sdk.text, sdk.text[:500]
     finally:
         code = stop(proc)
     assert code == 0, log.read_text()[-2000:]
