@@ -105,26 +105,28 @@ def document(i: int, created: datetime) -> OrderDocument:
     })
 
 
-def seed(url: str, size: int) -> None:
+def seed(url: str, size: int, already: int = 0) -> None:
+    """Orders `already`..`size` (a database grows from one size to the next)."""
+    import json
+
     from activities.queries import load_reference
 
     migrate(url)
     engine = make_engine(url)
     factory = session_factory(engine)
-    with transaction(factory) as session:
-        for kind, name in (("catalog", "catalog.json"), ("warehouses", "warehouses.json"),
-                           ("stock", "stock.json")):
-            import json
-
-            load_reference(session, kind, json.loads((SAMPLE / name).read_text(encoding="utf-8")))
-    rng = random.Random(7)
+    if not already:
+        with transaction(factory) as session:
+            for kind, name in (("catalog", "catalog.json"), ("warehouses", "warehouses.json"),
+                               ("stock", "stock.json")):
+                load_reference(session, kind, json.loads((SAMPLE / name).read_text(encoding="utf-8")))
+    rng = random.Random(7 + already)
     stages = list(MIX) + ["completed"]
     weights = list(MIX.values()) + [1 - sum(MIX.values())]
     start = datetime(2026, 6, 1, tzinfo=UTC)
-    step = timedelta(days=180) / size
+    step = timedelta(minutes=2)  # 100,000 orders span about four months
     began = time.monotonic()
     batch = 1000
-    for first in range(0, size, batch):
+    for first in range(already, size, batch):
         with transaction(factory) as session:
             for i in range(first, min(size, first + batch)):
                 stage = rng.choices(stages, weights)[0]
@@ -132,7 +134,7 @@ def seed(url: str, size: int) -> None:
                 seed_order(session, document(i, created), stage=stage, flags=FLAGS.get(stage),
                            findings=FINDINGS.get(stage), submitted_at=created,
                            stage_since=created + timedelta(minutes=5))
-        if first and first % 20000 == 0:
+        if first > already and first % 20000 == 0:
             print(f"    seeded {first:,} ({time.monotonic() - began:.0f}s)", flush=True)
     with engine.connect() as conn:
         if url.startswith("postgresql"):
@@ -140,7 +142,8 @@ def seed(url: str, size: int) -> None:
         else:
             conn.exec_driver_sql("ANALYZE")
         conn.commit()
-    print(f"    seeded {size:,} orders in {time.monotonic() - began:.0f}s", flush=True)
+    print(f"    seeded {size - already:,} orders in {time.monotonic() - began:.0f}s ({size:,} in all)",
+          flush=True)
     engine.dispose()
 
 
@@ -325,15 +328,18 @@ async def main() -> int:
         with tempfile.TemporaryDirectory(prefix="oms-bench-") as tmp:
             home = Path(tmp)
             for backend in args.backends.split(","):
-                for size in sizes:
-                    print(f"\n{backend}, {size:,} orders", flush=True)
-                    drop = None
-                    if backend == "postgres":
-                        url, drop = pg_database()
-                    else:
-                        url = f"sqlite:///{home / f'bench-{size}.db'}"
-                    try:
-                        await asyncio.to_thread(seed, url, size)
+                # One database per backend, grown from one size to the next.
+                drop = None
+                if backend == "postgres":
+                    url, drop = pg_database()
+                else:
+                    url = f"sqlite:///{home / 'bench.db'}"
+                try:
+                    already = 0
+                    for size in sorted(sizes):
+                        print(f"\n{backend}, {size:,} orders", flush=True)
+                        await asyncio.to_thread(seed, url, size, already)
+                        already = size
                         key = make_key(url)
                         svc = Service(url, temporal, home, f"bench-{uuid.uuid4().hex[:6]}")
                         try:
@@ -341,13 +347,13 @@ async def main() -> int:
                                                           args.requests)
                         finally:
                             svc.stop()
-                    finally:
-                        if drop:
-                            drop()
-                    results[(backend, size)] = got
-                    print(row("GET /v1/orders/{id}", got["order"]))
-                    print(row("GET /v1/orders?waiting_for=buyer", got["page"]))
-                    print(row("work queue page (/?tab=buyer)", got["queue"]))
+                        results[(backend, size)] = got
+                        print(row("GET /v1/orders/{id}", got["order"]))
+                        print(row("GET /v1/orders?waiting_for=buyer", got["page"]))
+                        print(row("work queue page (/?tab=buyer)", got["queue"]))
+                finally:
+                    if drop:
+                        drop()
             if not args.skip_intake:
                 print("\nintake: 5,000 orders, batches of 500, vs a bare start_workflow loop",
                       flush=True)

@@ -146,6 +146,7 @@ def test_pages_visit_every_order_once_with_each_filter(factory: SessionFactory) 
     assert len(everything) == 37 and len(set(everything)) == 37
     with transaction(factory) as session:
         assert waiting_counts(session) == {"buyer": 23, "warehouse": 9}
+        assert waiting_counts(session, cap=10) == {"buyer": 10, "warehouse": 9}
         with pytest.raises(BadCursor):
             page_orders(session, cursor="bm90IGEgY3Vyc29y")
 
