@@ -1,0 +1,67 @@
+"""The README's console screenshots (docs/console.png, docs/console-order.png), remade.
+
+Starts a dev server, the service with a worker (`tests/service_helpers.running_service`),
+submits the sample orders through the API, then has Debian's Chromium take the work queue and
+the first order waiting for the buyer at 1366x768.
+
+    .venv/bin/python docs/screenshots.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+async def main() -> None:
+    from playwright.async_api import async_playwright
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+
+    from activities.runtime import configure_logging, temporal_binary
+    from models.settings import Settings
+    from tests.service_helpers import running_service
+    from workflows.order import SEARCH_ATTRIBUTES
+
+    configure_logging(Settings(log_level="WARNING"))
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES, dev_server_log_level="error",
+    )
+    try:
+        with tempfile.TemporaryDirectory() as home:
+            async with running_service(env, Path(home), stock={("MUG-WHITE", "HZ"): 0}) as svc:
+                docs = []
+                for name in ("flawed-orders.json", "orders.json", "demo-orders.json"):
+                    docs += json.loads((ROOT / "sample" / name).read_text(encoding="utf-8"))
+                for i, doc in enumerate(docs):  # a morning's orders, a few minutes apart
+                    doc["created_at"] = f"2026-12-01T0{8 + i // 10}:{(i * 7) % 60:02d}:00+08:00"
+                await svc.submit(*docs)
+                await asyncio.sleep(8)  # let them reach their waits
+                async with async_playwright() as p:
+                    browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
+                                                      args=["--no-sandbox"])
+                    context = await browser.new_context(viewport={"width": 1366, "height": 768},
+                                                        locale="zh-CN")
+                    page = await context.new_page()
+                    await page.goto(svc.url + "/login")
+                    await page.fill("input[name=key]", svc.keys["clerk"])
+                    await page.click("button[data-action=sign-in]")
+                    await page.goto(svc.url + "/?tab=buyer")
+                    await page.screenshot(path=str(ROOT / "docs" / "console.png"))
+                    first = await page.locator("tr[data-order] a").first.get_attribute("href")
+                    await page.goto(svc.url + str(first))
+                    await page.screenshot(path=str(ROOT / "docs" / "console-order.png"))
+                    await browser.close()
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
