@@ -69,6 +69,8 @@ class Order(SQLModel, table=True):
     created_at: datetime = _ts(nullable=False)
     submitted_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
+    # When `oms purge-pii` masked the buyer's name, phone and address detail (migration 0003).
+    pii_purged_at: datetime | None = _ts(nullable=True)
 
 
 class OrderLineRow(SQLModel, table=True):
@@ -285,3 +287,34 @@ class AppliedOp(SQLModel, table=True):
     op_key: str = Field(primary_key=True, max_length=200)
     result: dict[str, Any] = _json(nullable=False, default=dict)
     at: datetime = _ts(nullable=False)
+
+
+# ----------------------------------------------------- privacy (migration 0003)
+
+
+class CodecKeyCheck(SQLModel, table=True):
+    """Each payload-codec key id this installation has used, with a fingerprint (never the key).
+
+    A worker refuses to start with a key whose id is known here under another
+    fingerprint: the wrong key for that id (`activities.codec.check_ring`).
+    """
+
+    __tablename__ = "codec_key_checks"
+
+    key_id: str = Field(primary_key=True, max_length=64)
+    fingerprint: str = Field(max_length=64)
+    first_seen: datetime = _ts(nullable=False)
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A webhook URL's delivery state: a 410 Gone disables it until an operator re-enables it."""
+
+    __tablename__ = "webhook_endpoints"
+
+    url: str = Field(primary_key=True, max_length=500)
+    status: str = Field(default="enabled", max_length=20)  # enabled | disabled
+    reason: str | None = Field(default=None, max_length=500)
+    disabled_at: datetime | None = _ts(nullable=True)
+    disabled_by_event: str | None = Field(default=None, max_length=120)
+    enabled_at: datetime | None = _ts(nullable=True)
+    enabled_by: str | None = Field(default=None, max_length=100)
