@@ -541,7 +541,7 @@ def write_state(session: Any, inp: PersistInput) -> PersistResult:
     timeline = TimelineEntry.__table__
     # The row's document keeps the buyer's real phone and address (the warehouse ships to
     # them); texts written beside it (timeline, finding messages) get them masked.
-    known = Known.values(phone=snap.document.buyer.phone, detail=snap.document.address.detail)
+    pii = Known.values(phone=snap.document.buyer.phone, detail=snap.document.address.detail)
     stage = session.execute(_ORDER_STAGE, {"b_order": snap.order_id}).scalar_one_or_none()
     if stage is None:  # not recorded yet (the first check records it): retry shortly
         raise RuntimeError(f"order {snap.order_id} is not recorded yet")
@@ -554,7 +554,7 @@ def write_state(session: Any, inp: PersistInput) -> PersistResult:
             "waiting_for": snap.waiting_for,
             "stage_since": snap.stage_since,
             "flags": list(snap.flags),
-            "findings": scrub([f.public() for f in snap.findings], known),
+            "findings": scrub([f.public() for f in snap.findings], pii),
             "document": snap.document.model_dump(mode="json"),
             "phone_key": phone_key(snap.document),
             "address_key": address_key(snap.document),
@@ -593,7 +593,7 @@ def write_state(session: Any, inp: PersistInput) -> PersistResult:
                     "seq": e.seq,
                     "at": e.at,
                     "type": e.type,
-                    "data": scrub(e.data, known),
+                    "data": scrub(e.data, pii),
                 }
                 for e in new
             ],
