@@ -18,17 +18,15 @@ def payloads(message: Message) -> Iterator[Payload]:
     for field, value in message.ListFields():
         if field.type != field.TYPE_MESSAGE:
             continue
-        if field.message_type.GetOptions().map_entry:
-            entries = value.values()
-            if field.message_type.fields_by_name["value"].type != field.TYPE_MESSAGE:
-                continue
-            for entry in entries:
-                yield from payloads(entry)
-        elif field.label == field.LABEL_REPEATED:
+        if isinstance(value, Message):
+            yield from payloads(value)
+        elif hasattr(value, "keys"):  # a map: only maps of messages hold payloads
+            for item in value.values():
+                if isinstance(item, Message):
+                    yield from payloads(item)
+        else:  # a repeated field of messages
             for item in value:
                 yield from payloads(item)
-        else:
-            yield from payloads(value)
 
 
 async def decode_all(message: Message, codec: PayloadCodec) -> int:
