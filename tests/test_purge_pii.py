@@ -197,5 +197,5 @@ def test_the_command_takes_an_iso_duration_and_refuses_anything_else(tmp_path: P
     answer = json.loads(done.stdout)
     assert answer["purged"] == [] and answer["cutoff"]
     for bad in ("ninety days", "-P1D"):
-        refused = oms("--older-than", bad)
+        refused = oms(f"--older-than={bad}")
         assert refused.returncode == 1 and "--older-than" in refused.stderr, refused.stderr
