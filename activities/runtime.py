@@ -195,6 +195,15 @@ class DevServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def codec_endpoint(self) -> str:
+        """The HTTP service's codec routes (`POST .../decode`, `.../encode`), for the Web UI."""
+        # `http_address` (OMS_HTTP_ADDRESS) comes with the HTTP service; its default until then.
+        address = getattr(self.settings, "http_address", None) or "127.0.0.1:8080"
+        host, _, port = address.rpartition(":")
+        host = "127.0.0.1" if host in ("", "0.0.0.0") else host
+        return f"http://{host}:{port}/codec"
+
+    @property
     def ui_url(self) -> str:
         host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0") else self.host
         return f"http://{host}:{self.ui_port}"
@@ -221,6 +230,9 @@ class DevServer:
             self.settings.temporal_namespace,
             "--log-level",
             "error",
+            # The UI decodes payloads through the OMS's codec server; the server keeps ciphertext.
+            "--ui-codec-endpoint",
+            self.codec_endpoint,
         ]
         for name, kind in SEARCH_ATTRIBUTE_TYPES.items():
             args += ["--search-attribute", f"{name}={kind}"]
