@@ -97,10 +97,10 @@ def scrub(value: Any, known: Known, *, key: str | None = None, phones_in_text: b
         return [scrub(v, known, key=key, phones_in_text=phones_in_text) for v in value]
     if not isinstance(value, str) or not value:
         return value
-    if key in PHONE_KEYS:
-        return value if "*" in value else mask_phone(value)
-    if key in DETAIL_KEYS:
-        return value if value.endswith("***") else mask_address(value)
+    if key in PHONE_KEYS or key in DETAIL_KEYS:
+        if "*" in value:  # masked already (the workflow masks what it records of a correction)
+            return value
+        return mask_phone(value) if key in PHONE_KEYS else mask_address(value)
     value = known.text(value)
     if phones_in_text and key in FREE_TEXT_KEYS:
         value = scrub_phones(value)
