@@ -64,7 +64,7 @@ class OrderWorkflow:
     @workflow.init
     def __init__(self, inp: OrderInput) -> None:
         self.o = Order.wire(OrderState(inp, workflow.now()))
-        self.applying: str | None = None  # the action being applied (the next one waits its turn)
+        self.applying: str | None = None  # the action being applied (another is refused meanwhile)
 
     # ================================================================== run
 
