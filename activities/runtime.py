@@ -109,15 +109,66 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
 async def connect(settings: Settings, *, runtime: Any = None) -> Client:
     """Connect with the standard Temporal environment settings (TLS, API key, profile) honoured.
 
-    `runtime`: a `temporalio.runtime.Runtime` of its own (the worker's, with SDK metrics)."""
+    Every client and worker of the OMS comes from here, with `data_converter(settings)`:
+    payloads are encrypted before they leave the process. `runtime`: a
+    `temporalio.runtime.Runtime` of its own (the worker's, with SDK metrics).
+    """
     from temporalio.envconfig import ClientConfig
 
+    converter = data_converter(settings)  # a bad key ring stops here, before any connection
     config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
     config["target_host"] = settings.temporal_address
     config["namespace"] = settings.temporal_namespace
     if runtime is not None:
         config["runtime"] = runtime
-    return await Client.connect(**config, data_converter=pydantic_data_converter)
+    return await Client.connect(**config, data_converter=converter)
+
+
+class ConfigRefused(Exception):
+    """Settings nothing may start with: a malformed or wrong codec key, a bad webhook secret."""
+
+
+def preflight(settings: Settings) -> None:
+    """What a worker (and the demo) checks before it starts; `ConfigRefused` says what is wrong.
+
+    The codec key ring must parse (or the embedded default be made), each key must be the
+    one this installation used under its id (`activities.codec.check_ring`, which needs the
+    database: it is migrated here), and a webhook URL needs well-formed secrets.
+    """
+    from activities.codec import CodecConfigError, check_ring, key_ring
+    from activities.webhooks import WebhookConfigError, check_settings
+    from models.db import make_engine, migrate, session_factory
+
+    try:
+        ring = key_ring(settings)
+        check_settings(settings)
+        migrate(settings.db_url)
+        engine = make_engine(settings.db_url, pool_size=1)
+        try:
+            check_ring(ring, session_factory(engine))
+        finally:
+            engine.dispose()
+    except (CodecConfigError, WebhookConfigError) as exc:
+        raise ConfigRefused(str(exc)) from None
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """Pydantic payloads, sealed by the AES-256-GCM codec (`activities/codec.py`); failure
+    messages and stack traces moved into encoded attributes, so the codec seals them too.
+
+    Raises `activities.codec.CodecConfigError` for a malformed or unreadable key ring.
+    """
+    import dataclasses
+
+    from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
+
+    from activities.codec import AesGcmCodec, key_ring
+
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=AesGcmCodec(key_ring(settings)),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 def sdk_metrics_runtime(settings: Settings) -> Any:
@@ -167,6 +218,15 @@ class DevServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def codec_endpoint(self) -> str:
+        """The HTTP service's codec routes (`POST .../decode`, `.../encode`), for the Web UI."""
+        # `http_address` (OMS_HTTP_ADDRESS) comes with the HTTP service; its default until then.
+        address = getattr(self.settings, "http_address", None) or "127.0.0.1:8080"
+        host, _, port = address.rpartition(":")
+        host = "127.0.0.1" if host in ("", "0.0.0.0") else host
+        return f"http://{host}:{port}/codec"
+
+    @property
     def ui_url(self) -> str:
         host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0") else self.host
         return f"http://{host}:{self.ui_port}"
@@ -193,6 +253,9 @@ class DevServer:
             self.settings.temporal_namespace,
             "--log-level",
             "error",
+            # The UI decodes payloads through the OMS's codec server; the server keeps ciphertext.
+            "--ui-codec-endpoint",
+            self.codec_endpoint,
         ]
         for name, kind in SEARCH_ATTRIBUTE_TYPES.items():
             args += ["--search-attribute", f"{name}={kind}"]
@@ -282,8 +345,12 @@ def workflow_runner(data_converter: DataConverter | None = None) -> WorkflowRunn
 
 def context_free(converter: DataConverter) -> bool:
     """True when no payload of this converter depends on which workflow or activity it is for:
-    no codec or external storage, and no component that takes a serialization context."""
-    if converter.payload_codec is not None or converter.external_storage is not None:
+    no external storage, and no component (payload converter, codec, failure converter) that
+    takes a serialization context. A codec that ignores the context (ours: `AesGcmCodec` does
+    not implement `WithSerializationContext`) keeps it context-free; the codec itself runs in
+    the worker's event loop, outside the sandbox, before an activation and after its completion
+    (`temporalio.bridge.worker.decode_activation` / `encode_completion`)."""
+    if converter.external_storage is not None:
         return False
     contexts = [
         WorkflowSerializationContext(namespace="default", workflow_id="order-x"),
@@ -359,11 +426,7 @@ def build_worker(
     from workflows.order import OrderWorkflow
     from workflows.restock import RestockWorkflow
 
-    sender = (
-        WebhookSender(http, settings.webhook_url, settings.webhook_secret)
-        if http is not None and settings.webhook_url
-        else None
-    )
+    sender = WebhookSender.from_settings(http, settings) if http is not None else None
     activities = all_activities(factory, sender)
     return Worker(
         client,

@@ -1,4 +1,16 @@
-"""Outbound webhook delivery: signing, canonical event bodies, one POST per attempt.
+"""Outbound webhook delivery: Standard Webhooks signing, canonical event bodies, one POST per attempt.
+
+Every request carries the Standard Webhooks headers (https://www.standardwebhooks.com),
+so receivers verify it with any Standard Webhooks library:
+
+* ``webhook-id``: the outbox event's id, stable across attempts (receivers de-duplicate on it);
+* ``webhook-timestamp``: Unix seconds of this attempt (receivers refuse old ones: no replay);
+* ``webhook-signature``: ``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``, one per
+  active secret, space-separated, so a secret can be rotated without downtime;
+
+plus ``X-OMS-Event-Type``. Secrets are ``whsec_`` + base64 of at least 24 random bytes, in
+``OMS_WEBHOOK_SECRETS`` (comma-separated, newest first); there is no default secret, and a URL
+without one (or a malformed one) stops the worker at start (`WebhookConfigError`).
 
 This module does one HTTP attempt and classifies its outcome; retrying is left to
 Temporal. ``WebhookSender.post`` raises ``WebhookRetryable`` for answers worth
@@ -7,11 +19,12 @@ reaches Temporal as a retryable failure and the activity is retried under
 ``RETRY_HTTP``. Any other non-2xx answer raises a non-retryable
 ``ApplicationError(type="WebhookRejected")``: the receiver has looked at the event
 and refused it, so repeating the same bytes cannot help and an operator must look.
+A 410 Gone also says the URL itself is gone: the outbox disables it
+(`activities.outbox`) until an operator re-enables it (``oms webhooks enable URL``).
 
-Receivers de-duplicate on ``X-OMS-Event-Id``; delivery is at-least-once (an
-answer lost after the receiver processed the event leads to a second attempt),
-so the body must be byte-for-byte identical on every attempt. ``encode_event``
-guarantees that for the same inputs.
+Delivery is at-least-once (an answer lost after the receiver processed the event
+leads to a second attempt), so the body must be byte-for-byte identical on every
+attempt. ``encode_event`` guarantees that for the same inputs.
 
 No database code lives here: the ``deliver_event`` activity reads the outbox row,
 calls ``encode_event`` and ``WebhookSender.post``, and records the outcome.
@@ -19,10 +32,13 @@ calls ``encode_event`` and ``WebhookSender.post``, and records the outcome.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -38,10 +54,14 @@ from temporalio.exceptions import ApplicationError
 
 log = structlog.get_logger()
 
-HEADER_EVENT_ID = "X-OMS-Event-Id"
+HEADER_ID = "webhook-id"
+HEADER_TIMESTAMP = "webhook-timestamp"
+HEADER_SIGNATURE = "webhook-signature"
 HEADER_EVENT_TYPE = "X-OMS-Event-Type"
-HEADER_SIGNATURE = "X-OMS-Signature"
-SIGNATURE_PREFIX = "sha256="
+SIGNATURE_VERSION = "v1"
+SECRET_PREFIX = "whsec_"
+MIN_SECRET_BYTES = 24
+GONE = 410
 
 WEBHOOK_REJECTED = "WebhookRejected"
 """ApplicationError type for answers that must not be retried (4xx other than 408/429)."""
@@ -90,17 +110,63 @@ class WebhookRetryable(Exception):
         self.kind = kind
 
 
-def sign(body: bytes, secret: str) -> str:
-    """Return the ``X-OMS-Signature`` value for *body*: ``"sha256=" + hex HMAC-SHA256``."""
-    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-    return SIGNATURE_PREFIX + digest
+class WebhookConfigError(Exception):
+    """The webhook settings cannot be used (a URL without a secret, a malformed secret)."""
 
 
-def verify(body: bytes, secret: str, header: str | None) -> bool:
-    """Check an ``X-OMS-Signature`` header against *body* in constant time."""
-    if not header:
-        return False
-    return hmac.compare_digest(sign(body, secret).encode("ascii"), header.strip().encode("utf-8"))
+def new_secret() -> str:
+    """A fresh signing secret: ``whsec_`` + base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def parse_secrets(text: str | None) -> list[bytes]:
+    """The key bytes of ``OMS_WEBHOOK_SECRETS`` (comma-separated, newest first).
+
+    Each must be ``whsec_`` + base64 of at least 24 bytes; the error names the secret by its
+    position, never by its value.
+    """
+    items = [item.strip() for item in (text or "").split(",") if item.strip()]
+    if not items:
+        raise WebhookConfigError("OMS_WEBHOOK_SECRETS holds no secret")
+    keys: list[bytes] = []
+    for n, item in enumerate(items, start=1):
+        where = f"OMS_WEBHOOK_SECRETS secret #{n}"
+        if not item.startswith(SECRET_PREFIX):
+            raise WebhookConfigError(f"{where} does not start with {SECRET_PREFIX!r}")
+        try:
+            key = base64.b64decode(item[len(SECRET_PREFIX):], validate=True)
+        except (binascii.Error, ValueError):
+            raise WebhookConfigError(f"{where} is not valid base64 after {SECRET_PREFIX!r}") from None
+        if len(key) < MIN_SECRET_BYTES:
+            raise WebhookConfigError(
+                f"{where} has {len(key)} bytes; at least {MIN_SECRET_BYTES} random bytes are needed"
+            )
+        keys.append(key)
+    return keys
+
+
+def signature(key: bytes, event_id: str, timestamp: int, body: bytes) -> str:
+    """One ``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`` signature."""
+    signed = f"{event_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode('ascii')}"
+
+
+def sign(event_id: str, timestamp: int, body: bytes, keys: list[bytes]) -> str:
+    """The ``webhook-signature`` header: one signature per active secret, newest first."""
+    return " ".join(signature(key, event_id, timestamp, body) for key in keys)
+
+
+def signed_headers(event_id: str, event_type: str, body: bytes, keys: list[bytes], *, now: float | None = None) -> dict[str, str]:
+    """Every header of one attempt, timestamped now (or at `now`)."""
+    timestamp = int(time.time() if now is None else now)
+    return {
+        "Content-Type": "application/json",
+        HEADER_ID: event_id,
+        HEADER_TIMESTAMP: str(timestamp),
+        HEADER_SIGNATURE: sign(event_id, timestamp, body, keys),
+        HEADER_EVENT_TYPE: event_type,
+    }
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -176,14 +242,21 @@ class WebhookSender:
     across deliveries and tests can point the sender at a real local server.
     """
 
-    def __init__(self, client: httpx.AsyncClient, url: str, secret: str):
+    def __init__(self, client: httpx.AsyncClient, url: str, secrets: str | list[bytes]):
         if not url:
             raise ValueError("webhook url is empty")
-        if not secret:
-            raise ValueError("webhook secret is empty: signatures would prove nothing")
         self._client = client
         self._url = url
-        self._secret = secret
+        self._keys = parse_secrets(secrets) if isinstance(secrets, str) else list(secrets)
+        if not self._keys:
+            raise WebhookConfigError("no webhook secret: signatures would prove nothing")
+
+    @classmethod
+    def from_settings(cls, client: httpx.AsyncClient, settings: Any) -> WebhookSender | None:
+        """The sender for ``OMS_WEBHOOK_URL``, or None without a URL; `WebhookConfigError` for a
+        URL without ``OMS_WEBHOOK_SECRETS`` or a malformed secret."""
+        keys = check_settings(settings)
+        return cls(client, settings.webhook_url, keys) if keys else None
 
     @property
     def url(self) -> str:
@@ -196,12 +269,7 @@ class WebhookSender:
         errors, and a non-retryable ``ApplicationError(type="WebhookRejected")``
         (details: ``{"status": ..., "event_id": ...}``) for any other answer.
         """
-        headers = {
-            "Content-Type": "application/json",
-            HEADER_EVENT_ID: event_id,
-            HEADER_EVENT_TYPE: event_type,
-            HEADER_SIGNATURE: sign(body, self._secret),
-        }
+        headers = signed_headers(event_id, event_type, body, self._keys)
         bound = log.bind(event_id=event_id, event_type=event_type)
         started = time.perf_counter()
         try:
@@ -243,6 +311,19 @@ class WebhookSender:
             ) from exc
         bound.info("webhook_delivered", status=response.status_code, elapsed_ms=_ms_since(started))
         return response.status_code
+
+
+def check_settings(settings: Any) -> list[bytes]:
+    """The secrets' key bytes when a URL is set ([] without one); `WebhookConfigError` otherwise."""
+    if not settings.webhook_url:
+        return []
+    raw = settings.webhook_secrets.get_secret_value() if settings.webhook_secrets else ""
+    if not raw.strip():
+        raise WebhookConfigError(
+            "OMS_WEBHOOK_URL is set but OMS_WEBHOOK_SECRETS is not: set at least one "
+            f"{SECRET_PREFIX}... secret (e.g. `oms webhooks new-secret`); there is no default"
+        )
+    return parse_secrets(raw)
 
 
 def _ms_since(started: float) -> float:

@@ -1,7 +1,8 @@
 """Webhook delivery benchmark against a real local HTTP receiver.
 
-Sends 2,000 signed events through ``WebhookSender`` to a ``WebhookReceiver`` that
-answers 500 to the first attempt of every fifth event, with bounded concurrency
+Sends 2,000 events, signed by the Standard Webhooks scheme under two active secrets
+(a rotation in progress), through ``WebhookSender`` to a ``WebhookReceiver`` that
+verifies each with the ``standardwebhooks`` package and answers 500 to the first attempt of every fifth event, with bounded concurrency
 and an in-script retry loop standing in for Temporal's activity retries.
 
     cd /work/main && .venv/bin/python benchmarks/webhooks.py [--events N] [--concurrency N]
@@ -37,10 +38,16 @@ import httpx  # noqa: E402
 import structlog  # noqa: E402
 from temporalio.exceptions import ApplicationError  # noqa: E402
 
-from activities.webhooks import WebhookRetryable, WebhookSender, encode_event  # noqa: E402
+from activities.webhooks import (  # noqa: E402
+    WebhookRetryable,
+    WebhookSender,
+    encode_event,
+    new_secret,
+)
 from tests.webhook_receiver import WebhookReceiver  # noqa: E402
 
-SECRET = "bench-secret"
+# Made for this run: the receiver knows the older one only, as during a rotation.
+NEW_SECRET, OLD_SECRET = new_secret(), new_secret()
 MAX_ATTEMPTS = 10  # far more than the script needs; hitting it counts as a loss
 
 
@@ -87,9 +94,9 @@ async def run(count: int, concurrency: int, connections: int) -> int:
     events = make_events(count)
     fail_first = {event_id: [500] for event_id, _, _ in events[::5]}
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    with WebhookReceiver(SECRET, script=fail_first) as receiver:
+    with WebhookReceiver(OLD_SECRET, script=fail_first) as receiver:
         async with httpx.AsyncClient(timeout=httpx.Timeout(10.0), limits=limits) as client:
-            sender = WebhookSender(client, receiver.url, SECRET)
+            sender = WebhookSender(client, receiver.url, f"{NEW_SECRET},{OLD_SECRET}")
             started = time.perf_counter()
             attempts, rejected, gave_up = await deliver_all(sender, events, concurrency)
             elapsed = time.perf_counter() - started

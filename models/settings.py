@@ -140,8 +140,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "OMS_TEMPORAL_NAMESPACE"),
     )
     webhook_url: str | None = None
-    webhook_secret: str = "oms-dev-secret"
+    # Standard Webhooks secrets, `whsec_` + base64 of >= 24 random bytes, comma-separated,
+    # newest first (OMS_WEBHOOK_SECRETS). No default: a URL without one stops the worker.
+    webhook_secrets: SecretStr | None = None
     webhook_timeout: float = 10.0
+    # Payload-codec keys, `id:base64key` pairs, newest first (OMS_CODEC_KEYS); unset: the
+    # embedded default key file under `home` (activities/codec.py). No key lives in code.
+    codec_keys: SecretStr | None = None
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: str = "INFO"
     policy: Policy = Field(default_factory=Policy)

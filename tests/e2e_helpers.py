@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from models.db import make_engine, session_factory, transaction
+from tests import codec_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample"
@@ -99,6 +100,9 @@ class OmsStack:
                 "OMS_LOG_FORMAT": "json",
                 "PYTHONUNBUFFERED": "1",
                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                # the session's codec key ring: the worker, the CLI and the tests' own
+                # client seal and open each other's payloads
+                **codec_keys.ENV,
             }
         )
         env.update(self.policy_env)

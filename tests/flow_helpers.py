@@ -23,7 +23,6 @@ from typing import Any
 import httpx
 from sqlmodel import select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities import ledger
@@ -36,6 +35,7 @@ from models.documents import OrderDocument, workflow_id_for
 from models.payloads import OrderInput, OrderOutcome, OrderSnapshot, RestockInput, RestockResult
 from models.settings import Policy, PricingPolicy, Settings
 from models.tables import Backorder, Refund, Reservation, Transfer
+from tests.codec_keys import converter
 from workflows.order import OrderWorkflow
 from workflows.restock import RestockWorkflow
 
@@ -232,7 +232,7 @@ class Flow:
         description = await handle.describe()
         assert description.status == WorkflowExecutionStatus.COMPLETED
         # The history replays on today's code without a nondeterminism error.
-        replayer = Replayer(workflows=[OrderWorkflow], data_converter=pydantic_data_converter)
+        replayer = Replayer(workflows=[OrderWorkflow], data_converter=converter())
         await replayer.replay_workflow(await handle.fetch_history())
         return outcome
 

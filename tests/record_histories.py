@@ -7,6 +7,11 @@ registered, a real worker and a fresh SQLite database, the way the operator and 
 warehouse would drive it, and writes each finished history as
 `tests/histories/PREFIX-<path>.json`. Record a set before a change of the workflow's
 commands; `tests/test_replay_histories.py` replays every file there on today's code.
+
+The run seals its payloads with the session's codec key, made for it and gone after it;
+the files are written decoded (sample data, no real buyer), so that any later run,
+under any key ring, replays them: the codec passes payloads that were never encrypted
+through as they are.
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from tests.codec_keys import converter
 from tests.conftest import binary
 from tests.flow_helpers import HOT, Flow, load_sample, make_order, running_flow
+from tests.payload_walk import decode_all
 from workflows.order import SEARCH_ATTRIBUTES
 
 HERE = Path(__file__).resolve().parent / "histories"
@@ -128,7 +134,7 @@ PATHS: dict[str, Callable[[Flow], Awaitable[str]]] = {
 async def record(prefix: str, names: list[str]) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=converter(),
         search_attributes=SEARCH_ATTRIBUTES,
         dev_server_log_level="error",
     )
@@ -139,6 +145,10 @@ async def record(prefix: str, names: list[str]) -> None:
                     oid = await PATHS[name](flow)
                     outcome = await flow.finish(oid)
                     history = await flow.handle(oid).fetch_history()
+            codec = converter().payload_codec
+            assert codec is not None
+            for event in history.events:
+                await decode_all(event, codec)
             path = HERE / f"{prefix}-{name}.json"
             path.write_text(history.to_json(), encoding="utf-8")
             print(f"{path.name}: {outcome.stage}, {len(history.events)} events")  # noqa: T201

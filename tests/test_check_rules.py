@@ -270,10 +270,14 @@ def test_vague_details_are_reported(detail, reason):
     assert findings[0].detail["reason"] == reason
 
 
-def test_the_vague_finding_names_the_detail():
+def test_the_vague_finding_masks_the_detail_in_its_message_and_keeps_it_for_the_buyer():
     (finding,) = check_address(order(address={"detail": "文三路"}))
-    assert "「文三路」" in finding.message_zh and "门牌号" in finding.message_zh
-    assert '"文三路"' in finding.message_en
+    # the clerk's message (kept in the database) shows it masked, as the logs do
+    assert "「文***」" in finding.message_zh and "门牌号" in finding.message_zh
+    assert '"文***"' in finding.message_en
+    assert "文三路" not in finding.message_zh + finding.message_en
+    # the buyer's own message quotes it back to them (Finding.detail, not stored by the OMS)
+    assert finding.detail["value"] == "文三路"
 
 
 @pytest.mark.parametrize(

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.codec_keys import converter
 from workflows.order import OrderWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -57,7 +57,7 @@ def test_the_recorded_histories_are_there():
 async def test_a_history_recorded_on_earlier_code_replays(path: Path):
     history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
     result = await Replayer(
-        workflows=[OrderWorkflow], data_converter=pydantic_data_converter
+        workflows=[OrderWorkflow], data_converter=converter()
     ).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
     assert len(history.events) > 15

@@ -175,7 +175,10 @@ def test_migration_0002_indexes_the_flags_of_orders_already_held(tmp_path: Path)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url)
-    command.upgrade(cfg, "0001")
+    from alembic.script import ScriptDirectory
+
+    before = ScriptDirectory.from_config(cfg).get_revision("0002").down_revision
+    command.upgrade(cfg, str(before))  # the schema just before 0002, wherever it is chained
     engine = make_engine(url)
     now = T0
     with engine.begin() as conn:

@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from ops import actions
+from tests.codec_keys import converter
 from tests.conftest import binary
 from tests.flow_helpers import HOT, Flow, fast_policy, load_sample, make_order, running_flow
 from workflows.order import OrderWorkflow
@@ -311,7 +311,7 @@ async def test_a_cancellation_requested_in_temporal_compensates_in_every_stage(
         load_sample(flow.factory, {(HOT, "HZ"): 1, (HOT, "SH"): 5})
         reached = {stage: await _reach(flow, stage) for stage in STAGES}
         await asyncio.gather(*(_temporal_cancel(dev_env, oid) for oid, _ in reached.values()))
-        replayer = Replayer(workflows=[OrderWorkflow], data_converter=pydantic_data_converter)
+        replayer = Replayer(workflows=[OrderWorkflow], data_converter=converter())
         for stage, (oid, paid) in reached.items():
             with pytest.raises(WorkflowFailureError) as ended:
                 await asyncio.wait_for(flow.handle(oid).result(), 30)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
+import hmac
 import json
 import os
 import shutil
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -18,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     import httpx
     import pytest
     import structlog.testing
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
     from temporalio.client import WorkflowFailureError
     from temporalio.common import RetryPolicy
     from temporalio.exceptions import ActivityError, ApplicationError, RetryState
@@ -26,15 +31,20 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.webhooks import (
         RETRY_HTTP,
+        WebhookConfigError,
         WebhookRetryable,
         WebhookSender,
+        check_settings,
         encode_event,
+        new_secret,
+        parse_secrets,
         sign,
-        verify,
+        signed_headers,
     )
+    from models.settings import Settings
     from tests.webhook_receiver import DROP, Slow, WebhookReceiver
 
-SECRET = "test-secret"
+SECRET = new_secret()  # made for this test session: no secret lives in the code
 CREATED_AT = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
 
 
@@ -64,22 +74,79 @@ async def post_once(receiver: WebhookReceiver, http: httpx.AsyncClient, event_id
 # --- pure functions -------------------------------------------------------------------
 
 
-def test_sign_is_the_prefixed_hex_hmac_sha256_of_the_body():
-    # RFC 4231, test case 2
-    assert sign(b"what do ya want for nothing?", "Jefe") == (
-        "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-    )
-    assert verify(
-        b"what do ya want for nothing?", "Jefe", sign(b"what do ya want for nothing?", "Jefe")
-    )
+def test_the_signature_is_the_standard_webhooks_v1_hmac_of_id_timestamp_and_body():
+    key = b"\x01" * 24
+    expected = base64.b64encode(
+        hmac.new(key, b"msg_1.1714555800.{}", hashlib.sha256).digest()
+    ).decode()
+    assert sign("msg_1", 1714555800, b"{}", [key]) == f"v1,{expected}"
+    # the reference library computes the same value for the same secret
+    secret = "whsec_" + base64.b64encode(key).decode()
+    when = datetime.fromtimestamp(1714555800, UTC)
+    assert Webhook(secret).sign("msg_1", when, "{}") == f"v1,{expected}"
 
 
-def test_verify_rejects_other_body_other_secret_and_missing_header():
-    signature = sign(b"{}", "k")
-    assert not verify(b"{ }", "k", signature)
-    assert not verify(b"{}", "other", signature)
-    assert not verify(b"{}", "k", None)
-    assert not verify(b"{}", "k", "sha256=")
+def test_the_reference_verifier_accepts_our_headers_and_refuses_tampering():
+    event_id, body = new_event()
+    headers = signed_headers(event_id, "order.status_changed", body, parse_secrets(SECRET))
+    verifier = Webhook(SECRET)
+    assert verifier.verify(body, headers) == json.loads(body)
+    assert headers["X-OMS-Event-Type"] == "order.status_changed"
+    assert headers["webhook-id"] == event_id
+    with pytest.raises(WebhookVerificationError):
+        verifier.verify(body.replace(b"ORD-1", b"ORD-2"), headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new_secret()).verify(body, headers)
+    with pytest.raises(WebhookVerificationError):
+        verifier.verify(body, {**headers, "webhook-id": "another-id"})
+
+
+def test_a_replayed_request_with_an_old_timestamp_is_rejected_by_the_reference_verifier():
+    event_id, body = new_event()
+    keys = parse_secrets(SECRET)
+    captured = signed_headers(event_id, "t", body, keys, now=time.time() - 6 * 60)
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        Webhook(SECRET).verify(body, captured)
+    # the same event, sent again by the OMS, carries this attempt's time and verifies
+    assert Webhook(SECRET).verify(body, signed_headers(event_id, "t", body, keys))
+
+
+def test_a_rotated_secret_gives_two_signatures_and_either_one_verifies():
+    newer, older = new_secret(), SECRET
+    event_id, body = new_event()
+    headers = signed_headers(event_id, "t", body, parse_secrets(f"{newer},{older}"))
+    signatures = headers["webhook-signature"].split(" ")
+    assert len(signatures) == 2 and all(s.startswith("v1,") for s in signatures)
+    assert Webhook(newer).verify(body, headers)
+    assert Webhook(older).verify(body, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new_secret()).verify(body, headers)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("", "holds no secret"),
+        ("oms-dev-secret", "does not start with 'whsec_'"),
+        ("whsec_not base64!", "not valid base64"),
+        ("whsec_" + base64.b64encode(b"x" * 23).decode(), "has 23 bytes; at least 24"),
+    ],
+)
+def test_a_malformed_secret_is_refused_naming_its_position_not_its_value(value, problem):
+    with pytest.raises(WebhookConfigError, match=problem) as caught:
+        parse_secrets(f"{SECRET},{value}" if value else value)
+    if value:
+        assert "secret #2" in str(caught.value)
+        assert value not in str(caught.value)
+
+
+def test_a_url_without_a_secret_is_refused_and_there_is_no_default():
+    assert "webhook_secret" not in Settings.model_fields
+    assert Settings.model_fields["webhook_secrets"].default is None
+    with pytest.raises(WebhookConfigError, match="OMS_WEBHOOK_SECRETS is not"):
+        check_settings(Settings(webhook_url="http://127.0.0.1:1/hook"))
+    assert check_settings(Settings(webhook_url=None)) == []
+    assert len(check_settings(Settings(webhook_url="http://h/", webhook_secrets=SECRET))) == 1
 
 
 def test_encode_event_is_canonical_and_stable():
@@ -115,8 +182,11 @@ async def test_a_2xx_answer_returns_the_status_and_the_receiver_verifies_the_sig
     with WebhookReceiver(SECRET, script={event_id: 202}) as receiver:
         assert await post_once(receiver, client, event_id, body) == 202
     [request] = receiver.received
-    assert request.signature_valid
-    assert request.signature == sign(body, SECRET)
+    assert request.signature_valid, request.verify_error
+    assert request.signature == sign(
+        event_id, int(request.timestamp or 0), body, parse_secrets(SECRET)
+    )
+    assert abs(int(request.timestamp or 0) - time.time()) < 60
     assert request.event_id == event_id
     assert request.event_type == "order.status_changed"
     assert request.body == body
@@ -126,7 +196,7 @@ async def test_a_2xx_answer_returns_the_status_and_the_receiver_verifies_the_sig
 async def test_a_wrong_secret_is_refused_by_the_receiver_and_not_retried(client):
     event_id, body = new_event()
     with (
-        WebhookReceiver("receiver-secret") as receiver,
+        WebhookReceiver(new_secret()) as receiver,
         pytest.raises(ApplicationError) as caught,
     ):
         await post_once(receiver, client, event_id, body)
@@ -143,7 +213,8 @@ async def test_a_retried_delivery_sends_the_same_bytes_and_headers(client):
         assert await post_once(receiver, client, event_id, body) == 200
     first, second = receiver.received
     assert first.body == second.body == body
-    assert first.signature == second.signature
+    # the same id and body; each attempt is signed at its own time (no replayable capture)
+    assert first.signature_valid and second.signature_valid
     assert (first.event_id, first.event_type) == (second.event_id, second.event_type)
     assert receiver.attempts_for(event_id) == 2
     assert receiver.unique_ids == {event_id}
@@ -227,7 +298,7 @@ async def test_a_rejection_is_logged_as_an_error_for_the_operator(client):
 
 
 async def test_the_sender_refuses_an_empty_secret(client):
-    with pytest.raises(ValueError):
+    with pytest.raises(WebhookConfigError):
         WebhookSender(client, "http://127.0.0.1:1/", "")
 
 

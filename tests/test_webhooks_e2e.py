@@ -1,29 +1,40 @@
 """Outbound webhooks end to end: a real worker posting to a real local receiver.
 
-The worker is built with `Settings(webhook_url=..., webhook_secret=...)` and one
+The worker is built with `Settings(webhook_url=..., webhook_secrets=...)` and one
 `httpx.AsyncClient`; orders start with `Settings.order_policy()`, which turns
-delivery on. The receiver (`tests/webhook_receiver.py`) verifies every
-signature, de-duplicates by event id and answers as scripted.
+delivery on. The receiver (`tests/webhook_receiver.py`) verifies every request
+with the `standardwebhooks` package, de-duplicates by `webhook-id` and answers
+as scripted. A 410 Gone disables the URL until `oms webhooks enable URL` (run as
+the real CLI) re-enables it and sends what was held meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
+from activities.outbox import endpoints
+from activities.webhooks import new_secret
+from models.db import transaction
 from models.settings import Settings
 from tests.flow_helpers import HOT, Flow, fast_policy, load_sample, make_order, running_flow
 from tests.webhook_receiver import Answer, WebhookReceiver
 
 pytestmark = pytest.mark.e2e
 
-SECRET = "e2e-webhook-secret"
+SECRET = new_secret()  # made for this test session
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @asynccontextmanager
@@ -34,7 +45,11 @@ async def webhook_flow(
     policy.approval.threshold = Decimal("50.00")  # every order here is flagged for approval
     with WebhookReceiver(SECRET, script=script) as receiver:
         settings = Settings(
-            webhook_url=receiver.url, webhook_secret=SECRET, webhook_timeout=5.0, policy=policy
+            webhook_url=receiver.url,
+            webhook_secrets=SecretStr(SECRET),
+            webhook_timeout=5.0,
+            policy=policy,
+            database_url=db_url,
         )
         async with (
             httpx.AsyncClient(timeout=httpx.Timeout(settings.webhook_timeout)) as http,
@@ -165,3 +180,70 @@ async def test_a_cancelled_order_delivers_its_refund_request_and_cancel_notice(
     assert receiver.accepted_count(notice["id"]) == 1
     body = json.loads(next(r.body for r in receiver.received if r.event_id == notice["id"]))
     assert body["data"] == {"reason": "buyer found it elsewhere"}
+
+
+async def oms(settings: Settings, *args: str) -> tuple[int, str, str]:
+    """`python starter.py ARGS` against this test's database and webhook settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMS_", "TEMPORAL_"))}
+    env.update(
+        OMS_DATABASE_URL=str(settings.database_url),
+        OMS_WEBHOOK_URL=str(settings.webhook_url),
+        OMS_WEBHOOK_SECRETS=SECRET,
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "starter.py"), *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_a_410_gone_disables_the_url_until_an_operator_re_enables_it(
+    dev_env: WorkflowEnvironment, sqlite_url: str
+) -> None:
+    gone = {"on": True}
+
+    def script(event_id: str, attempt: int) -> Answer:
+        return 410 if gone["on"] and event_id.endswith(":tracking_to_platform") else 200
+
+    async with webhook_flow(dev_env, sqlite_url, script) as (flow, receiver, settings):
+        first = flow.oid("G1")
+        await run_flagged_cod_order(flow, settings, first)
+        with transaction(flow.factory) as session:
+            [endpoint] = endpoints(session)
+            assert (endpoint.url, endpoint.status) == (receiver.url, "disabled")
+            assert endpoint.disabled_by_event and endpoint.disabled_by_event.startswith(first)
+        events = {e["id"]: e for e in flow.events(first)}
+        gone_event = events[endpoint.disabled_by_event]
+        assert gone_event["status"] == "failed" and receiver.attempts_for(gone_event["id"]) == 1
+        held_first = [e for e in events.values() if e["status"] == "held"]
+
+        # Later orders are not blocked, and nothing is sent to the URL meanwhile.
+        sent_before = len(receiver.received)
+        second = flow.oid("G2")
+        await run_flagged_cod_order(flow, settings, second)
+        assert len(receiver.received) == sent_before
+        held = [e for e in flow.events() if e["status"] == "held"]
+        assert {e["id"] for e in flow.events(second)} <= {e["id"] for e in held}
+        assert len(held) == len(held_first) + len(flow.events(second))
+        status = flow.status(second)
+        assert status is not None and status["stage"] == "completed"
+
+        code, out, err = await oms(settings, "events")
+        assert code == 0 and f"webhook {receiver.url} DISABLED since" in out, out + err
+        assert f"oms webhooks enable {receiver.url}" in out
+
+        # The operator re-enables it: what was held is sent, signed, once each.
+        gone["on"] = False
+        code, out, err = await oms(settings, "webhooks", "enable", receiver.url)
+        assert code == 0, out + err
+        assert f"held events: {len(held)} delivered, 0 failed, 0 still held" in out
+        assert {e["id"] for e in held} <= receiver.unique_ids
+        assert all(r.signature_valid for r in receiver.received)
+        assert receiver.duplicates == 0
+        assert not [e for e in flow.events() if e["status"] == "held"]
+        code, out, _ = await oms(settings, "webhooks", "list")
+        assert f"{receiver.url}  enabled" in out and "0 event(s) held" in out
+        code, _, err = await oms(settings, "webhooks", "enable", receiver.url)
+        assert code == 1 and "is not disabled" in err

@@ -15,13 +15,13 @@ from typing import Any
 
 from sqlalchemy import select
 from temporalio import activity
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.orders import CheckOrderInput, CheckOutcome, OrderActivities
 from models.db import transaction
 from models.enums import TimeoutAction
 from models.tables import Backorder, Reservation
+from tests.codec_keys import converter
 from tests.workflow_helpers import PATIENCE, H, Shop, order_doc, running_shop, short_policy
 from workflows.order import OrderWorkflow
 
@@ -86,7 +86,7 @@ async def ship_everything(shop: Shop, handle: Any) -> None:
 async def replay(handle: Any) -> None:
     history = await handle.fetch_history()
     await Replayer(
-        workflows=[OrderWorkflow], data_converter=pydantic_data_converter
+        workflows=[OrderWorkflow], data_converter=converter()
     ).replay_workflow(history)
 
 
@@ -841,7 +841,7 @@ async def test_a_completed_history_replays_without_nondeterminism(ts_env, sqlite
 
         history = await handle.fetch_history()
         result = await Replayer(
-            workflows=[OrderWorkflow], data_converter=pydantic_data_converter
+            workflows=[OrderWorkflow], data_converter=converter()
         ).replay_workflow(history)
         assert result.replay_failure is None
         assert len(history.events) > 20

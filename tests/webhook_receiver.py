@@ -1,8 +1,10 @@
 """A real HTTP webhook receiver for tests and benchmarks.
 
 ``WebhookReceiver`` runs a stdlib ``ThreadingHTTPServer`` on 127.0.0.1 (a free
-port) in a background thread. It checks the signature of every request, records
-it, de-duplicates accepted deliveries by event id and answers as scripted per
+port) in a background thread. It verifies every request with the
+``standardwebhooks`` package (the Standard Webhooks reference library, written by
+no one here, with its five-minute timestamp tolerance), records it,
+de-duplicates accepted deliveries by ``webhook-id`` and answers as scripted per
 event: a status code, a dropped connection (``DROP``) or a late answer
 (``Slow``).
 
@@ -31,7 +33,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from activities.webhooks import HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_SIGNATURE, verify
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from activities.webhooks import HEADER_EVENT_TYPE, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
 
 
 class _Drop:
@@ -64,6 +68,9 @@ class ReceivedRequest:
     body: bytes
     signature: str | None
     signature_valid: bool
+    timestamp: str | None
+    headers: dict[str, str]
+    verify_error: str | None
     attempt: int
     answer: Answer
     accepted: bool
@@ -98,12 +105,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
-        answer = self.server.receiver._record(
-            event_id=self.headers.get(HEADER_EVENT_ID),
-            event_type=self.headers.get(HEADER_EVENT_TYPE),
-            signature=self.headers.get(HEADER_SIGNATURE),
-            body=body,
-        )
+        answer = self.server.receiver._record(headers=dict(self.headers.items()), body=body)
         if isinstance(answer, _Drop):
             self.close_connection = True
             with contextlib.suppress(OSError):  # the client may already be gone
@@ -141,7 +143,8 @@ class WebhookReceiver:
     """Context manager running a signature-checking, scriptable webhook endpoint."""
 
     def __init__(self, secret: str, script: Script | None = None, *, path: str = "/webhook"):
-        self.secret = secret
+        self.secret = secret  # whsec_...: what the receiver was given to verify with
+        self._verifier = Webhook(secret)
         self.script = script
         self._path = path
         self._lock = threading.Lock()
@@ -202,10 +205,17 @@ class WebhookReceiver:
         with self._lock:
             return self._attempts[event_id]
 
-    def _record(
-        self, *, event_id: str | None, event_type: str | None, signature: str | None, body: bytes
-    ) -> Answer:
-        valid = verify(body, self.secret, signature)
+    def _record(self, *, headers: dict[str, str], body: bytes) -> Answer:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        event_id = lowered.get(HEADER_ID)
+        event_type = lowered.get(HEADER_EVENT_TYPE.lower())
+        signature = lowered.get(HEADER_SIGNATURE)
+        error: str | None = None
+        try:
+            self._verifier.verify(body, headers, json_parse=False)
+        except (WebhookVerificationError, ValueError) as exc:  # ValueError: a malformed header
+            error = f"{type(exc).__name__}: {exc}"
+        valid = error is None
         with self._lock:
             key = event_id or ""
             self._attempts[key] += 1
@@ -226,6 +236,9 @@ class WebhookReceiver:
                     body=body,
                     signature=signature,
                     signature_valid=valid,
+                    timestamp=lowered.get(HEADER_TIMESTAMP),
+                    headers=lowered,
+                    verify_error=error,
                     attempt=attempt,
                     answer=answer,
                     accepted=accepted,

@@ -27,7 +27,6 @@ from typing import Any
 
 from sqlalchemy import select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
@@ -48,6 +47,7 @@ from models.settings import (
     ShortageSettings,
 )
 from models.tables import ContactLog, OrderLineRow, OutboxEvent, Refund, StockLevel
+from tests.codec_keys import converter
 from workflows.order import OrderWorkflow
 from workflows.restock import RestockWorkflow
 
@@ -314,7 +314,7 @@ class Shop:
             description = await handle.describe()
             if description.status == WorkflowExecutionStatus.RUNNING:
                 await handle.signal("cancel", {"reason": "test over"})
-        replayer = Replayer(workflows=[OrderWorkflow], data_converter=pydantic_data_converter)
+        replayer = Replayer(workflows=[OrderWorkflow], data_converter=converter())
         for handle in self.handles:
             await asyncio.wait_for(handle.result(), PATIENCE)
             description = await handle.describe()

@@ -1,7 +1,7 @@
 """HTTP service: API keys, the order_flags index table, keyset indexes for lists
 
 Revision ID: 0002
-Revises: 0001
+Revises: 0003 (re-chained after main's 0003_privacy)
 Create Date: 2026-12-01 21:30:00
 
 * ``api_keys``: one row per key, only its SHA-256 kept.
@@ -17,7 +17,7 @@ import sqlmodel
 
 
 revision = '0002'
-down_revision = '0001'
+down_revision = '0003'  # after main's 0003 (privacy); was 0001 when written
 branch_labels = None
 depends_on = None
 
