@@ -56,6 +56,17 @@ from models.db import make_engine, migrate, session_factory, transaction  # noqa
 from models.documents import OrderDocument  # noqa: E402
 
 PG_ADMIN = os.environ.get("OMS_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+# One payload-codec key for the run: the service and the bare loop seal with the same codec.
+CODEC_KEYS = os.environ.get("OMS_CODEC_KEYS") or ""
+
+
+def codec_keys() -> str:
+    global CODEC_KEYS
+    if not CODEC_KEYS:
+        from activities.codec import new_key
+
+        CODEC_KEYS = new_key().text()
+    return CODEC_KEYS
 SAMPLE = ROOT / "sample"
 
 # stage: share of the orders kept (the rest completed)
@@ -168,7 +179,7 @@ class Service:
                     "OMS_HTTP_ADDRESS": f"127.0.0.1:{self.port}", "TEMPORAL_ADDRESS": temporal,
                     "OMS_TASK_QUEUE": task_queue, "OMS_SESSION_SECRET": uuid.uuid4().hex * 2,
                     "OMS_LOG_LEVEL": "WARNING", "OMS_LOG_FORMAT": "json",
-                    "OMS_SDK_METRICS_ADDRESS": ""})
+                    "OMS_SDK_METRICS_ADDRESS": "", "OMS_CODEC_KEYS": codec_keys()})
         self.log = open(home / f"serve-{self.port}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "starter.py"), "serve"],
                                      env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
@@ -252,7 +263,10 @@ async def measure_intake(temporal: str, home: Path, db_url: str, orders: int = 5
     from workflows.order import OrderWorkflow
 
     queue = f"bench-intake-{uuid.uuid4().hex[:6]}"
-    settings = Settings(temporal_address=temporal, task_queue=queue, database_url=db_url)
+    from pydantic import SecretStr
+
+    settings = Settings(temporal_address=temporal, task_queue=queue, database_url=db_url,
+                        home=home, codec_keys=SecretStr(codec_keys()))
     client = await connect(settings)
     run = uuid.uuid4().hex[:6]
     created = datetime(2026, 11, 26, tzinfo=UTC)
@@ -314,7 +328,7 @@ async def main() -> int:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--skip-intake", action="store_true")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]  # --sizes "": intake only
     from temporalio.testing import WorkflowEnvironment
 
     from activities.runtime import temporal_binary
@@ -327,7 +341,7 @@ async def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="oms-bench-") as tmp:
             home = Path(tmp)
-            for backend in args.backends.split(","):
+            for backend in args.backends.split(",") if sizes else []:
                 # One database per backend, grown from one size to the next.
                 drop = None
                 if backend == "postgres":
@@ -373,7 +387,7 @@ async def main() -> int:
     for (backend, size), got in results.items():
         print(f"{backend:<10}{size:>9,}{percentile(got['order'], 95):>11.1f}"
               f"{percentile(got['page'], 95):>8.1f}{percentile(got['queue'], 95):>8.1f}")
-    big, small = max(sizes), min(sizes)
+    big, small = max(sizes, default=0), min(sizes, default=0)
     for backend in args.backends.split(","):
         if (backend, big) not in results:
             continue

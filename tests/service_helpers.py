@@ -28,6 +28,7 @@ from models.db import SessionFactory, make_engine, migrate, session_factory, tra
 from models.settings import Policy, Settings
 from service.keys import ROLES, create_key
 from service.server import Beside
+from tests import codec_keys
 from tests.flow_helpers import fast_policy, load_sample, make_order
 
 SESSION_SECRET = "test-session-secret-" + "x" * 24
@@ -132,7 +133,7 @@ async def running_service(
     home.mkdir(parents=True, exist_ok=True)
     url = db_url or f"sqlite:///{home / 'oms.db'}"
     target = dev_env.client.service_client.config.target_host
-    settings = Settings(
+    settings = codec_keys.settings(
         home=home,
         database_url=url,
         task_queue=f"svc-{uuid.uuid4().hex[:10]}",

@@ -23,6 +23,7 @@ from activities.queries import BadCursor, page_orders, waiting_counts
 from benchmarks.seed import seed_order
 from models.db import SessionFactory, make_engine, migrate, transaction
 from models.tables import ApiKey, OrderFlag
+from tests import codec_keys
 from tests.flow_helpers import make_order
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +39,8 @@ def free_port() -> int:
 def env_for(home: Path, db_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMS_", "TEMPORAL_"))}
     env.update({"OMS_HOME": str(home), "OMS_DATABASE_URL": db_url, "OMS_LOG_FORMAT": "json",
-                "OMS_SDK_METRICS_ADDRESS": "", "PYTHONUNBUFFERED": "1", **extra})
+                "OMS_SDK_METRICS_ADDRESS": "", "PYTHONUNBUFFERED": "1", **codec_keys.ENV,
+                **extra})
     return env
 
 

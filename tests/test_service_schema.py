@@ -34,6 +34,7 @@ from schemathesis.checks import (
 
 from models.db import make_engine, migrate, session_factory, transaction
 from service.keys import create_key
+from tests import codec_keys
 from tests.flow_helpers import load_sample
 from tests.test_service_cli import free_port
 
@@ -60,7 +61,7 @@ def api(dev_env: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
         "OMS_LOG_LEVEL": "WARNING", "OMS_SDK_METRICS_ADDRESS": "",
         "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
         "OMS_TASK_QUEUE": f"schema-{uuid.uuid4().hex[:8]}", "OMS_HTTP_ADDRESS": f"127.0.0.1:{port}",
-        "OMS_SESSION_SECRET": uuid.uuid4().hex * 2, "PYTHONUNBUFFERED": "1",
+        "OMS_SESSION_SECRET": uuid.uuid4().hex * 2, "PYTHONUNBUFFERED": "1", **codec_keys.ENV,
     })
     procs = []
     for name, argv in (("worker", [str(ROOT / "worker.py")]), ("serve", [str(ROOT / "starter.py"), "serve"])):
