@@ -194,6 +194,10 @@ class Service:
                 raise SystemExit(f"the service did not start: see {self.log.name}")
             time.sleep(0.2)
 
+    def tail(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")[-3000:]
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
         try:
@@ -359,6 +363,9 @@ async def main() -> int:
                         try:
                             got = await asyncio.to_thread(measure_reads, svc, key, size,
                                                           args.requests)
+                        except AssertionError:
+                            print("the service's log:\n" + svc.tail(), flush=True)
+                            raise
                         finally:
                             svc.stop()
                         results[(backend, size)] = got

@@ -232,7 +232,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
     async def database_down(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("database call failed", error=type(exc).__name__)
+        cause = getattr(exc, "orig", None) or exc  # the driver's error, without the statement
+        log.warning("database call failed", error=type(cause).__name__,
+                    detail=str(cause).splitlines()[0][:200] if str(cause) else "")
         return _error(503, "the database did not answer; try again", request)
 
 
