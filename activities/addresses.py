@@ -47,6 +47,7 @@ __all__ = [
     "current_triples",
     "division_meta",
     "find_town",
+    "former_records",
     "key",
     "resolve",
     "stem",
@@ -123,6 +124,8 @@ class Unit:
     # Former names of units that were here: compare-form -> the unit today (maybe elsewhere).
     former: dict[str, Unit] = field(default_factory=dict)
     former_stems: dict[str, Unit | None] = field(default_factory=dict)
+    # Every child of a stem, for a stem that names more than one (新竹: 新竹市 and 新竹县).
+    stem_all: dict[str, list[Unit]] = field(default_factory=dict)
     aliases: frozenset[str] = frozenset()
     postal: re.Pattern[str] | None = None
     zip: str | None = None
@@ -131,7 +134,10 @@ class Unit:
         self.children.append(child)
         for alias in child.aliases:
             self.exact.setdefault(alias, child)
-            _add_stem(self.stems, stem(alias), child)
+            s = stem(alias)
+            _add_stem(self.stems, s, child)
+            if child not in self.stem_all.setdefault(s, []):
+                self.stem_all[s].append(child)
 
     def add_former(self, name: str, target: Unit) -> None:
         k = key(name)
@@ -155,6 +161,15 @@ class Unit:
         if hit is None and _PAREN_RE.search(k):
             return self.find(_PAREN_RE.sub("", k), former=former)
         return hit
+
+    def find_with(self, raw: str, district_raw: str) -> Unit | None:
+        """`find`, or of the children a shared stem names, the one that has that district."""
+        hit = self.find(raw)
+        if hit is not None or not district_raw:
+            return hit
+        candidates = self.stem_all.get(stem(key(raw)), [])
+        having = [c for c in candidates if c.find(district_raw) is not None]
+        return having[0] if len(having) == 1 else None
 
     @property
     def city(self) -> Unit | None:
@@ -258,6 +273,11 @@ def divisions() -> Divisions:
         city_homes={k: tuple(v) for k, v in city_homes.items()},
         postal=tuple(get_validation_rules({"country_code": "CN"}).postal_code_matchers),
     )
+
+
+def former_records() -> list[tuple[str, str, str, int, str]]:
+    """(code of the parent it was in, former name, code of the unit today, year, source)."""
+    return [tuple(row) for row in _raw()["former"]]  # type: ignore[misc]
 
 
 def division_meta() -> dict[str, Any]:
@@ -385,7 +405,7 @@ def _resolve_cn(province_raw: str, city_raw: str, district_raw: str) -> Resolved
         out.city = out.note("district", district_raw, unit)
         return out.done()
 
-    city = province.find(city_raw)
+    city = province.find_with(city_raw, district_raw)
     if city is None:
         out.problems.append(_misplaced("city", city_raw, province.name))
         if not district_raw:
@@ -478,7 +498,7 @@ def _resolve_region(out: _Builder, region: Unit, city_raw: str, district_raw: st
         if not district_raw and tag == "TW":
             out.problems.append(_missing("district"))
         return out.done(tag)
-    area = region.find(city_raw)
+    area = region.find_with(city_raw, district_raw)
     own = area is None and (
         key(city_raw) in region.aliases or divisions().root.find(city_raw) is region
     )
