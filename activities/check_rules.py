@@ -339,10 +339,12 @@ _DOOR_RE = re.compile(
 _DETAIL_MIN_CHARS = 5
 
 
-def _detail_core(detail: str, resolved: _Resolved | None, order: OrderDocument) -> str:
-    """The detail without the province/city/district the buyer repeated in it."""
+def _detail_core(
+    detail: str, resolved: _Resolved | None, order: OrderDocument, also: str | None = None
+) -> str:
+    """The detail without the province/city/district (or town) the buyer repeated in it."""
     core = _norm(detail)
-    prefixes = [order.address.province, order.address.city, order.address.district]
+    prefixes = [order.address.province, order.address.city, order.address.district, also]
     if resolved is not None:
         prefixes += [resolved.province, resolved.city, resolved.district]
     names = sorted({_norm(p) for p in prefixes if p}, key=len, reverse=True)
@@ -510,15 +512,17 @@ def address_key(order: OrderDocument) -> str:
     """
     a = order.address
     resolved = _resolve(order)
+    town = None
     if resolved is not None:
-        parts = [
-            resolved.province or _norm(a.province),
-            resolved.city or _norm(a.city),
-            resolved.district or _norm(a.district),
-        ]
+        if resolved.needs_town:  # 东莞市 with no district: the town the detail names
+            town = addresses.find_town(resolved, a.detail or "")
+            district = town or ""
+        else:
+            district = resolved.district or _norm(a.district)
+        parts = [resolved.province or _norm(a.province), resolved.city or _norm(a.city), district]
     else:
         parts = [_norm(a.country), _norm(a.province), _norm(a.city), _norm(a.district)]
-    core = _detail_core(a.detail or "", resolved, order)
+    core = _detail_core(a.detail or "", resolved, order, also=town)
     return "".join(_norm(p) for p in parts) + core
 
 

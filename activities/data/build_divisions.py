@@ -382,13 +382,14 @@ class Build:
                 if province["kind"] == "M":
                     self._google_aliases(city, google[g_city]) if city else None
                     continue
-                if city is None:
+                if city is not None:
+                    self._google_aliases(city, google[g_city])
+                else:  # a former city (莱芜市): its districts may have moved, its names stay
                     former = self.former_cities.get((province["code"], ckey))
                     city = former[0] if former else None
                 if city is None:
                     self.stats["google_city_unmatched"] += 1
                     continue
-                self._google_aliases(city, google[g_city])
                 for dkey in filter(None, google[g_city].get("sub_keys", "").split("~")):
                     entry = google.get(f"{g_city}/{dkey}", {"key": dkey})
                     self.stats["google_triples"] += 1
