@@ -20,7 +20,7 @@ wrong, in today's names:
 - the cities with no county level (东莞, 中山, 儋州, 嘉峪关) take a town or street as their
   district, or none when the detail names one (`needs_town`); the county-level units a
   province runs itself (仙桃, 济源, 五指山) take one of their towns or nothing;
-- Hong Kong, Macau and Taiwan: the area (香港岛, 九龙, 新界; 澳门半岛, 离岛; Taiwan's
+- Hong Kong, Macau and Taiwan: the area (香港岛, 九龙, 新界; 澳门半岛, 澳门外岛; Taiwan's
   counties and cities) and the district must exist and belong together, and the postal
   code follows the region's own format (Taiwan's 3, 5 or 6 digits; Hong Kong and Macau
   have none, and accept only the placeholder 999077 / 999078 that mainland forms ask for).
