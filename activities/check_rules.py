@@ -498,6 +498,9 @@ def check_address(order: OrderDocument) -> list[Finding]:
                     f'The postal code "{shown}" is not a valid postal code ({rule_en}).',
                     f"邮政编码「{shown}」格式不正确（{rule_zh}），请向买家确认。",
                     value=shown,
+                    region=region,
+                    rule_en=rule_en,
+                    rule_zh=rule_zh,
                 )
             )
     return findings

@@ -15,10 +15,12 @@ from sqlalchemy import select
 
 from activities import addresses
 from activities.check_rules import address_key, check_address
+from activities.messages import buyer_message
 from activities.orders import OrderActivities
 from activities.queries import load_reference
 from models.db import SessionFactory, transaction
 from models.documents import OrderDocument
+from models.enums import Channel
 from models.payloads import ReleaseInput
 from models.tables import OutboxEvent, Shipment
 from tests.test_ledger import CATALOG, WAREHOUSES, allocate
@@ -405,3 +407,18 @@ def test_hostile_address_text_never_breaks_the_divisions(country, province, city
     for part in ("province", "city", "district"):
         value = getattr(resolved, part)
         assert value is None or value in known or value == (district or "").strip()
+
+
+# ------------------------------------------------------------------ what the buyer is asked
+
+
+def test_a_dongguan_buyer_is_asked_for_the_town_not_the_district():
+    order = doc("广东省", "东莞市", None, detail="鸿福路100号")
+    text = buyer_message(order, check_address(order), channel=Channel.IM)
+    assert "所在镇或街道" in text and "区县" not in text
+
+
+def test_a_taiwan_buyer_is_not_asked_for_a_six_digit_postal_code():
+    order = doc("台湾", "台北市", "大安区", postal_code="1061")
+    text = buyer_message(order, check_address(order), channel=Channel.IM)
+    assert "1061" in text and "6位邮编" not in text and "3位、5位或6位" in text
