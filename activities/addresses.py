@@ -31,8 +31,9 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import threading
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -209,16 +210,36 @@ class _Table:
     simplify: dict[int, str]
 
 
-@lru_cache(maxsize=1)
+# The table is built once per process, under a lock: activities run in a thread pool, and
+# two builds at once would give two sets of units that `is` never finds equal.
+_LOCK = threading.RLock()  # re-entrant: building the index reads the raw table
+_BUILT: dict[str, Any] = {}
+
+
+def _once(name: str, build: Callable[[], Any]) -> Any:
+    value = _BUILT.get(name)
+    if value is None:
+        with _LOCK:
+            value = _BUILT.get(name)
+            if value is None:
+                value = _BUILT[name] = build()
+    return value
+
+
 def _raw() -> dict[str, Any]:
-    data = resources.files("activities.data").joinpath(DATA_FILE).read_bytes()
-    return json.loads(gzip.decompress(data))
+    def read() -> dict[str, Any]:
+        data = resources.files("activities.data").joinpath(DATA_FILE).read_bytes()
+        return json.loads(gzip.decompress(data))
+
+    return _once("raw", read)
 
 
-@lru_cache(maxsize=1)
 def _table() -> _Table:
-    traditional, simplified = _raw()["ts"]
-    return _Table(simplify=str.maketrans(traditional, simplified))
+    def build() -> _Table:
+        traditional, simplified = _raw()["ts"]
+        return _Table(simplify=str.maketrans(traditional, simplified))
+
+    return _once("table", build)
 
 
 @dataclass(frozen=True)
@@ -231,9 +252,12 @@ class Divisions:
     postal: tuple[re.Pattern[str], ...]
 
 
-@lru_cache(maxsize=1)
 def divisions() -> Divisions:
     """Index the vendored table once (first use, not import)."""
+    return _once("divisions", _build)
+
+
+def _build() -> Divisions:
     raw = _raw()
     _table()
     root = Unit(code="", name="中国", kind="root")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -422,3 +424,22 @@ def test_a_taiwan_buyer_is_not_asked_for_a_six_digit_postal_code():
     order = doc("台湾", "台北市", "大安区", postal_code="1061")
     text = buyer_message(order, check_address(order), channel=Channel.IM)
     assert "1061" in text and "6位邮编" not in text and "3位、5位或6位" in text
+
+
+def test_threads_that_use_the_table_first_at_once_share_one_index():
+    # Activities run in a thread pool: two builds at once once gave two sets of units,
+    # and 上海市/上海市/徐汇区 came out "not in 闵行区". A fresh process, eight threads.
+    script = (
+        "import threading\n"
+        "from activities import addresses as a\n"
+        "out = []\n"
+        "def go():\n"
+        "    out.append(a.resolve('CN', '上海市', '上海市', '徐汇区').problems)\n"
+        "ts = [threading.Thread(target=go) for _ in range(8)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "print(len(out), sum(1 for p in out if p))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.split() == ["8", "0"]
