@@ -456,9 +456,9 @@ def _resolve_cn(province_raw: str, city_raw: str, district_raw: str) -> Resolved
 
 def _resolve_town(out: _Builder, city: Unit, district_raw: str) -> Resolved:
     """A unit with no county level: the district is one of its towns or streets, or absent."""
-    own = (
-        not district_raw
-        or city.find(district_raw) is None
+    # No district, or the city's own name there (some pickers fill 东莞市/东莞市).
+    own = not district_raw or (
+        city.find(district_raw) is None
         and (key(district_raw) in city.aliases or stem(key(district_raw)) == stem(key(city.name)))
     )
     if own:
