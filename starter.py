@@ -1,8 +1,8 @@
 """The operator's command line: `python starter.py COMMAND` (also installed as `oms`).
 
 Reads go to the database (the source of truth); actions go to the order
-workflows as signals, after asking the workflow (query `refusal`) whether the
-action applies, so the operator is told why not and gets exit code 1.
+workflows as Temporal updates (`ops.actions`): the workflow itself answers,
+accepted with the order's new state, or refused with its reason (exit code 1).
 """
 
 from __future__ import annotations
@@ -12,15 +12,11 @@ import asyncio
 import json
 import os
 import sys
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import WorkflowFailureError
-from temporalio.service import RPCError, RPCStatusCode
-
-from models.documents import OrderDocument, parse_order, workflow_id_for
+from models.documents import OrderDocument, parse_order
 from models.settings import Settings
 from ops.context import CliError, Context, emit_json, out
 from ops.intake import _BadLine, read_orders, submit_one
@@ -136,23 +132,24 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-async def send_signal(ctx: Context, order_id: str, name: str, payload: dict[str, Any]) -> int:
-    """Ask the workflow whether the action applies; send it if so. Unknown order or refusal: exit 1."""
+async def run_action(ctx: Context, order_id: str, action: str, body: dict[str, Any]) -> int:
+    """One action, answered by the order's workflow: accepted with its new state, or refused (exit 1)."""
+    from ops.actions import BadBody, NotFound, act
+
     client = await ctx.client()
-    handle = client.get_workflow_handle(workflow_id_for(order_id))
     try:
-        description = await handle.describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise CliError(f"unknown order {order_id!r}") from exc
-        raise
-    if description.status is not None and description.status.name != "RUNNING":
-        raise CliError(f"order {order_id} is closed ({description.status.name.lower()}): nothing to {name}")
-    refusal = await handle.query("refusal", args=[name, payload])
-    if refusal:
-        raise CliError(f"{name} not applied to {order_id}: {refusal}")
-    await handle.signal(name, payload)
-    out(f"{order_id}: {name} sent")
+        answer = await act(client, order_id, action, _clean(body))
+    except (BadBody, NotFound) as exc:
+        raise CliError(str(exc)) from exc
+    return _print_answer(order_id, action, answer)
+
+
+def _print_answer(order_id: str, action: str, answer: Any) -> int:
+    if not answer.accepted:
+        raise CliError(f"{action} refused for {order_id}: {answer.reason}")
+    order = answer.order or {}
+    waiting = f", waiting for {order['waiting_for']}" if order.get("waiting_for") else ""
+    out(f"{order_id}: {action} accepted; the order is now {order.get('stage')}{waiting}")
     return 0
 
 
@@ -161,106 +158,79 @@ def _clean(d: dict[str, Any]) -> dict[str, Any]:
 
 
 async def cmd_confirm(ctx: Context, a: argparse.Namespace) -> int:
-    payload = _clean(
-        {
-            "phone": a.phone, "name": a.name, "province": a.province, "city": a.city,
-            "district": a.district, "detail": a.detail, "postal_code": a.postal_code,
-            "remarks": a.remarks, "delivery_window": a.delivery_window,
-            "parcel_locker": True if a.parcel_locker else None, "note": a.note, "channel": a.channel,
-        }
-    )
-    return await send_signal(ctx, a.order_id, "buyer_confirmed", payload)
+    body = {
+        "phone": a.phone, "name": a.name, "province": a.province, "city": a.city,
+        "district": a.district, "detail": a.detail, "postal_code": a.postal_code,
+        "remarks": a.remarks, "delivery_window": a.delivery_window,
+        "parcel_locker": True if a.parcel_locker else None, "note": a.note, "channel": a.channel,
+    }
+    return await run_action(ctx, a.order_id, "confirm", body)
 
 
 async def cmd_pay(ctx: Context, a: argparse.Namespace) -> int:
-    return await send_signal(ctx, a.order_id, "payment_received",
-                             _clean({"amount": a.amount, "transaction_id": a.txn, "method": a.method}))
+    return await run_action(ctx, a.order_id, "pay", {"amount": a.amount, "txn": a.txn, "method": a.method})
 
 
 async def cmd_decide(ctx: Context, a: argparse.Namespace) -> int:
-    return await send_signal(ctx, a.order_id, "shortage_decision", _clean({"policy": a.policy, "note": a.note}))
+    return await run_action(ctx, a.order_id, "decide", {"decision": a.policy, "note": a.note})
 
 
 async def cmd_approve(ctx: Context, a: argparse.Namespace) -> int:
-    return await send_signal(ctx, a.order_id, "approve", _clean({"note": a.note}))
+    return await run_action(ctx, a.order_id, "approve", {"note": a.note})
 
 
 async def cmd_reject(ctx: Context, a: argparse.Namespace) -> int:
-    return await send_signal(ctx, a.order_id, "reject", {"reason": a.reason})
+    return await run_action(ctx, a.order_id, "reject", {"reason": a.reason})
+
+
+async def cmd_resume(ctx: Context, a: argparse.Namespace) -> int:
+    return await run_action(ctx, a.order_id, "resume", {"note": a.note})
+
+
+async def cmd_delivered(ctx: Context, a: argparse.Namespace) -> int:
+    return await run_action(ctx, a.order_id, "delivered", {"shipment": a.shipment})
 
 
 async def cmd_warehouse(ctx: Context, a: argparse.Namespace) -> int:
-    payload = _clean(
-        {
-            "shipment": a.shipment,
-            "carrier": getattr(a, "carrier", None),
-            "tracking_no": getattr(a, "tracking", None),
-            "parcels": getattr(a, "parcels", None),
-            "weight_g": getattr(a, "weight_g", None),
-        }
-    )
-    return await send_signal(ctx, a.order_id, a.command, payload)
+    body = {
+        "shipment": a.shipment,
+        "carrier": getattr(a, "carrier", None),
+        "tracking": getattr(a, "tracking", None),
+        "parcels": getattr(a, "parcels", None),
+        "weight_g": getattr(a, "weight_g", None),
+    }
+    return await run_action(ctx, a.order_id, a.command, body)
 
 
 async def cmd_pick_exception(ctx: Context, a: argparse.Namespace) -> int:
-    return await send_signal(
-        ctx, a.order_id, "pick_exception",
-        _clean({"sku": a.sku, "qty": a.qty, "reason": a.reason, "shipment": a.shipment}),
-    )
+    body = {"sku": a.sku, "qty": a.qty, "reason": a.reason, "shipment": a.shipment}
+    return await run_action(ctx, a.order_id, "pick-exception", body)
 
 
 async def cmd_cancel(ctx: Context, a: argparse.Namespace) -> int:
-    return await send_signal(ctx, a.order_id, "cancel", {"reason": a.reason})
+    return await run_action(ctx, a.order_id, "cancel", {"reason": a.reason})
 
 
 async def cmd_transfer_arrived(ctx: Context, a: argparse.Namespace) -> int:
-    from models.tables import Transfer
+    from ops.actions import NotFound, transfer_arrived
 
-    with ctx.session() as session:
-        transfer = session.get(Transfer, a.transfer_id)
-        if transfer is None:
-            raise CliError(f"unknown transfer {a.transfer_id!r}")
-        if transfer.status != "in_transit":
-            raise CliError(f"transfer {a.transfer_id} is {transfer.status}, not in transit")
-        order_id = transfer.order_id
-    return await send_signal(ctx, order_id, "transfer_arrived", {"transfer_id": a.transfer_id})
+    try:
+        answer = await transfer_arrived(await ctx.client(), ctx.factory, a.transfer_id)
+    except NotFound as exc:
+        raise CliError(str(exc)) from exc
+    return _print_answer(a.transfer_id, "transfer-arrived", answer)
 
 
 async def cmd_restock(ctx: Context, a: argparse.Namespace) -> int:
-    from sqlalchemy import select
+    from ops.actions import BadBody, restock
 
-    from models.payloads import RestockInput, RestockResult
-    from models.tables import CatalogRow, WarehouseRow
-    from workflows.restock import RestockWorkflow
-
-    if a.qty <= 0:
-        raise CliError(f"qty must be a positive whole number, not {a.qty}")
-    with ctx.session() as session:
-        if session.get(CatalogRow, a.sku) is None:
-            raise CliError(f"unknown SKU {a.sku!r}")
-        warehouse = a.warehouse
-        if warehouse is None:
-            first = session.execute(select(WarehouseRow).order_by(WarehouseRow.priority, WarehouseRow.code)).scalars().first()
-            if first is None:
-                raise CliError("no warehouses loaded: `load warehouses FILE` first")
-            warehouse = first.code
-        elif session.get(WarehouseRow, warehouse) is None:
-            raise CliError(f"unknown warehouse {warehouse!r}")
-    client = await ctx.client()
-    op = f"restock-{uuid.uuid4().hex[:12]}"
     try:
-        result: RestockResult = await client.execute_workflow(
-            RestockWorkflow.run,
-            RestockInput(sku=a.sku, warehouse=warehouse, qty=a.qty, op_key=op),
-            id=op,
-            task_queue=ctx.settings.task_queue,
-        )
-    except WorkflowFailureError as exc:
-        raise CliError(f"restock failed: {exc.cause}") from exc
-    if result.error:
-        raise CliError(f"restock refused: {result.error}")
-    out(f"restocked {a.qty} x {a.sku} at {warehouse}")
-    for item in result.served:
+        served = await restock(await ctx.client(), ctx.factory, ctx.settings, a.sku, a.qty, a.warehouse)
+    except BadBody as exc:
+        raise CliError(f"restock refused: {exc}") from exc
+    warehouse = served[0]["warehouse"] if served else a.warehouse
+    out(f"restocked {a.qty} x {a.sku}" + (f" at {warehouse}" if warehouse else ""))
+    for item in served:
         out(f"  → {item['order_id']} line {item['line_no']}: {item['qty']} reserved")
     return 0
 
@@ -421,6 +391,13 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--reason", required=True, choices=["damaged", "missing"])
     pe.add_argument("--shipment", type=int)
 
+    rs = sub.add_parser("resume", help="take an order off hold (a failed step runs again)")
+    rs.add_argument("order_id")
+    rs.add_argument("--note")
+    dl = sub.add_parser("delivered", help="the carrier delivered (when orders complete on delivery)")
+    dl.add_argument("order_id")
+    dl.add_argument("--shipment", type=int)
+
     ca = sub.add_parser("cancel", help="cancel with compensation")
     ca.add_argument("order_id")
     ca.add_argument("--reason", required=True)
@@ -456,6 +433,8 @@ COMMANDS: dict[str, Any] = {
     "packed": cmd_warehouse,
     "shipped": cmd_warehouse,
     "pick-exception": cmd_pick_exception,
+    "resume": cmd_resume,
+    "delivered": cmd_delivered,
     "cancel": cmd_cancel,
     "stock": cmd_stock,
     "events": cmd_events,

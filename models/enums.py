@@ -92,6 +92,7 @@ class Flag(StrEnum):
     PARTIAL_SHIPMENT = "partial_shipment"
     WEBHOOK_FAILED = "webhook_failed"
     NEEDS_APPROVAL = "needs_approval"
+    STEP_FAILED = "step_failed"  # a step failed for good (bad data): the order waits for an operator
 
 
 class SignalName(StrEnum):

@@ -170,6 +170,14 @@ class Delivered(_Signal):
     shipment: StrictInt | None = Field(default=None, gt=0)
 
 
+class TransferArrived(_Signal):
+    """transfer_arrived: the goods of this transfer reached the order's warehouse."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    transfer_id: str = Field(min_length=1, max_length=100)
+
+
 # ------------------------------------------------------------------ activities
 
 

@@ -4,8 +4,8 @@ The demo starts the embedded Temporal dev server (or reuses one already
 listening on TEMPORAL_ADDRESS) and a worker inside this process, migrates the
 database, loads the sample reference data, and submits the sample orders with
 a short-duration policy so that every path finishes in about a minute. Then it
-plays the operator and the warehouse the way the CLI does (ask the workflow's
-`refusal` query, then send the signal; restock through `RestockWorkflow`),
+plays the operator and the warehouse the way the CLI does (each action a Temporal
+update that the workflow answers; restock through `RestockWorkflow`),
 each step once the order is seen waiting for it in the database, and checks where every order
 ends up and that the stock ledger still adds up.
 
@@ -149,14 +149,14 @@ class Demo:
                 say(line)
             say(f"  ▸ {text}")
 
-    async def signal(self, order: DemoOrder, name: str, payload: dict[str, Any], why: str) -> None:
-        """What the CLI does: ask the workflow (query `refusal`) whether it applies, then signal."""
+    async def act(self, order: DemoOrder, action: str, body: dict[str, Any], why: str) -> None:
+        """What the CLI does: the action as a Temporal update, answered by the workflow itself."""
+        from ops.actions import act
+
         await self.note(why)
-        handle = (await self.ctx.client()).get_workflow_handle(workflow_id_for(order.order_id))
-        refusal = await handle.query("refusal", args=[name, payload])
-        if refusal:
-            raise DemoFailure(f"{name} not applied to {order.order_id}: {refusal}")
-        await handle.signal(name, payload)
+        answer = await act(await self.ctx.client(), order.order_id, action, body, by="demo-operator")
+        if not answer.accepted:
+            raise DemoFailure(f"{action} refused for {order.order_id}: {answer.reason}")
 
     async def ship(
         self, order: DemoOrder, shipment: int | None = None, *, picked: bool = False
@@ -165,18 +165,18 @@ class Demo:
         label = f" shipment {shipment}" if shipment else ""
         which = {"shipment": shipment} if shipment else {}
         if not picked:
-            await self.signal(order, "picked", which, f"warehouse: {order.order_id}{label} picked")
-        await self.signal(
+            await self.act(order, "picked", which, f"warehouse: {order.order_id}{label} picked")
+        await self.act(
             order,
             "packed",
             {**which, "parcels": 1, "weight_g": 800},
             f"warehouse: {order.order_id}{label} packed",
         )
         tracking = f"SF{uuid.uuid4().int % 10**12:012d}"
-        await self.signal(
+        await self.act(
             order,
             "shipped",
-            {**which, "carrier": "SF", "tracking_no": tracking},
+            {**which, "carrier": "SF", "tracking": tracking},
             f"warehouse: {order.order_id}{label} shipped with SF {tracking}",
         )
 
@@ -249,9 +249,9 @@ class Demo:
 
     async def path_buyer(self, o: DemoOrder) -> None:
         await self.wait_stage(o, "awaiting_buyer")
-        await self.signal(
+        await self.act(
             o,
-            "buyer_confirmed",
+            "confirm",
             {
                 "detail": "世纪大道100号2幢301室",
                 "parcel_locker": True,
@@ -267,10 +267,10 @@ class Demo:
     async def path_unpaid(self, o: DemoOrder) -> None:
         await self.wait_stage(o, "awaiting_payment")
         amount = str(o.doc.total)
-        await self.signal(
+        await self.act(
             o,
-            "payment_received",
-            {"amount": amount, "transaction_id": f"PAY-{o.order_id}"},
+            "pay",
+            {"amount": amount, "txn": f"PAY-{o.order_id}"},
             f"platform: {o.order_id} paid {amount}",
         )
         await self.wait_stage(o, "released")
@@ -286,10 +286,10 @@ class Demo:
 
     async def path_approval(self, o: DemoOrder) -> None:
         await self.wait_stage(o, "awaiting_approval")
-        await self.signal(
+        await self.act(
             o,
             "approve",
-            {"note": "高价值订单: 买家历史正常, 放行", "by": "demo-operator"},
+            {"note": "高价值订单: 买家历史正常, 放行"},
             f"operator: {o.order_id} approved (high value)",
         )
         await self.wait_stage(o, "released")
@@ -298,10 +298,10 @@ class Demo:
 
     async def path_cancel(self, o: DemoOrder) -> None:
         await self.wait_stage(o, "released")
-        await self.signal(
+        await self.act(
             o,
             "cancel",
-            {"reason": "买家申请取消 (buyer changed their mind)", "by": "demo-operator"},
+            {"reason": "买家申请取消 (buyer changed their mind)"},
             f"operator: {o.order_id} cancelled at the buyer's request",
         )
         await self.wait_for(
@@ -312,9 +312,9 @@ class Demo:
         status = await self.wait_stage(o, "awaiting_transfer")
         for t in status["transfers"]:
             if t["status"] == "in_transit":
-                await self.signal(
+                await self.act(
                     o,
-                    "transfer_arrived",
+                    "transfer-arrived",
                     {"transfer_id": t["id"]},
                     f"warehouse: transfer {t['id']} ({t['sku']} x{t['qty']} {t['from']} → {t['to']}) arrived",
                 )
@@ -325,7 +325,7 @@ class Demo:
     async def path_partial(self, o: DemoOrder) -> None:
         # Ship what is there now; the rest arrives while the warehouse works on parcel 1.
         await self.wait_stage(o, "released")
-        await self.signal(
+        await self.act(
             o, "picked", {"shipment": 1}, f"warehouse: {o.order_id} shipment 1 picked"
         )
         await self.restock_for(o)
@@ -345,9 +345,9 @@ class Demo:
         sku = o.doc.lines[0].sku
         # The warehouse is late: the pick SLA (a few seconds for this order) flags it.
         await self.wait_for(o, "flag pick_overdue", lambda s: "pick_overdue" in s["flags"])
-        await self.signal(
+        await self.act(
             o,
-            "pick_exception",
+            "pick-exception",
             {"sku": sku, "qty": 1, "reason": "damaged"},
             f"warehouse: {o.order_id} found 1 x {sku} damaged while picking",
         )

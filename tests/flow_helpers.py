@@ -335,12 +335,15 @@ async def running_flow(
     db_url: str,
     settings: Settings | None = None,
     http: httpx.AsyncClient | None = None,
+    *,
+    task_queue: str | None = None,
 ) -> AsyncIterator[Flow]:
-    """A migrated database with the sample data, and a worker on its own task queue, for one test."""
+    """A migrated database with the sample data, and a worker on its own task queue, for one test
+    (or on `task_queue`, to bring a worker back to the orders a test started earlier)."""
     migrate(db_url)
     engine = make_engine(db_url, pool_size=5)
     factory = session_factory(engine)
-    task_queue = f"tq-{uuid.uuid4()}"
+    task_queue = task_queue or f"tq-{uuid.uuid4()}"
     worker = build_worker(
         client, settings or Settings(), factory, http, task_queue=task_queue, max_threads=8
     )

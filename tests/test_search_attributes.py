@@ -16,7 +16,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from models.documents import workflow_id_for
 from tests.flow_helpers import HOT, Flow, load_sample, make_order, running_flow
-from workflows.order import SA_PLATFORM, SA_SKUS, SA_STAGE, SA_TOTAL, SA_WAITING, SA_WAREHOUSE
+from workflows.order.visibility import (
+    SA_PLATFORM,
+    SA_SKUS,
+    SA_STAGE,
+    SA_TOTAL,
+    SA_WAITING,
+    SA_WAREHOUSE,
+)
 
 
 @pytest.fixture

@@ -1,0 +1,58 @@
+"""Every change of the order workflow's commands, by date, and when its guard can go.
+
+A running order replays its history on whatever code the worker has. A change of the
+commands the workflow issues (a step more or less, a step moved) is taken only by
+orders started after it: `workflow.patched(id)` marks the history of a new order and
+is False on replay of an older one. A workflow decides its patches in its *first
+activation*: a patch taken after a local activity is unsafe — when the server splits
+the workflow task between that activity's result and the `patched` call (a long step,
+an operator's query), replay resolves the activity inside the earlier task, before the
+server's record of the patch is known, takes the old branch and fails on the marker
+(seen on `release-writes-state`; `tests/histories/split-after-check-cancelled.json`).
+
+Drop a guard (and the old branch it keeps) once no order older than it is running:
+orders live for days, at most `backorder_deadline` / `timeout` plus a hold, so about a
+month after the date given here, checked with
+`temporal workflow count --query 'ExecutionStatus="Running" AND StartTime < "<date>"'`.
+`tests/histories/` keeps histories recorded before each change; they must go on
+replaying until the guard goes (then delete them with it).
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+# 2026-11-29, taken where each change sits (orders started 11-29 .. 11-30):
+CHECK_RESERVES = "check-reserves-when-clear"  # check_order reserves a clean order in its step
+RELEASE_WRITES_STATE = "release-writes-state"  # release_order records the release (one write less)
+PERSIST_WHEN_PAUSED = "persist-when-paused"  # no state write beside a woken flow
+WAREHOUSE_WITH_STATE = "warehouse-events-with-state"  # picked/packed/shipped ride the state write
+
+# 2026-11-30, first activation: every change above, and search attributes upserted once
+# per pause instead of at every change.
+FLOW_2026_11_30 = "order-flow-2026-11-30"
+
+# 2026-12-01, first activation: every change above, and each undo step is pushed on the
+# compensation stack right before the step it undoes (an order cancelled before its
+# release no longer withdraws pick lists it never had); compensation runs shielded
+# from a Temporal cancellation.
+FLOW_2026_12_01 = "order-flow-2026-12-01"
+
+
+class Patches:
+    """What the order's history says about the changes above, decided once at its start."""
+
+    def __init__(self) -> None:
+        self.flow_12_01 = False  # started on the code of 2026-12-01 or later
+        self.flow_11_30 = False  # started on the code of 2026-11-30 or later
+
+    def decide(self) -> None:
+        """Called first thing in `run`. A new order marks only the newest flow, which implies
+        the older ones; an order started earlier finds its own marker (or none) instead."""
+        self.flow_12_01 = workflow.patched(FLOW_2026_12_01)
+        self.flow_11_30 = self.flow_12_01 or workflow.patched(FLOW_2026_11_30)
+
+    def uses(self, patch_id: str) -> bool:
+        """A 2026-11-29 change: in for any order started on the flow of 11-30 or later; for
+        one started earlier, decided where the change was first guarded."""
+        return self.flow_11_30 or workflow.patched(patch_id)

@@ -1,0 +1,227 @@
+"""OrderWorkflow: one durable workflow per order, run the way an experienced clerk runs it.
+
+    intake (check, buyer, payment) → inventory (reserve, or the shortage) → review
+    (money, approval) → fulfilment (release, pick, pack, ship) → completed;
+    cancel (compensation) on any way out before shipped.
+
+This class only wires the parts together; each stage of SPEC §3 is a module of
+`workflows/order/stages/`, the order's state is one object (`state.OrderState`), its
+database copy is written by `persistence.Persistence`, every message it accepts is
+defined once in `messages.MESSAGES`, every wait is in `waits.Waits`, and the undo steps
+sit on one stack (`compensation.Compensation`). Changes of its commands are guarded in
+`patches`.
+
+Operators and the warehouse act through **updates** (one per action): the validator
+refuses with the workflow's reason, writing nothing to the history; the handler applies
+the action and answers once the order has settled again (paused, or closed) with its new
+state. One action at a time: while one is being applied, another is refused ("try again"),
+so that two clerks acting at once (approve and cancel) each get a definite answer and only
+one takes effect. The same messages are still accepted as signals (`on_signal`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from models.enums import SignalName, Stage
+    from models.payloads import Cancel, OrderInput, OrderOutcome, OrderSnapshot
+    from workflows.order import messages
+    from workflows.order.context import Order
+    from workflows.order.stages import cancel as cancel_stage
+    from workflows.order.stages import fulfilment, intake, inventory, review
+    from workflows.order.state import OrderState
+    from workflows.order.waits import Cancelled
+
+# No delivery scan within 60 days: the parcel is taken as delivered.
+DELIVERY_WAIT = timedelta(days=60)
+
+
+def _action(name: str) -> Any:
+    """`@workflow.update(name=name)` with its validator, for one operator action of `messages`."""
+
+    async def handler(self, payload: dict[str, Any]) -> OrderSnapshot:
+        return await self.apply_action(name, payload)
+
+    def validator(self, payload: dict[str, Any]) -> None:
+        self.judge_action(name, payload)
+
+    handler.__name__ = handler.__qualname__ = name
+    update = workflow.update(name=name)(handler)
+    update.validator(validator)
+    return update
+
+
+@workflow.defn(name="OrderWorkflow")
+class OrderWorkflow:
+    @workflow.init
+    def __init__(self, inp: OrderInput) -> None:
+        self.o = Order.wire(OrderState(inp, workflow.now()))
+        self.applying: str | None = None  # the action being applied (another is refused meanwhile)
+
+    # ================================================================== run
+
+    @workflow.run
+    async def run(self, inp: OrderInput) -> OrderOutcome:
+        o, s = self.o, self.o.state
+        o.patches.decide()
+        o.visibility.at_pause = o.patches.flow_11_30
+        o.compensation.shield = o.patches.flow_12_01
+        persister = asyncio.create_task(o.persistence.loop())
+        if not o.patches.flow_12_01:
+            # Orders started before 2026-12-01 put both undo steps on the stack here.
+            inventory.push_release_stock(o)
+            o.compensation.push("withdraw_pick_lists", lambda: cancel_stage.withdraw_pick_lists(o))
+        s.log("received", platform=inp.order.platform, lines=len(s.lines))
+        s.set_stage(Stage.RECEIVED)
+        reason: str | None = None
+        try:
+            await self._process()
+        except Cancelled as cancelled:
+            reason = cancelled.reason
+            await o.compensation.shielded(cancel_stage.compensate(o, reason))
+        except asyncio.CancelledError:
+            reason = await o.compensation.shielded(self._cancelled_in_temporal())
+        await o.compensation.shielded(self._close(persister))
+        if o.compensation.cancel_requested and s.stage == Stage.CANCELLED:
+            raise asyncio.CancelledError(reason)  # the workflow shows Canceled, its order cancelled
+        return OrderOutcome(order_id=s.order_id, stage=str(s.stage), reason=reason)
+
+    async def _process(self) -> None:
+        """The clerk's day: check and confirm, then fulfil, then done."""
+        await intake.intake(self.o)
+        await self._fulfil()
+        await self._complete()
+
+    async def _fulfil(self) -> None:
+        """Allocate, wait for stock if needed, review once, release, track; loop while lines reopen."""
+        o, s = self.o, self.o.state
+        while True:
+            o.waits.raise_if_cancelled()  # a cancel that came in during the last step: stop here
+            if any(line.open_qty > 0 for line in s.lines):
+                await inventory.allocate(o)
+            if inventory.must_wait_for_stock(o):
+                await inventory.wait_for_stock(o)
+                continue
+            if not s.reviewed:
+                await review.review(o)
+            o.waits.raise_if_cancelled()  # never send a pick list for an order already cancelled
+            released = await fulfilment.release(o)
+            await fulfilment.track_warehouse(o)
+            if any(line.open_qty > 0 or line.backordered > 0 for line in s.lines):
+                continue
+            if released and any(line.reserved > 0 for line in s.lines):
+                continue  # stock arrived (restock) while the warehouse worked: release it too
+            return
+
+    async def _complete(self) -> None:
+        s = self.o.state
+        if s.policy.pick.complete_on == "delivered":
+            s.set_stage(Stage.SHIPPED, None)
+            await self.o.waits.wait(lambda: s.inbox.delivered, DELIVERY_WAIT)
+        s.set_stage(Stage.COMPLETED, None)
+
+    async def _cancelled_in_temporal(self) -> str | None:
+        """A cancellation requested through Temporal is a cancel like any other: compensated, or
+        refused once nothing is left to take back (the order then goes on to its end)."""
+        o, s = self.o, self.o.state
+        o.compensation.cancel_requested = True
+        why = messages.refusal(s, messages.MESSAGES[SignalName.CANCEL], Cancel(reason=cancel_stage.TEMPORAL_CANCEL_REASON))
+        if why is None:
+            s.log("signal", signal=SignalName.CANCEL, reason=cancel_stage.TEMPORAL_CANCEL_REASON, via="temporal")
+            await cancel_stage.compensate(o, cancel_stage.TEMPORAL_CANCEL_REASON)
+            return cancel_stage.TEMPORAL_CANCEL_REASON
+        s.log("signal_rejected", signal=SignalName.CANCEL, reason=why, via="temporal")
+        await self._complete()
+        return None
+
+    async def _close(self, persister: asyncio.Task[None]) -> None:
+        """The last write, the webhook deliveries, the last search attributes; answers given."""
+        o = self.o
+        o.persistence.closing = True
+        o.state.touch()
+        o.visibility.publish_due()
+        await workflow.wait_condition(lambda: persister.done())
+        await o.steps.drain_deliveries()
+        o.visibility.publish_due()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    # ============================================================ actions (updates)
+
+    confirm = _action("confirm")
+    pay = _action("pay")
+    decide = _action("decide")
+    approve = _action("approve")
+    reject = _action("reject")
+    cancel = _action("cancel")
+    resume = _action("resume")
+    picked = _action("picked")
+    packed = _action("packed")
+    shipped = _action("shipped")
+    pick_exception = _action("pick_exception")
+    delivered = _action("delivered")
+    transfer_arrived = _action("transfer_arrived")
+
+    def judge_action(self, name: str, payload: dict[str, Any]) -> None:
+        """The validator of every action: refuse (nothing is written to the history) with the reason."""
+        why = self._busy() or messages.validate(self.o.state, messages.BY_UPDATE[name].signal, payload)[0]
+        if why:
+            raise ApplicationError(why, type="Refused", non_retryable=True)
+
+    async def apply_action(self, name: str, payload: dict[str, Any]) -> OrderSnapshot:
+        """Apply an accepted action and answer, once the order has settled, with its new state."""
+        s, message = self.o.state, messages.BY_UPDATE[name]
+        parsed = message.model.model_validate(payload)
+        # Judged again: another action accepted in the same activation may have come first.
+        why = self._busy() or messages.refusal(s, message, parsed)
+        if why:
+            raise ApplicationError(why, type="Refused", non_retryable=True)
+        self.applying = name
+        try:
+            messages.accept(s, message, parsed, via="update")
+            await workflow.wait_condition(self._settled)
+        finally:
+            self.applying = None
+        return s.snapshot()
+
+    def _busy(self) -> str | None:
+        if self.applying is not None:
+            return f"another action ({self.applying}) is being applied to this order; try again"
+        return None
+
+    def _settled(self) -> bool:
+        persistence = self.o.persistence
+        return persistence.closing or persistence.paused()
+
+    # ============================================================ signals, queries
+
+    @workflow.signal(dynamic=True)
+    def on_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """Every signal lands here: validated, judged against the stage, recorded either way."""
+        s = self.o.state
+        try:
+            payload = workflow.payload_converter().from_payload(args[0].payload) if args else {}
+        except Exception as exc:  # not JSON at all: record it, never fail the workflow
+            s.log("signal_rejected", signal=name, reason=f"payload could not be read: {exc}")
+            return
+        why, parsed = messages.validate(s, name, {} if payload is None else payload)
+        if why:
+            s.log("signal_rejected", signal=name, reason=why)
+            return
+        messages.accept(s, messages.MESSAGES[name], parsed)
+
+    @workflow.query(name="refusal")
+    def refusal(self, name: str, payload: dict[str, Any]) -> str | None:
+        """Why this message would not apply now (None: it would)."""
+        return messages.validate(self.o.state, name, payload or {})[0]
+
+    @workflow.query(name="state")
+    def state(self) -> OrderSnapshot:
+        return self.o.state.snapshot()
