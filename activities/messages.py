@@ -88,11 +88,18 @@ def quote(text: str | None, limit: int = 30) -> str:
 
 # ------------------------------------------------------------------ buyer message
 
-_PART_ZH = {"province": "省份", "city": "城市", "district": "区县", "detail": "详细地址"}
+_PART_ZH = {
+    "province": "省份",
+    "city": "城市",
+    "district": "区县",
+    "town": "所在镇或街道",
+    "detail": "详细地址",
+}
 _PART_EN = {
     "province": "province",
     "city": "city",
     "district": "district",
+    "town": "town or street",
     "detail": "street address",
 }
 
@@ -141,7 +148,8 @@ def _asks(order: OrderDocument, findings: Iterable[Finding], english: bool) -> l
         value = _value(f)
         part = f.field.rsplit(".", 1)[-1]
         if f.code == FindingCode.ADDRESS_INCOMPLETE:
-            missing_parts.append(part)
+            # A city with no districts (东莞市) needs the town or street instead.
+            missing_parts.append("town" if part == "district" and f.detail.get("parent") else part)
             continue
         ask = _ask_for(f, part, value, order, english)
         if ask is not None:
@@ -202,6 +210,20 @@ def _ask_for(f: Finding, part: str, value: str, order: OrderDocument, english: b
             f"请确认{_PART_ZH.get(part, part)}「{value}」",
         )
     if code == FindingCode.POSTAL_CODE_INVALID:
+        region = f.detail.get("region") or "CN"
+        if region != "CN":  # Taiwan's 3/5/6 digits; Hong Kong and Macau have none
+            rule_en, rule_zh = f.detail.get("rule_en") or "", f.detail.get("rule_zh") or ""
+            if english:
+                return _Ask(
+                    "postal",
+                    f'the postal code "{value}" does not look right ({rule_en}) — could you check it?',
+                    "your postal code",
+                )
+            return _Ask(
+                "postal",
+                f"邮政编码「{value}」好像不太对（{rule_zh}），麻烦您确认一下好吗？",
+                "请确认邮编",
+            )
         if english:
             return _Ask(
                 "postal",

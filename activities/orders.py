@@ -20,6 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import ledger
+from activities.addresses import current_region
 from activities.check_rules import (
     address_key,
     check_order,
@@ -349,6 +350,7 @@ class OrderActivities:
             for hold in holds:
                 by_wh.setdefault(hold.warehouse, []).append(hold)
             names = catalog_names(session, [h.sku for h in holds])
+            ship_to = _ship_to(session, inp)
             states: list[dict[str, Any]] = []
             event_ids: list[str] = []
             now = utcnow()
@@ -367,7 +369,12 @@ class OrderActivities:
                     {"line_no": line_no, "sku": sku, "name": names.get(sku, sku), "qty": qty}
                     for (line_no, sku), qty in sorted(merged.items())
                 ]
-                pick_list = {"warehouse": warehouse, "lines": lines, "remarks": inp.remarks}
+                pick_list = {
+                    "warehouse": warehouse,
+                    "ship_to": ship_to,
+                    "lines": lines,
+                    "remarks": inp.remarks,
+                }
                 row = {
                     "id": shipment_id,
                     "order_id": inp.order_id,
@@ -699,6 +706,32 @@ def _record_outcome(session: Any, order_id: str, data: dict[str, Any]) -> None:
         last.outcome = "confirmed"
         last.note = data.get("note")
         session.add(last)
+
+
+def _ship_to(session: Any, inp: ReleaseInput) -> dict[str, str | None] | None:
+    """The delivery region on the pick list, in today's division names.
+
+    A buyer may have written a former name (潞西市, or 公主岭市 under 四平市); the warehouse
+    gets the current one (德宏州芒市, 长春市公主岭市). Only the country, province, city and
+    district: the door address and the buyer's name and phone stay off the pick list.
+    """
+    if inp.state is not None:
+        address = inp.state.snapshot.document.address.model_dump()
+    else:
+        document = session.execute(
+            select(Order.__table__.c.document).where(Order.__table__.c.order_id == inp.order_id)
+        ).scalar()
+        if not document:
+            return None
+        address = document.get("address") or {}
+    region = current_region(
+        address.get("country"),
+        address.get("province"),
+        address.get("city"),
+        address.get("district"),
+        address.get("detail"),
+    )
+    return {"country": address.get("country") or "CN", **region}
 
 
 def _shipment_state(s: Mapping[str, Any]) -> dict[str, Any]:
