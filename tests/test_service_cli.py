@@ -300,3 +300,41 @@ def test_worker_dev_runs_the_service_beside_it_and_keeps_its_session_secret(
         code = stop(proc)
     assert code == 0, log.read_text()[-2000:]
     assert secret.read_text() == kept
+
+
+def test_every_list_filter_reads_an_index_range_on_sqlite(sqlite_url: str) -> None:
+    """The plans of the list's queries: a range of the index that ends in (created_at,
+    order_id), never a scan of the orders or a sort of them, whatever the filter."""
+    from models.db import session_factory
+
+    migrate(sqlite_url)
+    engine = make_engine(sqlite_url)
+    factory = session_factory(engine)
+    seed(factory, 3, prefix="P")
+    captured: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        captured.append((statement, parameters))
+
+    from activities.queries import encode_cursor
+
+    cursor = encode_cursor(T0, "P-00001")
+    expected = {
+        "waiting_for": "ix_orders_waiting_created_id", "stage": "ix_orders_stage_created_id",
+        "flag": "ix_order_flags_flag_created_id", None: "ix_orders_created_id",
+    }
+    with transaction(factory) as session:
+        for kind, index in expected.items():
+            filters = {kind: {"waiting_for": "buyer", "stage": "released",
+                              "flag": "pick_overdue"}[kind]} if kind else {}
+            sa.event.listen(engine, "before_cursor_execute", capture)
+            page_orders(session, limit=50, cursor=cursor, **filters)
+            sa.event.remove(engine, "before_cursor_execute", capture)
+            statement, parameters = captured[-1]
+            plan = " | ".join(
+                str(row[-1]) for row in
+                session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            )
+            assert f"USING COVERING INDEX {index}" in plan or f"USING INDEX {index}" in plan, plan
+            assert "SCAN orders" not in plan and "TEMP B-TREE" not in plan, plan
+    engine.dispose()
