@@ -17,7 +17,7 @@ import sqlmodel
 
 
 revision = '0002'
-down_revision = '0003'  # after main's 0003 (privacy); was 0001 when written
+down_revision = '0001'
 branch_labels = None
 depends_on = None
 
