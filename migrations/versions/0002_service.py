@@ -1,7 +1,7 @@
 """HTTP service: API keys, the order_flags index table, keyset indexes for lists
 
 Revision ID: 0002
-Revises: 0003 (re-chained after main's 0003_privacy)
+Revises: 0001
 Create Date: 2026-12-01 21:30:00
 
 * ``api_keys``: one row per key, only its SHA-256 kept.

@@ -1,7 +1,7 @@
 """privacy: codec key fingerprints, webhook endpoint state, PII purge mark
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 from alembic import op
 import sqlalchemy as sa
