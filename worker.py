@@ -36,6 +36,14 @@ async def serve(settings: Settings, *, dev: bool) -> None:
         await asyncio.to_thread(preflight, settings)
     except ConfigRefused as exc:
         raise SystemExit(f"worker not started: {exc}") from None
+    listener = None
+    if dev:
+        # The service's port first (a busy one gives way to a free one), so that the dev
+        # server's Web UI is pointed at the codec endpoint where the service really listens.
+        from service.server import listen
+
+        listener = listen(settings, any_port_if_busy=True)
+        settings = settings.model_copy(update={"http_address": listener.address})
     server = DevServer(settings) if dev else None
     if server is not None:
         started = await asyncio.to_thread(server.start)
@@ -47,8 +55,8 @@ async def serve(settings: Settings, *, dev: bool) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        if dev:
-            service = await start_service(settings)
+        if listener is not None:
+            service = await start_service(settings, listener)
         log.info("worker running", task_queue=settings.task_queue, namespace=settings.temporal_namespace)
         await run_worker_until(stop, client, settings)
         log.info("worker stopped")
@@ -59,11 +67,11 @@ async def serve(settings: Settings, *, dev: bool) -> None:
             server.stop()
 
 
-async def start_service(settings: Settings) -> Any:
+async def start_service(settings: Settings, listener: Any) -> Any:
     """--dev: the HTTP service (API, console, codec endpoints) in this process, beside the worker."""
     from service.server import Beside
 
-    service = Beside(settings, dev=True)
+    service = Beside(settings, dev=True, listener=listener)
     await service.start()
     structlog.get_logger().info("http service running", console=service.url)
     return service

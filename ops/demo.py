@@ -568,6 +568,11 @@ async def run_demo(ctx: Any, keep: bool) -> int:
     run_id = uuid.uuid4().hex[:6]
     policy = demo_policy(ctx.settings.policy)
     settings = ctx.settings.model_copy(update={"policy": policy})
+    # The console's port first, so that the Web UI's codec endpoint points where it listens.
+    from service.server import listen
+
+    listener = listen(settings, any_port_if_busy=True)
+    settings = settings.model_copy(update={"http_address": listener.address})
     server = DevServer(settings)
     # Ctrl-C / SIGTERM end the demo the orderly way: worker, then the dev server we started.
     interrupted = asyncio.Event()
@@ -595,7 +600,7 @@ async def run_demo(ctx: Any, keep: bool) -> int:
             policy = policy.model_copy(update={"search_attributes": False})
         worker_task = asyncio.create_task(run_worker_until(stop_worker, client, settings))
         await asyncio.sleep(0)
-        service, clerk_key = await start_console(ctx, settings, client, run_id)
+        service, clerk_key = await start_console(ctx, settings, client, run_id, listener)
         demo = Demo(ctx, settings, run_id, server.ui_url)
         code = await _run_paths(demo, client, settings, policy, worker_task, interrupted)
         say(f"demo took {time.monotonic() - started_at:.0f}s")
@@ -610,6 +615,8 @@ async def run_demo(ctx: Any, keep: bool) -> int:
     finally:
         if service is not None:
             await service.stop()
+        else:
+            listener.sock.close()
         stop_worker.set()
         if worker_task is not None:
             with contextlib.suppress(Exception):
@@ -618,14 +625,16 @@ async def run_demo(ctx: Any, keep: bool) -> int:
             await asyncio.to_thread(server.stop)
 
 
-async def start_console(ctx: Any, settings: Settings, client: Any, run_id: str) -> tuple[Any, str]:
+async def start_console(
+    ctx: Any, settings: Settings, client: Any, run_id: str, listener: Any
+) -> tuple[Any, str]:
     """The HTTP service and console beside the demo's worker, and a clerk key made for this run."""
     from service.keys import create_key
     from service.server import Beside
 
     with ctx.session() as session:
         key = create_key(session, name=f"demo-clerk-{run_id}", role="clerk")
-    service = Beside(settings, dev=True, client=client)
+    service = Beside(settings, dev=True, client=client, listener=listener)
     await service.start()
     say(f"console (HTTP API, clerk's console): {service.url}   clerk key: {key}")
     return service, key

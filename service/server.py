@@ -83,6 +83,11 @@ class Listener:
         shown = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::", "::1") else self.host
         return f"http://{shown}:{self.port}/"
 
+    @property
+    def address(self) -> str:
+        """host:port as OMS_HTTP_ADDRESS spells it (what the Web UI's codec endpoint points at)."""
+        return f"{self.host}:{self.port}"
+
 
 def listen(settings: Settings, *, any_port_if_busy: bool = False) -> Listener:
     """Bind OMS_HTTP_ADDRESS now (so a busy port is reported before anything starts). With
@@ -146,10 +151,11 @@ async def serve_forever(settings: Settings, *, dev: bool) -> int:
 class Beside:
     """The service inside a process with work of its own (the worker, the demo)."""
 
-    def __init__(self, settings: Settings, *, dev: bool, client: Any = None) -> None:
-        self.listener = listen(settings, any_port_if_busy=True)
-        address = f"{self.listener.host}:{self.listener.port}"
-        self.settings = settings.model_copy(update={"http_address": address})
+    def __init__(
+        self, settings: Settings, *, dev: bool, client: Any = None, listener: Listener | None = None
+    ) -> None:
+        self.listener = listener or listen(settings, any_port_if_busy=True)
+        self.settings = settings.model_copy(update={"http_address": self.listener.address})
         self.server = build_server(self.settings, dev=dev, client=client, embedded=True)
         self.task: asyncio.Task[None] | None = None
 
