@@ -264,19 +264,17 @@ def stored_document_problems(order: OrderDocument, *, now: datetime) -> list[str
     """What makes an already-parsed document unprocessable, as field messages: an order that
     reached a step without this intake (started before these rules, or by hand in Temporal).
 
-    Only what no step could get past (a created_at out of range, nesting or text that cannot
-    be serialized); the size limits, newer than some running orders, are left out."""
+    Only what no step could get past (a created_at out of range, a document nested too deep
+    to serialize); the size limits, newer than some running orders, are left out."""
     problems: list[str] = []
     window = created_at_problem(order.created_at, now=now)
     if window:
         problems.append(f"created_at: {window}")
     try:
-        raw = order.model_dump(mode="json")
+        order.model_dump_json()
     except ValueError as exc:  # PydanticSerializationError: nested too deep for the serializer
-        return [*problems, f"(document): {TOO_DEEP} ({exc})"[:300]]
-    errors: list[tuple[str, str]] = []
-    _scan(raw, (), 1, errors, max_string=None)
-    return problems + [f"{path}: {message}" for path, message in errors]
+        problems.append(f"(document): cannot be serialized ({exc})"[:300])
+    return problems
 
 
 def _label(raw: Any) -> str | None:

@@ -468,11 +468,16 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
+def raws(entries: list[Any]) -> list[Any]:
+    assert all(e.unreadable is None for e in entries), [e.unreadable for e in entries]
+    return [e.raw for e in entries]
+
+
 def test_read_orders_takes_a_json_array(tmp_path):
     second = {**GOOD, "order_id": "TB-2"}
-    items = starter.read_orders(
+    items = raws(starter.read_orders(
         write(tmp_path, "orders.json", json.dumps([GOOD, second], ensure_ascii=False))
-    )
+    ))
     assert [parse_order(i)[0].order_id for i in items] == ["TB20261126-0001", "TB-2"]
 
 
@@ -486,19 +491,29 @@ def test_read_orders_takes_json_lines_and_reports_the_one_broken_line(tmp_path):
         ),
     ]
     items = starter.read_orders(write(tmp_path, "orders.jsonl", "\n".join(lines) + "\n"))
-    assert len(items) == 3
-    assert parse_order(items[0])[0].order_id == "TB20261126-0001"
-    assert items[1].message.startswith("line 2: not valid JSON")
-    assert parse_order(items[2])[0].remarks == "第一行\u2028第二行"
+    assert [i.where for i in items] == ["orders.jsonl:1", "orders.jsonl:2", "orders.jsonl:4"]
+    assert parse_order(items[0].raw)[0].order_id == "TB20261126-0001"
+    assert items[1].unreadable.startswith("not valid JSON")
+    assert parse_order(items[2].raw)[0].remarks == "第一行\u2028第二行"
 
 
 def test_read_orders_reports_a_single_broken_line_instead_of_crashing(tmp_path):
     (item,) = starter.read_orders(write(tmp_path, "one.jsonl", '{"order_id": "TB-1", '))
-    assert item.message.startswith("line 1: not valid JSON")
+    assert item.unreadable.startswith("not valid JSON")
+    assert item.check().messages() == [f"(document): {item.unreadable}"]
 
 
-@pytest.mark.parametrize(("text", "words"), [("", "empty"), ("[{]", "not valid JSON")])
-def test_read_orders_refuses_an_empty_or_broken_json_file(tmp_path, text, words):
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("", "empty"),
+        ("[{]", "closes nothing open"),
+        ('[{"order_id": "A"}', "never ends"),
+        ('[{"order_id": "A}]', "string that never ends"),
+        ('[{"order_id": "A"}] trailing', "text after the array"),
+    ],
+)
+def test_read_orders_refuses_a_file_whose_array_cannot_be_told_into_documents(tmp_path, text, words):
     with pytest.raises(starter.CliError, match=words):
         starter.read_orders(write(tmp_path, "bad.json", text))
 
@@ -511,7 +526,7 @@ def test_read_orders_groups_csv_rows_of_one_order_into_its_lines(tmp_path):
         "TSHIRT-RED-M,2,59.00,153.00,paid,153.00\n"
         "TB-9,,,,,,,,,MUG-WHITE,1,35.00,,,\n"
     )
-    (raw,) = starter.read_orders(write(tmp_path, "orders.csv", csv_text))
+    (raw,) = raws(starter.read_orders(write(tmp_path, "orders.csv", csv_text)))
     doc, messages = parse_order(raw)
     assert messages == []
     assert [(li.sku, li.qty, li.unit_price) for li in doc.lines] == [
@@ -526,7 +541,7 @@ def test_a_short_or_bad_csv_row_becomes_a_message_not_a_crash(tmp_path):
     csv_text = (
         "order_id,sku,qty,unit_price\nTB-1,MUG-WHITE\nTB-2,MUG-WHITE,²,1\nTB-3,MUG-WHITE,1.5,1\n"
     )
-    items = starter.read_orders(write(tmp_path, "short.csv", csv_text))
+    items = raws(starter.read_orders(write(tmp_path, "short.csv", csv_text)))
     outcomes = {i["order_id"]: parse_order(i)[1] for i in items}
     assert outcomes == {
         "TB-1": ["lines.0.qty: Input should be a valid integer"],
