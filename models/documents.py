@@ -177,7 +177,7 @@ MAX_UNKNOWN_CHARS = 16 * 1024  # one unknown field as compact JSON
 MAX_STRING_CHARS = 4000  # any one string or key, where the field has no tighter limit
 EARLIEST_CREATED_AT = datetime(2000, 1, 1, tzinfo=UTC)
 CREATED_AT_AHEAD = timedelta(days=1)  # how far in the future created_at may lie (clock skew)
-TOO_DEEP = "nested more than 32 levels deep"
+TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep"
 
 
 class TooDeep:
@@ -222,8 +222,9 @@ def check_document(raw: Any, *, now: datetime | None = None) -> Checked:
         return Checked(None, [("(document)", _not_an_object(raw))])
     errors: list[tuple[str, str]] = []
     _scan(raw, (), 1, errors)
-    bad = {path for path, _ in errors}
-    errors.extend(e for e in _unknown_field_sizes(raw) if e[0] not in bad)
+    named = [path for path, _ in errors]
+    errors.extend(e for e in _unknown_field_sizes(raw)
+                  if not any(p == e[0] or p.startswith(e[0] + ".") for p in named))
     # pydantic's word on a field already named (under the first three levels of its path) adds nothing
     bad = {".".join(path.split(".")[:3]) for path, _ in errors}
     doc, messages = parse_order(raw)

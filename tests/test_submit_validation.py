@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import starter
 from activities.check_rules import check_order
-from models.documents import OrderDocument, parse_order
+from models.documents import OrderDocument, check_document, parse_order
 from models.settings import Policy
 from models.types import CatalogEntry, FraudContext
 
@@ -457,6 +457,32 @@ def test_well_formed_orders_are_accepted_round_trip_and_check_without_error(raw)
     assert messages == [], messages
     assert_round_trips(doc)
     assert_checks_run(doc)
+
+
+@FAST
+@given(raw=st.one_of(HOSTILE_ORDER, JSONISH))
+def test_the_intake_check_never_raises_and_every_answer_can_be_printed(raw):
+    checked = check_document(raw)
+    assert (checked.document is None) == bool(checked.errors)
+    for message in checked.messages():
+        field, _, text = message.partition(": ")
+        assert field and text, message
+        message.encode("utf-8")  # no lone surrogate reaches stdout or a JSON answer
+    if checked.document is not None:
+        assert_round_trips(checked.document)
+        checked.document.model_dump_json().encode("utf-8")
+
+
+@FAST
+@given(raw=WELL_FORMED_ORDER)
+def test_the_intake_check_takes_what_the_shape_check_takes_within_its_limits(raw):
+    doc, _ = parse_order(raw)
+    checked = check_document(raw)
+    if checked.document is None:  # only by a limit of its own: the date window, or a size
+        assert all(f == "created_at" or " than " in m for f, m in checked.errors), checked.errors
+        assert len({f for f, _ in checked.errors}) == len(checked.errors)  # one message a field
+    else:
+        assert checked.document == doc
 
 
 # ------------------------------------------------------------- the CLI reader
