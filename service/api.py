@@ -98,7 +98,8 @@ async def submit_orders(
 
     svc = services(request)
     body = await read_body(request, MAX_INTAKE_BYTES)
-    answers = answer_entries(load_batch(body, MAX_BATCH))
+    # read and checked off the event loop: a storm of deep or huge documents costs CPU
+    answers = await run_in_threadpool(lambda: answer_entries(load_batch(body, MAX_BATCH)))
     try:
         await start_answers(svc.client, svc.settings, answers, concurrency=SUBMIT_CONCURRENCY)
     except RPCError as exc:
