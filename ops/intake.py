@@ -214,6 +214,8 @@ def parse_document(text: str) -> Any:
 def _cut_deep(text: str, placeholder: str) -> str:
     """`text` with each array or object that opens below MAX_DEPTH levels replaced by
     `placeholder` (or `text` itself when nothing is that deep)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:  # cannot nest deeper: no scan
+        return text
     depth = 0
     cuts: list[tuple[int, int]] = []
     opened = -1
