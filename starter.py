@@ -17,63 +17,39 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from models.documents import OrderDocument, parse_order
 from models.settings import Settings
 from ops.context import CliError, Context, emit_json, out
-from ops.intake import _BadLine, read_orders, submit_one
+from ops.intake import Entry, answer_entries, read_orders, start_answers
 
 
 async def cmd_submit(ctx: Context, args: argparse.Namespace) -> int:
-    raw: list[tuple[str, Any]] = []
+    """One line per document, in file order: started, duplicate, or `rejected: <field>:
+    <reason>; ...`. Every document is read and checked on its own (`ops.intake`), so a bad
+    one never stops the others; exit 1 if any was rejected."""
+    entries: list[Entry] = []
     for name in args.files:
-        for item in read_orders(Path(name)):
-            raw.append((name, item))
+        entries.extend(read_orders(Path(name)))
+    answers = answer_entries(entries)
     client = await ctx.client()
-    rejected = 0
-    results: list[tuple[str, str]] = []
-    docs: list[OrderDocument] = []
-    for index, (name, item) in enumerate(raw):
-        if isinstance(item, _BadLine):
-            results.append((f"{name}[{index}]", f"rejected: {item.message}"))
-            rejected += 1
-            continue
-        doc, problems = parse_order(item)
-        if doc is None:
-            label = item.get("order_id") if isinstance(item, dict) else None
-            results.append((str(label or f"{name}[{index}]"), "rejected: " + "; ".join(problems)))
-            rejected += 1
-        else:
-            docs.append(doc)
-    seen: set[str] = set()
-    unique = []
-    for doc in docs:
-        if doc.order_id in seen:
-            results.append((doc.order_id, "duplicate"))
-            continue
-        seen.add(doc.order_id)
-        unique.append(doc)
-    semaphore = asyncio.Semaphore(32)
+    todo = sum(1 for a in answers if a.result is None)
+    progress = todo >= 50 and (sys.stderr.isatty() or args.progress)
     done = 0
-    progress = len(unique) >= 50 and sys.stderr.isatty() or (len(unique) >= 50 and args.progress)
 
-    async def one(doc: OrderDocument) -> tuple[str, str]:
+    def started() -> None:
         nonlocal done
-        async with semaphore:
-            status = await submit_one(client, ctx.settings, doc)
         done += 1
-        if progress and (done % 10 == 0 or done == len(unique)):
+        if progress and (done % 10 == 0 or done == todo):
             width = 30
-            filled = int(width * done / len(unique))
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{len(unique)}")
+            filled = int(width * done / todo)
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{todo}")
             sys.stderr.flush()
-        return doc.order_id, status
 
-    results.extend(await asyncio.gather(*(one(d) for d in unique)))
+    await start_answers(client, ctx.settings, answers, on_started=started)
     if progress:
         sys.stderr.write("\n")
-    for order_id, status in results:
-        out(f"{order_id}: {status}")
-    return 1 if rejected else 0
+    for answer in answers:
+        out(answer.line())
+    return 1 if any(a.result == "rejected" for a in answers) else 0
 
 
 def _status_or_fail(ctx: Context, order_id: str) -> dict[str, Any]:

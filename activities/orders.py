@@ -4,18 +4,26 @@ Synchronous methods run in the worker's thread pool. Each one is idempotent:
 rows are keyed by ids the workflow chose (event ids, shipment numbers, timeline
 sequence numbers), so a retry after a crash finds its own earlier work and
 writes nothing twice.
+
+What a retry cannot fix is raised non-retryable (`no_retry_on_bad_data`): bad data (a date
+out of range, a document that fails to validate or serialize, a wrong type) fails the same
+way on every attempt, so the workflow gets it at once and holds the order with the reason
+(`Steps.db`). Everything else, the database down or locked, a lost race, the network, is
+retried with backoff by the step's retry policy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import bindparam, func, select
+from sqlalchemy.exc import DataError, DBAPIError, StatementError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -34,7 +42,12 @@ from activities.outbox import add_event
 from activities.pii import Known, scrub
 from activities.pricing import review_prices
 from models.db import SessionFactory, insert_new, transaction
-from models.documents import OrderDocument
+from models.documents import (
+    OrderDocument,
+    created_at_problem,
+    stored_document_problems,
+    validation_messages,
+)
 from models.enums import ReservationStatus, ShipmentStatus
 from models.payloads import (
     AllocateInput,
@@ -72,6 +85,54 @@ from models.tables import (
 from models.types import CatalogEntry, Finding, FraudContext
 
 log = structlog.get_logger()
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+# Errors of the data, not of the moment: the same input fails the same way on every attempt.
+BAD_DATA_ERRORS = (ValueError, TypeError, ArithmeticError, LookupError, DataError)
+
+
+def is_bad_data(exc: BaseException) -> bool:
+    """True for an error no retry can fix. A database that is down, locked or busy
+    (OperationalError), a lost race (IntegrityError) and network errors are not: they pass."""
+    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+        return True  # a value the driver could not bind (raised before any round trip)
+    return isinstance(exc, BAD_DATA_ERRORS)
+
+
+def no_retry_on_bad_data(fn: _F) -> _F:
+    """An activity whose bad-data errors are non-retryable `ApplicationError`s, typed by the
+    error's class and worded without the input's values (a ValidationError by its fields)."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ApplicationError:
+            raise
+        except Exception as exc:
+            if not is_bad_data(exc):
+                raise
+            if isinstance(exc, ValidationError):
+                message = "; ".join(validation_messages(exc))
+            elif isinstance(exc, StatementError):  # the driver's words, never the statement's parameters
+                message = f"{type(exc).__name__}: {type(exc.orig).__name__}: {exc.orig}"
+            else:
+                message = f"{type(exc).__name__}: {exc}"
+            log.warning("step failed on bad data", activity=fn.__name__, error=type(exc).__name__)
+            raise ApplicationError(
+                message[:1000], type=type(exc).__name__, non_retryable=True
+            ) from exc
+
+    return run  # type: ignore[return-value]
+
+
+def refuse_unprocessable(order: OrderDocument) -> None:
+    """The order's document as no step can process it (`stored_document_problems`): one
+    non-retryable InvalidDocument naming the fields, before anything is written."""
+    problems = stored_document_problems(order, now=utcnow())
+    if problems:
+        raise ApplicationError("; ".join(problems)[:1000], type="InvalidDocument", non_retryable=True)
 
 
 class CheckOrderInput(CheckInput):
@@ -148,6 +209,7 @@ class OrderActivities:
         self._factory = factory
 
     @activity.defn(name="record_order")
+    @no_retry_on_bad_data
     def record_order(self, inp: RecordOrderInput) -> None:
         with transaction(self._factory) as session:
             self._record(session, inp.order, inp.submitted_at)
@@ -169,7 +231,7 @@ class OrderActivities:
             "phone_key": phone_key(order),
             "address_key": address_key(order),
             "total": order.total,
-            "created_at": to_utc(order.created_at or submitted_at),
+            "created_at": to_utc(_order_time(order, submitted_at)),
             "submitted_at": submitted_at,
             "updated_at": now,
         }
@@ -195,6 +257,7 @@ class OrderActivities:
         log.info("order recorded", order_id=order.order_id)
 
     @activity.defn(name="check_order")
+    @no_retry_on_bad_data
     def check_order(self, inp: CheckOrderInput) -> CheckOutcome:
         """Check the order; on the first check also record it, and review its prices from the same catalog read.
 
@@ -210,6 +273,7 @@ class OrderActivities:
 
     def _check(self, session: Any, inp: CheckOrderInput) -> CheckOutcome:
         order = inp.order
+        refuse_unprocessable(order)
         if inp.submitted_at is not None:
             self._record(session, order, inp.submitted_at)
         catalog = catalog_entries(session, [line.sku for line in order.lines])
@@ -243,6 +307,7 @@ class OrderActivities:
         return int(session.execute(stmt, {"b_key": key, "b_order": order_id, "b_since": since}).scalar_one())
 
     @activity.defn(name="contact_buyer")
+    @no_retry_on_bad_data
     def contact_buyer(self, inp: ContactInput) -> ContactResult:
         order = inp.order
         with transaction(self._factory) as session:
@@ -311,6 +376,7 @@ class OrderActivities:
         return ContactResult(contact_no=number, event_ids=[inp.event_id] if created else [])
 
     @activity.defn(name="review_order")
+    @no_retry_on_bad_data
     def review_order(self, inp: ReviewInput) -> ReviewResult:
         with transaction(self._factory) as session:
             catalog = catalog_entries(session, [line.sku for line in inp.order.lines])
@@ -318,6 +384,7 @@ class OrderActivities:
         return ReviewResult(totals=totals, findings=findings)
 
     @activity.defn(name="release_order")
+    @no_retry_on_bad_data
     def release_order(self, inp: ReleaseInput) -> ReleaseResult:
         """Write one pick list per warehouse for the held stock not yet released, and send it.
 
@@ -402,11 +469,13 @@ class OrderActivities:
         return ReleaseResult(shipments=states, event_ids=event_ids)
 
     @activity.defn(name="update_shipment")
+    @no_retry_on_bad_data
     def update_shipment(self, inp: ShipmentUpdateInput) -> ShipmentUpdateResult:
         """picked / packed / shipped / cancelled for one shipment; shipped consumes its stock."""
         return self.update_shipments(ShipmentUpdatesInput(updates=[inp]))[0]
 
     @activity.defn(name="update_shipments")
+    @no_retry_on_bad_data
     def update_shipments(self, inp: ShipmentUpdatesInput) -> list[ShipmentUpdateResult]:
         """Warehouse events in the order they came, in one transaction; each applied once.
 
@@ -421,6 +490,7 @@ class OrderActivities:
         return [ShipmentUpdateResult.model_validate(r) for r in out]
 
     @activity.defn(name="withdraw_shipments")
+    @no_retry_on_bad_data
     def withdraw_shipments(self, inp: WithdrawInput) -> WithdrawResult:
         """Withdraw every unshipped pick list of the order (idempotent: a retry finds none left)."""
         result = WithdrawResult()
@@ -455,6 +525,7 @@ class OrderActivities:
         return result
 
     @activity.defn(name="request_refund")
+    @no_retry_on_bad_data
     def request_refund(self, inp: RefundInput) -> list[str]:
         with transaction(self._factory) as session:
             if session.get(Refund, inp.refund_id) is not None:
@@ -479,6 +550,7 @@ class OrderActivities:
         return [inp.refund_id]
 
     @activity.defn(name="emit_event")
+    @no_retry_on_bad_data
     def emit_event(self, inp: EmitInput) -> list[str]:
         with transaction(self._factory) as session:
             created = add_event(
@@ -491,6 +563,7 @@ class OrderActivities:
         return [created] if created else []
 
     @activity.defn(name="persist_state")
+    @no_retry_on_bad_data
     def persist_state(self, inp: PersistInput) -> PersistResult:
         """Write the workflow's view of the order: row, lines, new timeline entries, status event."""
         with transaction(self._factory) as session:
@@ -628,6 +701,14 @@ def write_state(session: Any, inp: PersistInput) -> PersistResult:
         if created:
             event_ids.append(created)
     return PersistResult(event_ids=event_ids, shipments=shipments)
+
+
+def _order_time(order: OrderDocument, submitted_at: datetime) -> datetime:
+    """When the order was placed, for its row: its created_at, or when that is missing or
+    implausible (an order held for it must still be listed), when it was submitted."""
+    if order.created_at is None or created_at_problem(order.created_at, now=utcnow()):
+        return submitted_at
+    return order.created_at
 
 
 def _released_state(session: Any, inp: ReleaseInput, shipments: list[dict[str, Any]]) -> list[str]:

@@ -8,13 +8,12 @@ Reads come from the database (read-only snapshots). Every action goes through
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from models.enums import Stage, WaitingFor
 from service.deps import ApiError, Services, allow, forbid_unless, services
@@ -94,47 +93,29 @@ async def submit_orders(
     """One result per document, in order: `started` (a new order workflow), `duplicate`
     (that order_id was submitted before, or earlier in this batch) or `rejected` with one
     error per bad field (nothing started). Sending the same batch again is safe."""
-    from ops.intake import submit_one
-    from service.intake import check_document, load_batch
+    from ops.intake import answer_entries, start_answers
+    from service.intake import load_batch
 
     svc = services(request)
     body = await read_body(request, MAX_INTAKE_BYTES)
-    items = load_batch(body, MAX_BATCH)
-    results: list[dict[str, Any]] = []
-    pending: list[tuple[int, Any]] = []
-    seen: set[str] = set()
-    for raw in items:
-        doc, errors, label = check_document(raw)
-        if doc is None:
-            results.append({"order_id": label, "result": "rejected", "errors": errors})
-        elif doc.order_id in seen:
-            results.append({"order_id": doc.order_id, "result": "duplicate", "errors": []})
-        else:
-            seen.add(doc.order_id)
-            results.append({"order_id": doc.order_id, "result": None, "errors": []})
-            pending.append((len(results) - 1, doc))
-    gate = asyncio.Semaphore(SUBMIT_CONCURRENCY)
-
-    async def start(index: int, doc: Any) -> None:
-        async with gate:
-            try:
-                results[index]["result"] = await submit_one(svc.client, svc.settings, doc)
-            except RPCError as exc:
-                if exc.status != RPCStatusCode.INVALID_ARGUMENT:
-                    raise
-                # Temporal refused this one document (its size, say): the others go on.
-                results[index].update(result="rejected", errors=[
-                    {"field": "(document)", "message": f"Temporal refused it: {exc.message}"[:300]}
-                ])
-
+    # read and checked off the event loop: a storm of deep or huge documents costs CPU
+    answers = await run_in_threadpool(lambda: answer_entries(load_batch(body, MAX_BATCH)))
     try:
-        await asyncio.gather(*(start(i, d) for i, d in pending))
+        await start_answers(svc.client, svc.settings, answers, concurrency=SUBMIT_CONCURRENCY)
     except RPCError as exc:
         raise ApiError(
             503,
             f"Temporal did not take the orders ({exc.message}); send the batch again: "
             "orders already started are answered duplicate",
         ) from exc
+    results = [
+        {
+            "order_id": a.order_id,
+            "result": a.result,
+            "errors": [{"field": f, "message": m} for f, m in a.errors],
+        }
+        for a in answers
+    ]
     svc.metrics.intake(results)
     return JSONResponse({"results": results})
 

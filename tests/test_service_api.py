@@ -139,7 +139,6 @@ async def test_intake_batch_answers_each_document(svc: ServiceStack) -> None:
         (b"{not json", "not JSON"),
         (b"", "empty"),
         (b'"just a string"', "order document"),
-        (b"[" * 100_000 + b"]" * 100_000, "nested"),
         (b'{"order_id": NaN}', "not JSON"),
         (b"\xff\xfe garbage", "not JSON"),
     ],
@@ -178,7 +177,19 @@ async def test_intake_rejects_hostile_documents_one_by_one(svc: ServiceStack) ->
     assert results[0]["errors"][0]["field"] == "remarks"
     assert results[1]["errors"][0]["field"] == "note_from_platform"
     assert results[2]["errors"][0]["field"].startswith("extra")
-    assert results[3]["order_id"] == f"API-HUGE-{t}" and "kB" in results[3]["errors"][0]["message"]
+    assert results[3]["order_id"] == f"API-HUGE-{t}"
+    assert results[3]["errors"][0] == {
+        "field": "platform_payload", "message": "is longer than 4000 characters (300000)"}
+
+
+async def test_intake_answers_a_body_nested_100000_deep_document_by_document(svc: ServiceStack) -> None:
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000):
+        r = await svc.post("/v1/orders", "platform", content=body,
+                           headers={"Content-Type": "application/json"})
+        assert r.status_code == 200, r.text
+        (result,) = r.json()["results"]
+        assert result["result"] == "rejected" and result["order_id"] is None
+        assert result["errors"][0]["message"] == "nested more than 32 levels deep"
 
 
 # -------------------------------------------------------------------- reads

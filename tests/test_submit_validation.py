@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import starter
 from activities.check_rules import check_order
-from models.documents import OrderDocument, parse_order
+from models.documents import OrderDocument, check_document, parse_order
 from models.settings import Policy
 from models.types import CatalogEntry, FraudContext
 
@@ -459,6 +459,32 @@ def test_well_formed_orders_are_accepted_round_trip_and_check_without_error(raw)
     assert_checks_run(doc)
 
 
+@FAST
+@given(raw=st.one_of(HOSTILE_ORDER, JSONISH))
+def test_the_intake_check_never_raises_and_every_answer_can_be_printed(raw):
+    checked = check_document(raw)
+    assert (checked.document is None) == bool(checked.errors)
+    for message in checked.messages():
+        field, _, text = message.partition(": ")
+        assert field and text, message
+        message.encode("utf-8")  # no lone surrogate reaches stdout or a JSON answer
+    if checked.document is not None:
+        assert_round_trips(checked.document)
+        checked.document.model_dump_json().encode("utf-8")
+
+
+@FAST
+@given(raw=WELL_FORMED_ORDER)
+def test_the_intake_check_takes_what_the_shape_check_takes_within_its_limits(raw):
+    doc, _ = parse_order(raw)
+    checked = check_document(raw)
+    if checked.document is None:  # only by a limit of its own: the date window, or a size
+        assert all(f == "created_at" or " than " in m for f, m in checked.errors), checked.errors
+        assert len({f for f, _ in checked.errors}) == len(checked.errors)  # one message a field
+    else:
+        assert checked.document == doc
+
+
 # ------------------------------------------------------------- the CLI reader
 
 
@@ -468,11 +494,16 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
+def raws(entries: list[Any]) -> list[Any]:
+    assert all(e.unreadable is None for e in entries), [e.unreadable for e in entries]
+    return [e.raw for e in entries]
+
+
 def test_read_orders_takes_a_json_array(tmp_path):
     second = {**GOOD, "order_id": "TB-2"}
-    items = starter.read_orders(
+    items = raws(starter.read_orders(
         write(tmp_path, "orders.json", json.dumps([GOOD, second], ensure_ascii=False))
-    )
+    ))
     assert [parse_order(i)[0].order_id for i in items] == ["TB20261126-0001", "TB-2"]
 
 
@@ -486,19 +517,29 @@ def test_read_orders_takes_json_lines_and_reports_the_one_broken_line(tmp_path):
         ),
     ]
     items = starter.read_orders(write(tmp_path, "orders.jsonl", "\n".join(lines) + "\n"))
-    assert len(items) == 3
-    assert parse_order(items[0])[0].order_id == "TB20261126-0001"
-    assert items[1].message.startswith("line 2: not valid JSON")
-    assert parse_order(items[2])[0].remarks == "第一行\u2028第二行"
+    assert [i.where for i in items] == ["orders.jsonl:1", "orders.jsonl:2", "orders.jsonl:4"]
+    assert parse_order(items[0].raw)[0].order_id == "TB20261126-0001"
+    assert items[1].unreadable.startswith("not valid JSON")
+    assert parse_order(items[2].raw)[0].remarks == "第一行\u2028第二行"
 
 
 def test_read_orders_reports_a_single_broken_line_instead_of_crashing(tmp_path):
     (item,) = starter.read_orders(write(tmp_path, "one.jsonl", '{"order_id": "TB-1", '))
-    assert item.message.startswith("line 1: not valid JSON")
+    assert item.unreadable.startswith("not valid JSON")
+    assert item.check().messages() == [f"(document): {item.unreadable}"]
 
 
-@pytest.mark.parametrize(("text", "words"), [("", "empty"), ("[{]", "not valid JSON")])
-def test_read_orders_refuses_an_empty_or_broken_json_file(tmp_path, text, words):
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("", "empty"),
+        ("[{]", "closes nothing open"),
+        ('[{"order_id": "A"}', "never ends"),
+        ('[{"order_id": "A}]', "string that never ends"),
+        ('[{"order_id": "A"}] trailing', "text after the array"),
+    ],
+)
+def test_read_orders_refuses_a_file_whose_array_cannot_be_told_into_documents(tmp_path, text, words):
     with pytest.raises(starter.CliError, match=words):
         starter.read_orders(write(tmp_path, "bad.json", text))
 
@@ -511,7 +552,7 @@ def test_read_orders_groups_csv_rows_of_one_order_into_its_lines(tmp_path):
         "TSHIRT-RED-M,2,59.00,153.00,paid,153.00\n"
         "TB-9,,,,,,,,,MUG-WHITE,1,35.00,,,\n"
     )
-    (raw,) = starter.read_orders(write(tmp_path, "orders.csv", csv_text))
+    (raw,) = raws(starter.read_orders(write(tmp_path, "orders.csv", csv_text)))
     doc, messages = parse_order(raw)
     assert messages == []
     assert [(li.sku, li.qty, li.unit_price) for li in doc.lines] == [
@@ -526,7 +567,7 @@ def test_a_short_or_bad_csv_row_becomes_a_message_not_a_crash(tmp_path):
     csv_text = (
         "order_id,sku,qty,unit_price\nTB-1,MUG-WHITE\nTB-2,MUG-WHITE,²,1\nTB-3,MUG-WHITE,1.5,1\n"
     )
-    items = starter.read_orders(write(tmp_path, "short.csv", csv_text))
+    items = raws(starter.read_orders(write(tmp_path, "short.csv", csv_text)))
     outcomes = {i["order_id"]: parse_order(i)[1] for i in items}
     assert outcomes == {
         "TB-1": ["lines.0.qty: Input should be a valid integer"],

@@ -33,13 +33,32 @@ if TYPE_CHECKING:
     from workflows.order.persistence import Persistence
     from workflows.order.state import OrderState
 
-# Short database steps: retried quickly and for long (the database may be restarting);
-# business errors are non-retryable ApplicationErrors.
+# Short database steps: retried quickly and for long (the database may be restarting, a row
+# locked, a race lost); business errors are non-retryable ApplicationErrors. The order
+# activities raise bad data non-retryable themselves (`activities.orders.no_retry_on_bad_data`);
+# the error types of bad data are listed here too, so that no step of any activity class is
+# retried forever on it (a type matches by its exact name).
+BAD_DATA_TYPES = [
+    "InvalidDocument",
+    "ValueError",
+    "TypeError",
+    "OverflowError",
+    "ZeroDivisionError",
+    "InvalidOperation",
+    "KeyError",
+    "IndexError",
+    "UnicodeEncodeError",
+    "UnicodeDecodeError",
+    "JSONDecodeError",
+    "ValidationError",
+    "PydanticSerializationError",
+    "DataError",
+]
 RETRY_DB = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=["LedgerError", "UnknownEvent"],
+    non_retryable_error_types=["LedgerError", "UnknownEvent", *BAD_DATA_TYPES],
 )
 DB_TIMEOUT = timedelta(seconds=30)
 
