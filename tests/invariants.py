@@ -6,11 +6,20 @@ usable by hand against any OMS database:
 
     with transaction(factory) as session:
         assert check_invariants(session) == []
+
+After a drill (tests/test_drill_*.py), `order_workflow_problems` compares each
+order's stage in the database with its workflow's (closed workflows by their
+outcome, open ones by their `state` query) and with where the drill expects it;
+`effects_by_order` counts what each order did (stock movements, outbox events,
+refunds) so that a drill can say how often each effect must have happened; and
+`delivery_problems` holds the outbox against what a webhook receiver accepted.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +27,9 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from activities.ledger import audit
-from models.enums import MovementKind, ReservationStatus
+from models.documents import workflow_id_for
+from models.enums import EventStatus, MovementKind, ReservationStatus
+from models.payloads import OrderOutcome, OrderSnapshot
 from models.tables import (
     Order,
     OrderLineRow,
@@ -65,6 +76,85 @@ async def check_all(
         if task_queue:
             query += f' AND TaskQueue="{task_queue}"'
         problems += await workflow_problems(client, query)
+    return problems
+
+
+async def order_workflow_problems(
+    client: Any,
+    task_queue: str,
+    expected: Mapping[str, str],
+    db_stages: Mapping[str, str],
+    *,
+    concurrency: int = 16,
+) -> list[str]:
+    """SPEC §8.6 after a drill: every order settled where it should, its workflow agreeing.
+
+    For each expected order: its stage in the database is the expected one; a finished
+    order's (completed, cancelled) workflow closed Completed with that stage as its outcome;
+    any other order's workflow is Running and its `state` query shows that stage. No order
+    workflow on the task queue ended Failed, Terminated, TimedOut, ..., and none is Running
+    that the drill does not know of (stuck or lost track of).
+    """
+    problems: list[str] = []
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(order_id: str, stage: str) -> None:
+        if db_stages.get(order_id) != stage:
+            problems.append(
+                f"order {order_id}: stage in the database {db_stages.get(order_id)}, expected {stage}"
+            )
+        handle = client.get_workflow_handle(workflow_id_for(order_id), result_type=OrderOutcome)
+        async with gate:
+            desc = await handle.describe()
+            status = desc.status.name if desc.status is not None else "UNKNOWN"
+            if stage in FINAL_STAGES:
+                if status != "COMPLETED":
+                    problems.append(f"order {order_id} is {stage} but its workflow is {status}")
+                    return
+                seen = (await handle.result()).stage
+            else:
+                if status != "RUNNING":
+                    problems.append(f"order {order_id} waits in {stage} but its workflow is {status}")
+                    return
+                seen = (await handle.query("state", result_type=OrderSnapshot)).stage
+        if seen != stage:
+            problems.append(f"order {order_id}: its workflow says {seen}, expected {stage}")
+
+    await asyncio.gather(*(one(o, stage) for o, stage in expected.items()))
+    base = f'WorkflowType="OrderWorkflow" AND TaskQueue="{task_queue}"'
+    problems += await workflow_problems(client, base)
+    async for wf in client.list_workflows(base + ' AND ExecutionStatus="Running"'):
+        order_id = wf.id.removeprefix("order-")
+        if expected.get(order_id) in (None, *FINAL_STAGES):
+            problems.append(f"workflow {wf.id} still Running; expected: {expected.get(order_id)}")
+    return sorted(problems)
+
+
+def effects_by_order(session: Session) -> Counter[tuple[str | None, str]]:
+    """(order id, effect) → how often: stock movements by kind, outbox events by type, and
+    "refund" rows. A drill states how many of each every order must have (SPEC §8.4)."""
+    effects: Counter[tuple[str | None, str]] = Counter()
+    effects.update(session.execute(select(StockMovement.order_id, StockMovement.kind)).all())
+    effects.update(session.execute(select(OutboxEvent.order_id, OutboxEvent.type)).all())
+    effects.update((o, "refund") for o in session.execute(select(Refund.order_id)).scalars())
+    return effects
+
+
+def delivery_problems(
+    events: Iterable[OutboxEvent], accepted: Mapping[str, int], signatures_valid: bool
+) -> list[str]:
+    """SPEC §4 after a receiver outage: every outbox event delivered, and accepted exactly once
+    under its id by the receiver (`accepted`: event id → 2xx answers), nothing else accepted,
+    every request signed so that the receiver's Standard Webhooks library verified it."""
+    problems = [] if signatures_valid else ["a request's signature did not verify"]
+    ids = set()
+    for event in events:
+        ids.add(event.id)
+        if event.status != str(EventStatus.DELIVERED):
+            problems.append(f"event {event.id} ({event.type}) is {event.status}: {event.last_error}")
+        if accepted.get(event.id, 0) != 1:
+            problems.append(f"event {event.id} accepted {accepted.get(event.id, 0)} times, not once")
+    problems += [f"receiver accepted unknown event {i}" for i in set(accepted) - ids]
     return problems
 
 
