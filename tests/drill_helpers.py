@@ -145,6 +145,15 @@ class PrivatePostgres:
     def stop(self, mode: str = "immediate") -> None:
         self._run(postgres_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
+    def accepting(self) -> bool:
+        """Whether the server accepts connections on its port now (`pg_isready`)."""
+        probe = subprocess.run(
+            [postgres_bin("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port), "-t", "3"],
+            capture_output=True,
+            timeout=30,
+        )
+        return probe.returncode == 0
+
     def running(self) -> bool:
         return (self.data / "postmaster.pid").exists()
 

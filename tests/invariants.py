@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlmodel import Session
+from temporalio.client import WorkflowFailureError
 
 from activities.ledger import audit
 from models.documents import workflow_id_for
@@ -86,11 +87,13 @@ async def order_workflow_problems(
     db_stages: Mapping[str, str],
     *,
     concurrency: int = 16,
+    close_timeout: float = 60.0,
 ) -> list[str]:
     """SPEC §8.6 after a drill: every order settled where it should, its workflow agreeing.
 
     For each expected order: its stage in the database is the expected one; a finished
-    order's (completed, cancelled) workflow closed Completed with that stage as its outcome;
+    order's (completed, cancelled) workflow closed Completed (within `close_timeout`) with
+    that stage as its outcome;
     any other order's workflow is Running and its `state` query shows that stage. No order
     workflow on the task queue ended Failed, Terminated, TimedOut, ..., and none is Running
     that the drill does not know of (stuck or lost track of).
@@ -105,18 +108,21 @@ async def order_workflow_problems(
             )
         handle = client.get_workflow_handle(workflow_id_for(order_id), result_type=OrderOutcome)
         async with gate:
-            desc = await handle.describe()
-            status = desc.status.name if desc.status is not None else "UNKNOWN"
-            if stage in FINAL_STAGES:
-                if status != "COMPLETED":
-                    problems.append(f"order {order_id} is {stage} but its workflow is {status}")
+            if stage in FINAL_STAGES:  # its workflow closes once its last deliveries are done
+                try:
+                    seen = (await asyncio.wait_for(handle.result(), close_timeout)).stage
+                except TimeoutError:
+                    problems.append(f"order {order_id} is {stage}, its workflow still open")
                     return
-                seen = (await handle.result()).stage
+                except WorkflowFailureError as exc:
+                    problems.append(f"order {order_id} is {stage}, its workflow ended: {exc.cause}")
+                    return
             else:
-                if status != "RUNNING":
-                    problems.append(f"order {order_id} waits in {stage} but its workflow is {status}")
-                    return
                 seen = (await handle.query("state", result_type=OrderSnapshot)).stage
+            status = (await handle.describe()).status
+        want = "COMPLETED" if stage in FINAL_STAGES else "RUNNING"
+        if status is None or status.name != want:
+            problems.append(f"order {order_id} is {stage} but its workflow is {status}")
         if seen != stage:
             problems.append(f"order {order_id}: its workflow says {seen}, expected {stage}")
 
@@ -125,7 +131,10 @@ async def order_workflow_problems(
     problems += await workflow_problems(client, base)
     async for wf in client.list_workflows(base + ' AND ExecutionStatus="Running"'):
         order_id = wf.id.removeprefix("order-")
-        if expected.get(order_id) in (None, *FINAL_STAGES):
+        if expected.get(order_id) not in (None, *FINAL_STAGES):
+            continue
+        status = (await client.get_workflow_handle(wf.id).describe()).status
+        if status is not None and status.name == "RUNNING":  # the list may lag; describe does not
             problems.append(f"workflow {wf.id} still Running; expected: {expected.get(order_id)}")
     return sorted(problems)
 
@@ -140,20 +149,25 @@ def effects_by_order(session: Session) -> Counter[tuple[str | None, str]]:
     return effects
 
 
-def delivery_problems(
-    events: Iterable[OutboxEvent], accepted: Mapping[str, int], signatures_valid: bool
-) -> list[str]:
-    """SPEC §4 after a receiver outage: every outbox event delivered, and accepted exactly once
-    under its id by the receiver (`accepted`: event id → 2xx answers), nothing else accepted,
-    every request signed so that the receiver's Standard Webhooks library verified it."""
-    problems = [] if signatures_valid else ["a request's signature did not verify"]
+def delivery_problems(events: Iterable[OutboxEvent], received: Iterable[Any]) -> list[str]:
+    """SPEC §4 after a receiver outage: every outbox event delivered and seen by the receiver
+    exactly once under its id, answered 2xx; nothing else accepted; every request signed so
+    that the receiver's Standard Webhooks library verified it. `received`: the receiver's
+    requests (`event_id`, `accepted`, `signature_valid`; tests/webhook_receiver.py)."""
+    requests = list(received)
+    seen = Counter(r.event_id for r in requests)
+    accepted = Counter(r.event_id for r in requests if r.accepted)
+    problems = [f"request for {r.event_id}: {r.verify_error}" for r in requests if not r.signature_valid]
     ids = set()
     for event in events:
         ids.add(event.id)
         if event.status != str(EventStatus.DELIVERED):
             problems.append(f"event {event.id} ({event.type}) is {event.status}: {event.last_error}")
-        if accepted.get(event.id, 0) != 1:
-            problems.append(f"event {event.id} accepted {accepted.get(event.id, 0)} times, not once")
+        if (seen[event.id], accepted[event.id]) != (1, 1):
+            problems.append(
+                f"event {event.id}: {seen[event.id]} requests, {accepted[event.id]} accepted; "
+                "expected one, accepted"
+            )
     problems += [f"receiver accepted unknown event {i}" for i in set(accepted) - ids]
     return problems
 

@@ -78,14 +78,14 @@ async def test_orders_in_flight_survive_postgres_down_for_15_seconds(
     await stack.load_sample()
     await stack.ok("submit", str(write_orders(tmp_path / "orders.json", orders())))
 
-    # Down as soon as a few clean orders are released: the others are mid-way.
+    # Down as soon as the first clean order is released: the others are mid-way.
     def released() -> list[str]:
         stages = stack.read(db_stages)
-        done = [o for o in CLEAN if stages.get(o) == "released"]
-        return done if len(done) >= 3 else []
+        return [o for o in CLEAN if stages.get(o) == "released"]
 
-    ready = await wait_until(released, timeout=90, what="3 clean orders released", interval=0.05)
+    ready = await wait_until(released, timeout=90, what="a clean order released", interval=0.05)
     private_pg.stop()
+    assert not private_pg.accepting()
     down_at = time.monotonic()
     shipped = ready[:2]
     cancelled = [SHORT[0]]
@@ -96,9 +96,8 @@ async def test_orders_in_flight_survive_postgres_down_for_15_seconds(
         signal_all(client, [(o, "cancel", {"reason": "buyer asked to cancel"}) for o in cancelled]),
     )  # fmt: skip
     await asyncio.sleep(max(0.0, OUTAGE - (time.monotonic() - down_at)))  # the outage itself
+    assert not private_pg.accepting(), "the database came back by itself"
     private_pg.start()
-    outage = time.monotonic() - down_at
-    assert OUTAGE <= outage < OUTAGE + 10, outage
 
     expected = {
         **dict.fromkeys(CLEAN, "released"),

@@ -142,11 +142,14 @@ class _Server(ThreadingHTTPServer):
 class WebhookReceiver:
     """Context manager running a signature-checking, scriptable webhook endpoint."""
 
-    def __init__(self, secret: str, script: Script | None = None, *, path: str = "/webhook"):
+    def __init__(
+        self, secret: str, script: Script | None = None, *, path: str = "/webhook", port: int = 0
+    ):
         self.secret = secret  # whsec_...: what the receiver was given to verify with
         self._verifier = Webhook(secret)
         self.script = script
         self._path = path
+        self._port = port  # 0: a free one; a drill that starts the receiver late names its port
         self._lock = threading.Lock()
         self._received: list[ReceivedRequest] = []
         self._attempts: Counter[str] = Counter()
@@ -155,7 +158,7 @@ class WebhookReceiver:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> WebhookReceiver:
-        server = _Server(("127.0.0.1", 0), _Handler)
+        server = _Server(("127.0.0.1", self._port), _Handler)
         server.receiver = self
         self._server = server
         self._thread = threading.Thread(
