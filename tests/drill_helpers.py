@@ -9,7 +9,9 @@ start it again; the machine's own server on 5432 is never touched. As root
 refuses to run as root.
 
 `wait_until` polls a condition until it holds or its deadline passes: drills
-wait on what they need to see, never on a fixed sleep.
+wait on what they need to see, never on a fixed sleep. `drill_stack` runs one
+OMS installation (tests/e2e_helpers.py) with its worker, under the durability
+test's quiet policy (no reminders due during a drill) and any extra settings.
 """
 
 from __future__ import annotations
@@ -24,15 +26,32 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import select
 
 from models.tables import Order
+from tests.e2e_helpers import OmsStack
+from tests.test_durability import QUIET_POLICY
 
 T = TypeVar("T")
+
+
+@asynccontextmanager
+async def drill_stack(
+    dev_env: Any, home: Path, *, db_url: str | None = None, **settings: str
+) -> AsyncIterator[OmsStack]:
+    """An OMS installation on the session's dev server, its worker started; killed at the end."""
+    policy = {**QUIET_POLICY, "OMS_SDK_METRICS_ADDRESS": "", **settings}
+    oms = OmsStack.for_env(dev_env, home, db_url=db_url, policy_env=policy)
+    await oms.start_worker()
+    try:
+        yield oms
+    finally:
+        oms.close()
 
 
 async def wait_until(

@@ -19,31 +19,21 @@ from typing import Any
 
 import pytest
 
-from tests.drill_helpers import db_stages, stage_counts, wait_until
+from tests.drill_helpers import db_stages, drill_stack, stage_counts, wait_until
 from tests.e2e_helpers import SAMPLE, OmsStack, order_doc, write_orders
 from tests.invariants import check_invariants, effects_by_order, order_workflow_problems
-from tests.test_durability import QUIET_POLICY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 SKU, WAREHOUSE, UNITS, BUYERS = "TSHIRT-RED-M", "HZ", 80, 200
 ORDERS = [f"FLASH-{i:03d}" for i in range(BUYERS)]
-POLICY = {
-    **QUIET_POLICY,
-    "OMS_POLICY__SHORTAGE__DEFAULT": "cancel",
-    "OMS_SDK_METRICS_ADDRESS": "",
-}
 DECIDED = ("released", "cancelled")
 
 
 @pytest.fixture
 async def stack(dev_env: Any, tmp_path: Path) -> AsyncIterator[OmsStack]:
-    oms = OmsStack.for_env(dev_env, tmp_path / "oms", policy_env=POLICY)
-    await oms.start_worker()
-    try:
+    async with drill_stack(dev_env, tmp_path / "oms", OMS_POLICY__SHORTAGE__DEFAULT="cancel") as oms:
         yield oms
-    finally:
-        oms.close()
 
 
 def decided(stack: OmsStack) -> int:

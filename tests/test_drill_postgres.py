@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from tests.drill_helpers import PrivatePostgres, db_stages, wait_until
+from tests.drill_helpers import PrivatePostgres, db_stages, drill_stack, wait_until
 from tests.e2e_helpers import OmsStack, order_doc, write_orders
 from tests.invariants import check_invariants, effects_by_order, order_workflow_problems
-from tests.test_durability import QUIET_POLICY, signal_all, warehouse_signals
+from tests.test_durability import signal_all, warehouse_signals
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -48,13 +48,8 @@ def private_pg() -> Iterator[PrivatePostgres]:
 async def stack(
     dev_env: Any, tmp_path: Path, private_pg: PrivatePostgres
 ) -> AsyncIterator[OmsStack]:
-    policy = {**QUIET_POLICY, "OMS_SDK_METRICS_ADDRESS": ""}
-    oms = OmsStack.for_env(dev_env, tmp_path / "oms", db_url=private_pg.url, policy_env=policy)
-    await oms.start_worker()
-    try:
+    async with drill_stack(dev_env, tmp_path / "oms", db_url=private_pg.url) as oms:
         yield oms
-    finally:
-        oms.close()
 
 
 def orders() -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from activities.webhooks import new_secret
 from models.tables import OutboxEvent
-from tests.drill_helpers import db_stages, wait_until
+from tests.drill_helpers import db_stages, drill_stack, wait_until
 from tests.e2e_helpers import OmsStack, order_doc, write_orders
 from tests.invariants import (
     check_invariants,
@@ -33,7 +33,7 @@ from tests.invariants import (
     effects_by_order,
     order_workflow_problems,
 )
-from tests.test_durability import QUIET_POLICY, signal_all, warehouse_signals
+from tests.test_durability import signal_all, warehouse_signals
 from tests.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -67,18 +67,11 @@ async def stack(
     dev_env: Any, tmp_path: Path, reserved_port: socket.socket
 ) -> AsyncIterator[OmsStack]:
     port = reserved_port.getsockname()[1]
-    policy = {
-        **QUIET_POLICY,
-        "OMS_SDK_METRICS_ADDRESS": "",
-        "OMS_WEBHOOK_URL": f"http://127.0.0.1:{port}/webhook",
-        "OMS_WEBHOOK_SECRETS": SECRET,
-    }
-    oms = OmsStack.for_env(dev_env, tmp_path / "oms", policy_env=policy)
-    await oms.start_worker()
-    try:
+    url = f"http://127.0.0.1:{port}/webhook"
+    async with drill_stack(
+        dev_env, tmp_path / "oms", OMS_WEBHOOK_URL=url, OMS_WEBHOOK_SECRETS=SECRET
+    ) as oms:
         yield oms
-    finally:
-        oms.close()
 
 
 def outbox(session: Any) -> list[OutboxEvent]:
