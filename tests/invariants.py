@@ -140,12 +140,16 @@ async def order_workflow_problems(
 
 
 def effects_by_order(session: Session) -> Counter[tuple[str | None, str]]:
-    """(order id, effect) → how often: stock movements by kind, outbox events by type, and
-    "refund" rows. A drill states how many of each every order must have (SPEC §8.4)."""
+    """(order id, effect) → how often: stock movements by kind, outbox events by type,
+    "reservation" rows (whatever their status now) and "refund" rows. A drill states how many
+    of each every order must have (SPEC §8.4)."""
     effects: Counter[tuple[str | None, str]] = Counter()
     effects.update(session.execute(select(StockMovement.order_id, StockMovement.kind)).all())
     effects.update(session.execute(select(OutboxEvent.order_id, OutboxEvent.type)).all())
     effects.update((o, "refund") for o in session.execute(select(Refund.order_id)).scalars())
+    effects.update(
+        (o, "reservation") for o in session.execute(select(Reservation.order_id)).scalars()
+    )
     return effects
 
 

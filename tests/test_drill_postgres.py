@@ -120,6 +120,7 @@ async def test_orders_in_flight_survive_postgres_down_for_15_seconds(
         reserves = 0 if order_id in BUYER + SHORT else 1
         want = {
             "reserve": reserves,
+            "reservation": reserves,
             "ship": 1 if stage == "completed" else 0,
             "release": 0,
             "pick_list": reserves,

@@ -136,6 +136,9 @@ async def test_every_event_arrives_once_after_the_receiver_was_down_for_30_secon
     for order_id, stage in EXPECTED.items():
         want = {
             "pick_list": 0 if order_id in BUYER else 1,
+            "reservation": 0 if order_id in BUYER else 1,
+            "reserve": 0 if order_id in BUYER else 1,
+            "release": 1 if stage == "cancelled" else 0,
             "tracking_to_platform": 1 if stage == "completed" else 0,
             "buyer_shipped_notice": 1 if stage == "completed" else 0,
             "pick_list_withdrawn": 1 if stage == "cancelled" else 0,
