@@ -35,6 +35,7 @@ from sqlalchemy import select
 
 from models.tables import Order
 from tests.e2e_helpers import OmsStack
+from tests.invariants import check_invariants
 from tests.test_durability import QUIET_POLICY
 
 T = TypeVar("T")
@@ -75,6 +76,13 @@ async def wait_until(
             detail = describe() if describe else repr(last)[:2000]
             raise AssertionError(f"{what}: not within {timeout:.0f}s; last seen: {detail}")
         await asyncio.sleep(interval)
+
+
+async def assert_books_balance(stack: OmsStack) -> None:
+    """`oms stock --audit` (the operator's command) is clean, and so are SPEC §8's invariants."""
+    audit = await stack.cli("stock", "--audit")
+    assert audit.code == 0 and "ledger audit: OK" in audit.out, audit
+    assert stack.read(check_invariants) == []
 
 
 def stage_counts(session: Any) -> Counter[str]:
