@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -17,13 +18,17 @@ with workflow.unsafe.imports_passed_through():
     from models.documents import workflow_id_for
     from models.enums import SignalName
     from models.payloads import RestockInput, RestockResult
+    from workflows.inputs import decode_input
     from workflows.order import RETRY_DB
 
 
 @workflow.defn(name="RestockWorkflow")
 class RestockWorkflow:
     @workflow.run
-    async def run(self, inp: RestockInput) -> RestockResult:
+    async def run(self, raw: RawValue = None) -> RestockResult:  # type: ignore[assignment]
+        # Decoded here: an input that is no restock fails the workflow naming the field
+        # (`workflows.inputs`), instead of failing its first task for ever.
+        inp = decode_input(raw, RestockInput)
         try:
             result: RestockResult = await workflow.execute_activity_method(
                 InventoryActivities.restock,

@@ -33,6 +33,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from models.enums import SignalName, Stage
     from models.payloads import Cancel, OrderInput, OrderOutcome, OrderSnapshot
+    from workflows.inputs import decode_input
     from workflows.order import messages
     from workflows.order.context import Order
     from workflows.order.stages import cancel as cancel_stage
@@ -62,14 +63,24 @@ def _action(name: str) -> Any:
 @workflow.defn(name="OrderWorkflow")
 class OrderWorkflow:
     @workflow.init
-    def __init__(self, inp: OrderInput) -> None:
+    def __init__(self, raw: RawValue = None) -> None:  # type: ignore[assignment]  (no input: `decode_input` says so)
+        # The input is decoded here, not by the SDK: one that is no order fails the workflow
+        # at once, naming the field, instead of failing its first task for ever (`inputs`).
+        self.invalid_input: ApplicationError | None = None
+        try:
+            inp = decode_input(raw, OrderInput)
+        except ApplicationError as exc:
+            self.invalid_input = exc
+            return
         self.o = Order.wire(OrderState(inp, workflow.now()))
         self.applying: str | None = None  # the action being applied (another is refused meanwhile)
 
     # ================================================================== run
 
     @workflow.run
-    async def run(self, inp: OrderInput) -> OrderOutcome:
+    async def run(self, raw: RawValue = None) -> OrderOutcome:  # type: ignore[assignment]
+        if self.invalid_input is not None:
+            raise self.invalid_input
         o, s = self.o, self.o.state
         o.patches.decide()
         o.visibility.at_pause = o.patches.flow_11_30
@@ -79,7 +90,7 @@ class OrderWorkflow:
             # Orders started before 2026-12-01 put both undo steps on the stack here.
             inventory.push_release_stock(o)
             o.compensation.push("withdraw_pick_lists", lambda: cancel_stage.withdraw_pick_lists(o))
-        s.log("received", platform=inp.order.platform, lines=len(s.lines))
+        s.log("received", platform=s.order.platform, lines=len(s.lines))
         s.set_stage(Stage.RECEIVED)
         reason: str | None = None
         try:
@@ -205,6 +216,8 @@ class OrderWorkflow:
     @workflow.signal(dynamic=True)
     def on_signal(self, name: str, args: Sequence[RawValue]) -> None:
         """Every signal lands here: validated, judged against the stage, recorded either way."""
+        if self.invalid_input is not None:
+            return  # no order to apply it to: the workflow fails on its input at once
         s = self.o.state
         try:
             payload = workflow.payload_converter().from_payload(args[0].payload) if args else {}
