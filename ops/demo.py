@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from models.documents import OrderDocument, parse_order, workflow_id_for
+from models.documents import OrderDocument, check_document, workflow_id_for
 from models.settings import Policy, Settings
 from ops.context import out
 from ops.intake import submit_one
@@ -474,9 +474,10 @@ def demo_orders(run_id: str, policy: Policy) -> list[DemoOrder]:
             "order_id": f"{base}-{run_id}",
             "created_at": (now - timedelta(seconds=len(raw) - index)).isoformat(),
         }
-        doc, problems = parse_order(item)
+        checked = check_document(item, now=now)  # the intake check of `submit` and the API
+        doc = checked.document
         if doc is None:
-            raise SystemExit(f"sample order {base} is malformed: {'; '.join(problems)}")
+            raise SystemExit(f"sample order {base} is malformed: {'; '.join(checked.messages())}")
         path, expect = PATHS[base]
         order_policy = policy
         if path == "transfer":
