@@ -208,14 +208,52 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host if host != "0.0.0.0" else "127.0.0.1", port)) == 0
 
 
-class DevServer:
-    """The embedded Temporal dev server with its Web UI, persisted under OMS_HOME."""
+def free_dev_server_port(host: str = "127.0.0.1") -> int:
+    """A free port for a dev server whose Web UI port (+1000, as `DevServer` places it) is
+    free too: benchmarks and tests start their own servers beside any other."""
+    while True:
+        with socket.socket() as grpc:
+            grpc.bind((host, 0))
+            port = grpc.getsockname()[1]
+        if port + 1000 >= 65536:
+            continue
+        with socket.socket() as ui:
+            try:
+                ui.bind((host, port + 1000))
+            except OSError:
+                continue
+        return port
 
-    def __init__(self, settings: Settings) -> None:
+
+# The embedded server's SQLite (`$OMS_HOME/temporal.db`), tuned: SQLite's own defaults
+# (a rollback journal, `synchronous=full`) fsync several times per transaction. In WAL mode
+# a commit appends to the log; `synchronous=normal` syncs it only at checkpoints. A killed
+# server process loses nothing it acknowledged (the log is in the OS's page cache, replayed
+# on the next open); a power cut or a kernel crash may lose the last transactions before a
+# checkpoint, never the database's consistency. README: "The embedded server's durability".
+DEV_SERVER_PRAGMAS: dict[str, str] = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+}
+
+
+class DevServer:
+    """The embedded Temporal dev server with its Web UI, persisted under OMS_HOME.
+
+    `pragmas`: the SQLite pragmas of its database (`DEV_SERVER_PRAGMAS` unless given; an
+    empty mapping is SQLite's defaults), for benchmarks/embedded.py's comparisons.
+    """
+
+    def __init__(self, settings: Settings, *, pragmas: dict[str, str] | None = None) -> None:
         self.settings = settings
         self.host, self.port = settings.temporal_host_port
         self.ui_port = self.port + 1000
+        self.pragmas = dict(DEV_SERVER_PRAGMAS if pragmas is None else pragmas)
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def db_file(self) -> Path:
+        return self.settings.home.resolve() / "temporal.db"
 
     @property
     def codec_endpoint(self) -> str:
@@ -237,31 +275,9 @@ class DevServer:
             return False
         home = self.settings.home.resolve()
         home.mkdir(parents=True, exist_ok=True)
-        args = [
-            temporal_binary(),
-            "server",
-            "start-dev",
-            "--ip",
-            "127.0.0.1" if self.host == "localhost" else self.host,
-            "--port",
-            str(self.port),
-            "--ui-port",
-            str(self.ui_port),
-            "--db-filename",
-            str(home / "temporal.db"),
-            "--namespace",
-            self.settings.temporal_namespace,
-            "--log-level",
-            "error",
-            # The UI decodes payloads through the OMS's codec server; the server keeps ciphertext.
-            "--ui-codec-endpoint",
-            self.codec_endpoint,
-        ]
-        for name, kind in SEARCH_ATTRIBUTE_TYPES.items():
-            args += ["--search-attribute", f"{name}={kind}"]
         log_file = open(home / "temporal-server.log", "ab")  # noqa: SIM115 (lives as long as the server)
         self.process = subprocess.Popen(
-            args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            self.command(), stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -273,6 +289,34 @@ class DevServer:
                 return True
             time.sleep(0.2)
         raise SystemExit(f"the Temporal dev server did not start within {timeout:.0f}s")
+
+    def command(self) -> list[str]:
+        """`temporal server start-dev ...` as `start` runs it."""
+        args = [
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1" if self.host == "localhost" else self.host,
+            "--port",
+            str(self.port),
+            "--ui-port",
+            str(self.ui_port),
+            "--db-filename",
+            str(self.db_file),
+            "--namespace",
+            self.settings.temporal_namespace,
+            "--log-level",
+            "error",
+            # The UI decodes payloads through the OMS's codec server; the server keeps ciphertext.
+            "--ui-codec-endpoint",
+            self.codec_endpoint,
+        ]
+        for name, kind in SEARCH_ATTRIBUTE_TYPES.items():
+            args += ["--search-attribute", f"{name}={kind}"]
+        for name, value in self.pragmas.items():
+            args += ["--sqlite-pragma", f"{name}={value}"]
+        return args
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
