@@ -472,6 +472,7 @@ def build_worker(
 
     sender = WebhookSender.from_settings(http, settings) if http is not None else None
     activities = all_activities(factory, sender)
+
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -483,6 +484,8 @@ def build_worker(
         # Database steps: more of them at once only queue on SQLite's write lock and the
         # GIL, and the switching cost CPU (500 orders: 11-13 orders/s with 32, 15-17 with 8).
         max_concurrent_local_activities=min(max_threads, max_local_activities),
+        # Bounded (OMS_WORKFLOW_CACHE): 10,000 waiting orders need not all be in memory.
+        max_cached_workflows=settings.workflow_cache,
     )
 
 

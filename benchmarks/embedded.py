@@ -162,7 +162,7 @@ def released_times(factory: Any) -> tuple[int, list[float], float | None]:
 
 
 async def run_orders(
-    settings: Settings, codec_keys: str, count: int, timeout: float
+    settings: Settings, codec_keys: str, count: int, timeout: float, profile: Path | None = None
 ) -> dict[str, Any]:
     home = settings.home
     db_url = settings.db_url
@@ -180,10 +180,13 @@ async def run_orders(
         "OMS_LOG_FORMAT": "json",
         "OMS_CODEC_KEYS": codec_keys,
         "OMS_SDK_METRICS_ADDRESS": "",
-        **{k: v for k, v in os.environ.items() if k.startswith("OMS_BENCH_WORKER_")},
+        **{k: v for k, v in os.environ.items() if k.startswith("OMS_EXP_")},
     }
     root = Path(__file__).resolve().parent.parent
-    worker = subprocess.Popen([sys.executable, str(root / "worker.py")], env=env, cwd=home)
+    command = [sys.executable, str(root / "worker.py")]
+    if profile:
+        command = [sys.executable, __file__, "--serve-oms-profiled", str(profile)]
+    worker = subprocess.Popen(command, env=env, cwd=home)
     try:
         client = await connect(settings)
         await throughput.wait_for_pollers(client, settings.task_queue, 1)
@@ -256,7 +259,10 @@ async def run_mode(args: argparse.Namespace, mode: str, codec_keys: str) -> dict
             result["bare"]["server_cpu_ms"] = (now - server_cpu) * 1000 / args.orders
             server_cpu = now
         if "orders" in args.phases:
-            result["orders"] = await run_orders(settings, codec_keys, args.orders, args.timeout)
+            profile = Path(args.profile) / f"worker-{mode}.pstats" if args.profile else None
+            result["orders"] = await run_orders(
+                settings, codec_keys, args.orders, args.timeout, profile
+            )
             now = throughput._cpu_seconds([server.process.pid])
             result["orders"]["server_cpu_ms"] = (now - server_cpu) * 1000 / args.orders
     finally:
@@ -317,9 +323,43 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0 if ratio >= TARGET_RATIO else 1
 
 
+def serve_oms_profiled(out: str) -> None:
+    """`worker.py` with every thread under cProfile, timed in each thread's CPU time (the
+    workflow tasks and the activities run in thread pools, and wall time there is mostly
+    queueing); the merged figures go to `out` when the worker stops."""
+    import cProfile
+    import threading
+
+    import worker
+
+    profiles: list[cProfile.Profile] = []
+    original = threading.Thread.run
+
+    def profiled_run(self: threading.Thread) -> None:
+        profile = cProfile.Profile(time.thread_time)  # CPU, not the waits
+        profiles.append(profile)
+        profile.runcall(original, self)
+
+    threading.Thread.run = profiled_run  # type: ignore[method-assign]
+    main_profile = cProfile.Profile(time.thread_time)
+    try:
+        main_profile.runcall(worker.main, [])
+    finally:
+        import pstats
+
+        stats = pstats.Stats(main_profile)
+        for profile in profiles:
+            profile.create_stats()
+            stats.add(profile)
+        stats.dump_stats(out)
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--serve-bare":
         asyncio.run(serve_bare(sys.argv[2], sys.argv[3]))
+        return
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-oms-profiled":
+        serve_oms_profiled(sys.argv[2])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=200, help="workflows per phase (default 200)")
@@ -337,6 +377,10 @@ def main() -> None:
         help="bare,orders (default both)",
     )
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--profile", metavar="DIR",
+        help="run the orders' worker under cProfile (all threads); DIR/worker-MODE.pstats",
+    )
     args = parser.parse_args()
     unknown = [m for m in args.modes if m not in MODES]
     if unknown:
