@@ -161,32 +161,43 @@ def released_times(factory: Any) -> tuple[int, list[float], float | None]:
     return len(released), latencies, span
 
 
-async def run_orders(
-    settings: Settings, codec_keys: str, count: int, timeout: float, profile: Path | None = None
-) -> dict[str, Any]:
-    home = settings.home
-    db_url = settings.db_url
-    migrate(db_url)
-    engine = make_engine(db_url)
-    factory = session_factory(engine)
-    throughput.load_reference_data(factory, count)
+def start_worker(
+    settings: Settings,
+    codec_keys: str,
+    extra: dict[str, str] | None = None,
+    *,
+    profile: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """`python worker.py` (as deployed) for this installation, in a process of its own;
+    `profile`: under cProfile, all threads (`serve_oms_profiled`)."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("OMS_", "TEMPORAL_"))},
         "TEMPORAL_ADDRESS": settings.temporal_address,
-        "OMS_HOME": str(home),
-        "OMS_DATABASE_URL": db_url,
+        "OMS_HOME": str(settings.home),
+        "OMS_DATABASE_URL": settings.db_url,
         "OMS_TASK_QUEUE": settings.task_queue,
         "OMS_LOG_LEVEL": "WARNING",
         "OMS_LOG_FORMAT": "json",
         "OMS_CODEC_KEYS": codec_keys,
         "OMS_SDK_METRICS_ADDRESS": "",
-        **{k: v for k, v in os.environ.items() if k.startswith("OMS_EXP_")},
+        **(extra or {}),
     }
     root = Path(__file__).resolve().parent.parent
     command = [sys.executable, str(root / "worker.py")]
     if profile:
         command = [sys.executable, __file__, "--serve-oms-profiled", str(profile)]
-    worker = subprocess.Popen(command, env=env, cwd=home)
+    return subprocess.Popen(command, env=env, cwd=settings.home)
+
+
+async def run_orders(
+    settings: Settings, codec_keys: str, count: int, timeout: float, profile: Path | None = None
+) -> dict[str, Any]:
+    db_url = settings.db_url
+    migrate(db_url)
+    engine = make_engine(db_url)
+    factory = session_factory(engine)
+    throughput.load_reference_data(factory, count)
+    worker = start_worker(settings, codec_keys, profile=profile)
     try:
         client = await connect(settings)
         await throughput.wait_for_pollers(client, settings.task_queue, 1)
