@@ -240,15 +240,18 @@ DEV_SERVER_PRAGMAS: dict[str, str] = {
 class DevServer:
     """The embedded Temporal dev server with its Web UI, persisted under OMS_HOME.
 
-    `pragmas`: the SQLite pragmas of its database (`DEV_SERVER_PRAGMAS` unless given; an
-    empty mapping is SQLite's defaults), for benchmarks/embedded.py's comparisons.
+    `pragmas`: the SQLite pragmas of its database; unless given, `DEV_SERVER_PRAGMAS` with
+    `synchronous` from OMS_DEV_SERVER_SYNCHRONOUS. An empty mapping is SQLite's defaults
+    (benchmarks/embedded.py's comparison).
     """
 
     def __init__(self, settings: Settings, *, pragmas: dict[str, str] | None = None) -> None:
         self.settings = settings
         self.host, self.port = settings.temporal_host_port
         self.ui_port = self.port + 1000
-        self.pragmas = dict(DEV_SERVER_PRAGMAS if pragmas is None else pragmas)
+        if pragmas is None:
+            pragmas = {**DEV_SERVER_PRAGMAS, "synchronous": settings.dev_server_synchronous}
+        self.pragmas = dict(pragmas)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -489,10 +492,23 @@ def build_worker(
     )
 
 
+def warm_up() -> None:
+    """Load, before the first order, what its check would otherwise load on the way: the
+    division table (~1 s of CPU, once per process) and the phone-number metadata. Without
+    this, the first orders after a worker's start wait behind it inside their check."""
+    import phonenumbers
+
+    from activities import addresses
+
+    addresses.divisions()
+    phonenumbers.parse("+8613800138000")
+
+
 async def run_worker_until(stop: asyncio.Event, client: Client, settings: Settings) -> None:
     """Run a worker with its engine and HTTP client until `stop` is set."""
     from models.db import make_engine, session_factory
 
+    await asyncio.to_thread(warm_up)
     engine = make_engine(settings.db_url)
     try:
         # A small pool: measured faster than httpx's default 100 (benchmarks/webhooks.py).

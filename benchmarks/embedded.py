@@ -18,10 +18,11 @@ Exits 1 when the ratio of the first mode whose pragmas are `DEV_SERVER_PRAGMAS` 
 embedded default) is below the target.
 
     .venv/bin/python benchmarks/embedded.py [--orders 200] [--modes default,tuned,sync-off]
-        [--rounds 1] [--phases bare,orders]
+        [--rounds 1] [--phases bare,orders] [--profile DIR]
     # default: SQLite's own pragmas (rollback journal, synchronous=full): the server before
     # tuning; tuned: DEV_SERVER_PRAGMAS (WAL, synchronous=normal); sync-off: WAL,
-    # synchronous=off (not durable against power loss: comparison only).
+    # synchronous=off (not durable against power loss: comparison only); wal-full: WAL,
+    # synchronous=full (OMS_DEV_SERVER_SYNCHRONOUS=full: every commit synced).
     # --rounds 2 runs the modes twice, alternating, so that load on the box hits them alike.
 
 Reuses benchmarks/throughput.py's orders, reference data and helpers.
@@ -76,6 +77,7 @@ MODES: dict[str, dict[str, str]] = {
     "default": {},
     "tuned": dict(DEV_SERVER_PRAGMAS),
     "sync-off": {**DEV_SERVER_PRAGMAS, "synchronous": "off"},
+    "wal-full": {**DEV_SERVER_PRAGMAS, "synchronous": "full"},
 }
 
 
