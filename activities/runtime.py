@@ -288,10 +288,29 @@ class DevServer:
                 raise SystemExit(
                     f"the Temporal dev server exited; see {home / 'temporal-server.log'}"
                 )
-            if port_open(self.host, self.port) and port_open(self.host, self.ui_port):
+            if (
+                port_open(self.host, self.port)
+                and port_open(self.host, self.ui_port)
+                and self._serving()
+            ):
                 return True
             time.sleep(0.2)
         raise SystemExit(f"the Temporal dev server did not start within {timeout:.0f}s")
+
+    def _serving(self) -> bool:
+        """The frontend answers (its port opens before it is healthy: "Frontend is not
+        healthy yet" to a client that connects then, under load)."""
+
+        async def probe() -> None:
+            await Client.connect(f"{self.host}:{self.port}", namespace=self.settings.temporal_namespace)
+
+        # In a thread of its own: `start` may be called from a thread that runs a loop.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            try:
+                pool.submit(asyncio.run, probe()).result()
+            except RuntimeError:
+                return False
+        return True
 
     def command(self) -> list[str]:
         """`temporal server start-dev ...` as `start` runs it."""

@@ -14,8 +14,8 @@ ports, the Web UI on), in this order:
 
 Prints one row per mode: bare workflows/s, orders/s submit→released, their ratio (target
 ≥ 0.9), p50/p95 submit→released, CPU per order of the worker and of the dev server.
-Exits 1 when the ratio of the first mode whose pragmas are `DEV_SERVER_PRAGMAS` (the
-embedded default) is below the target.
+Exits 1 when the ratio for the pragmas `DEV_SERVER_PRAGMAS` (the embedded default; the
+mean over the rounds) is below the target.
 
     .venv/bin/python benchmarks/embedded.py [--orders 200] [--modes default,tuned,sync-off]
         [--rounds 1] [--phases bare,orders] [--profile DIR]
@@ -327,13 +327,19 @@ async def main_async(args: argparse.Namespace) -> int:
     gate = [r for r in rows if MODES[r["mode"]] == DEV_SERVER_PRAGMAS and "bare" in r and "orders" in r]
     if not gate:
         return 0
-    ratio = gate[0]["orders"]["per_second"] / gate[0]["bare"]["per_second"]
-    rate = gate[0]["orders"]["per_second"]
+    # Over the rounds: the mean of each phase's rate, then their ratio.
+    orders = sum(r["orders"]["per_second"] for r in gate) / len(gate)
+    bare = sum(r["bare"]["per_second"] for r in gate) / len(gate)
     print(
-        f"embedded default ({gate[0]['mode']}): ratio {ratio:.2f} (target ≥ {TARGET_RATIO}), "
-        f"{rate:.1f} orders/s submit→released (target ≥ {TARGET_RATE} on a quiet box)"
+        f"embedded default ({gate[0]['mode']}, mean of {len(gate)} round(s)): ratio "
+        f"{orders / bare:.2f} (target ≥ {TARGET_RATIO}), {orders:.1f} orders/s submit→released "
+        f"(target ≥ {TARGET_RATE} on a quiet box)"
     )
-    return 0 if ratio >= TARGET_RATIO else 1
+    defaults = [r for r in rows if not MODES[r["mode"]] and "orders" in r]
+    if defaults:
+        before = sum(r["orders"]["per_second"] for r in defaults) / len(defaults)
+        print(f"orders/s with the tuned pragmas vs SQLite's defaults: {orders / before:.2f}x")
+    return 0 if orders / bare >= TARGET_RATIO else 1
 
 
 def serve_oms_profiled(out: str) -> None:
