@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -170,8 +171,8 @@ def start_worker(
     *,
     profile: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """`python worker.py` (as deployed) for this installation, in a process of its own;
-    `profile`: under cProfile, all threads (`serve_oms_profiled`)."""
+    """`python worker.py` (as deployed) for this installation, in a process of its own, its
+    output in OMS_HOME/worker.log; `profile`: under cProfile, all threads (`serve_oms_profiled`)."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("OMS_", "TEMPORAL_"))},
         "TEMPORAL_ADDRESS": settings.temporal_address,
@@ -188,7 +189,11 @@ def start_worker(
     command = [sys.executable, str(root / "worker.py")]
     if profile:
         command = [sys.executable, __file__, "--serve-oms-profiled", str(profile)]
-    return subprocess.Popen(command, env=env, cwd=settings.home)
+    # Its log (the SDK's warnings too, e.g. workflow tasks slowed by a burst) in OMS_HOME.
+    with open(settings.home / "worker.log", "ab") as log:
+        return subprocess.Popen(
+            command, env=env, cwd=settings.home, stdout=log, stderr=subprocess.STDOUT
+        )
 
 
 async def run_orders(
@@ -280,6 +285,7 @@ async def run_mode(args: argparse.Namespace, mode: str, codec_keys: str) -> dict
             result["orders"]["server_cpu_ms"] = (now - server_cpu) * 1000 / args.orders
     finally:
         await asyncio.to_thread(server.stop)
+        shutil.rmtree(home, ignore_errors=True)
     return result
 
 

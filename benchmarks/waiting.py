@@ -22,6 +22,7 @@ process of its own, its workflow cache bounded by OMS_WORKFLOW_CACHE (`--cache`)
 
     .venv/bin/python benchmarks/waiting.py [--orders 10000] [--cache 1000] [--rest 30]
         [--remind-every SECONDS]   # default: long enough for the seeding to finish first
+        [--keep]                   # keep the temporary OMS_HOME (databases, worker.log)
 
 Prints a table of the figures; exits 1 when an order did not wait where it should, the
 flood lost a reminder, or the reminders took longer than the SLA.
@@ -33,6 +34,7 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -299,6 +301,8 @@ async def main_async(args: argparse.Namespace) -> int:
             stop(worker)
         await asyncio.to_thread(server.stop)
         engine.dispose()
+        if not args.keep:
+            shutil.rmtree(home, ignore_errors=True)
 
     report(args, out, half, remind_every)
     stages, reminded, early = out["final"]
@@ -352,6 +356,7 @@ def main() -> None:
     parser.add_argument("--remind-every", type=float, default=None,
                         help="the confirmations' reminder interval, seconds (default: 0.12 s an order, ≥ 180)")
     parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary OMS_HOME")
     args = parser.parse_args()
     sys.exit(asyncio.run(main_async(args)))
 
