@@ -196,6 +196,25 @@ def start_worker(
         )
 
 
+async def submit_all(client: Client, settings: Settings, docs: list[Any]) -> float:
+    """Start an order workflow for each document, at most 64 start calls in flight; seconds."""
+    policy = settings.order_policy()
+    semaphore = asyncio.Semaphore(throughput.START_CONCURRENCY)
+
+    async def one(doc: Any) -> None:
+        async with semaphore:
+            await client.start_workflow(
+                OrderWorkflow.run,
+                OrderInput(order=doc, policy=policy, submitted_at=datetime.now(UTC)),
+                id=f"order-{doc.order_id}",
+                task_queue=settings.task_queue,
+            )
+
+    started = time.monotonic()
+    await asyncio.gather(*(one(d) for d in docs))
+    return time.monotonic() - started
+
+
 async def run_orders(
     settings: Settings, codec_keys: str, count: int, timeout: float, profile: Path | None = None
 ) -> dict[str, Any]:
@@ -209,20 +228,7 @@ async def run_orders(
         client = await connect(settings)
         await throughput.wait_for_pollers(client, settings.task_queue, 1)
         cpu = throughput._cpu_seconds([worker.pid])
-        docs = [throughput.order(n, "EMB") for n in range(count)]
-        policy = settings.order_policy()
-        semaphore = asyncio.Semaphore(throughput.START_CONCURRENCY)
-
-        async def one(doc: Any) -> None:
-            async with semaphore:
-                await client.start_workflow(
-                    OrderWorkflow.run,
-                    OrderInput(order=doc, policy=policy, submitted_at=datetime.now(UTC)),
-                    id=f"order-{doc.order_id}",
-                    task_queue=settings.task_queue,
-                )
-
-        await asyncio.gather(*(one(d) for d in docs))
+        await submit_all(client, settings, [throughput.order(n, "EMB") for n in range(count)])
         deadline = time.monotonic() + timeout
         while True:
             done, latencies, span = await asyncio.to_thread(released_times, factory)
@@ -251,17 +257,25 @@ async def run_orders(
 # ------------------------------------------------------------------ run
 
 
-async def run_mode(args: argparse.Namespace, mode: str, codec_keys: str) -> dict[str, Any]:
-    home = Path(tempfile.mkdtemp(prefix=f"oms-embedded-{mode}-"))
-    settings = Settings(
+def installation(name: str, codec_keys: str, **values: Any) -> Settings:
+    """Settings of a fresh embedded installation: a temporary OMS_HOME with its SQLite
+    database, a free port for its dev server, a task queue of its own."""
+    home = Path(tempfile.mkdtemp(prefix=f"oms-{name}-"))
+    return Settings(
         home=home,
         database_url=f"sqlite:///{home / 'oms.db'}",
         temporal_address=f"127.0.0.1:{free_dev_server_port()}",
-        task_queue=f"emb-{uuid.uuid4().hex[:8]}",
+        task_queue=f"{name}-{uuid.uuid4().hex[:8]}",
         log_level="WARNING",
         codec_keys=SecretStr(codec_keys),
         sdk_metrics_address="",
+        **values,
     )
+
+
+async def run_mode(args: argparse.Namespace, mode: str, codec_keys: str) -> dict[str, Any]:
+    settings = installation(f"embedded-{mode}", codec_keys)
+    home = settings.home
     server = DevServer(settings, pragmas=MODES[mode])
     await asyncio.to_thread(server.start)
     assert server.process is not None

@@ -38,9 +38,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,16 +48,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import embedded  # noqa: E402  (benchmarks/ is not a package)
 import throughput  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from activities.runtime import DevServer, configure_logging, connect, free_dev_server_port  # noqa: E402
 from models.db import make_engine, migrate, session_factory, transaction  # noqa: E402
 from models.documents import OrderDocument  # noqa: E402
-from models.payloads import OrderInput, OrderSnapshot  # noqa: E402
+from models.payloads import OrderSnapshot  # noqa: E402
 from models.settings import Settings  # noqa: E402
 from models.tables import ContactLog, Order, to_utc  # noqa: E402
-from workflows.order import OrderWorkflow  # noqa: E402
 
 SLA_SECONDS = 15 * 60  # a reminder due goes out within 15 minutes (the default interval: 4 h)
 SHORT_SKU = "TEA-LONGJING-250G"  # no stock loaded: its orders wait for a restock
@@ -137,25 +133,10 @@ def stop(worker: subprocess.Popen[bytes]) -> None:
 
 
 async def seed(client: Any, settings: Settings, count: int) -> tuple[list[str], float]:
-    policy = settings.order_policy()
-    semaphore = asyncio.Semaphore(throughput.START_CONCURRENCY)
-    buyers: list[str] = []
-
-    async def one(n: int) -> None:
-        doc = waiting_order(n, for_buyer=n % 2 == 0)
-        if n % 2 == 0:
-            buyers.append(doc.order_id)
-        async with semaphore:
-            await client.start_workflow(
-                OrderWorkflow.run,
-                OrderInput(order=doc, policy=policy, submitted_at=datetime.now(UTC)),
-                id=f"order-{doc.order_id}",
-                task_queue=settings.task_queue,
-            )
-
-    started = time.monotonic()
-    await asyncio.gather(*(one(n) for n in range(count)))
-    return buyers, time.monotonic() - started
+    """Half the orders wait for their buyer (even numbers), half for stock."""
+    docs = [waiting_order(n, for_buyer=n % 2 == 0) for n in range(count)]
+    seconds = await embedded.submit_all(client, settings, docs)
+    return [d.order_id for n, d in enumerate(docs) if n % 2 == 0], seconds
 
 
 async def probe(client: Any, factory: Any, stop_probe: asyncio.Event, worst: list[float]) -> None:
@@ -187,7 +168,6 @@ async def main_async(args: argparse.Namespace) -> int:
 
     configure_logging(Settings(log_level="WARNING"))
     codec_keys = new_key().text()
-    home = Path(tempfile.mkdtemp(prefix="oms-waiting-"))
     remind_every = args.remind_every or max(180.0, args.orders * 0.12)
     policy = Policy.model_validate(
         {
@@ -196,16 +176,8 @@ async def main_async(args: argparse.Namespace) -> int:
             "fraud": {"max_orders_per_address": args.orders + 1},
         }
     )
-    settings = Settings(
-        home=home,
-        database_url=f"sqlite:///{home / 'oms.db'}",
-        temporal_address=f"127.0.0.1:{free_dev_server_port()}",
-        task_queue=f"wait-{uuid.uuid4().hex[:8]}",
-        log_level="WARNING",
-        codec_keys=SecretStr(codec_keys),
-        sdk_metrics_address="",
-        policy=policy,
-    )
+    settings = embedded.installation("waiting", codec_keys, policy=policy)
+    home = settings.home
     metrics_port = free_dev_server_port()
     worker_env = {
         "OMS_WORKFLOW_CACHE": str(args.cache),
