@@ -114,11 +114,13 @@ async def serve_bare(target: str, task_queue: str) -> None:
         await stop.wait()
 
 
-async def run_bare(client: Client, target: str, count: int) -> dict[str, Any]:
+async def run_bare(client: Client, target: str, count: int, home: Path) -> dict[str, Any]:
     task_queue = f"bare-{uuid.uuid4().hex[:8]}"
-    worker = subprocess.Popen(
-        [sys.executable, __file__, "--serve-bare", target, task_queue], env=dict(os.environ)
-    )
+    with open(home / "bare-worker.log", "ab") as log:
+        worker = subprocess.Popen(
+            [sys.executable, __file__, "--serve-bare", target, task_queue],
+            env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
+        )
     try:
         await throughput.wait_for_pollers(client, task_queue, 1)
         cpu = throughput._cpu_seconds([worker.pid])
@@ -286,7 +288,7 @@ async def run_mode(args: argparse.Namespace, mode: str, codec_keys: str) -> dict
         )
         server_cpu = throughput._cpu_seconds([server.process.pid])
         if "bare" in args.phases:
-            result["bare"] = await run_bare(plain, settings.temporal_address, args.orders)
+            result["bare"] = await run_bare(plain, settings.temporal_address, args.orders, home)
             now = throughput._cpu_seconds([server.process.pid])
             result["bare"]["server_cpu_ms"] = (now - server_cpu) * 1000 / args.orders
             server_cpu = now
