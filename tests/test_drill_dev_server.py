@@ -12,12 +12,15 @@ Afterwards nothing that was acknowledged is lost and nothing happened twice: eve
 whose start was acknowledged exists and settles where it should (clean ones released to
 the warehouse, the confirmed ones too, the new buyer orders waiting for their buyer), each
 acknowledged confirmation took effect, one reservation and one pick list per order, one
-message per buyer, the ledger balances, and no workflow failed or is stuck.
+message per buyer, the ledger balances, and no workflow failed or is stuck. The worker's
+workflow cache is kept far below the open orders (OMS_WORKFLOW_CACHE=8), so most wakes replay
+their history, and stays within that bound.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sqlite3
 import time
@@ -27,6 +30,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -47,6 +51,7 @@ WAITING = [f"DRL-W{i:02d}" for i in range(10)]  # wait for their buyer before th
 CLEAN = [f"DRL-C{i:02d}" for i in range(50)]  # the burst: clean, paid, in stock
 NEW_BUYER = [f"DRL-B{i:02d}" for i in range(10)]  # the burst: each needs its buyer
 KILL_AFTER = 15  # acknowledged starts before the SIGKILL: mid-burst
+CACHE = 8  # OMS_WORKFLOW_CACHE: far fewer than the open orders, so most wakes replay history
 
 # Reminders and deadlines far away: the message counts must not depend on the outage.
 QUIET = {
@@ -88,7 +93,11 @@ async def embedded(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     assert await asyncio.to_thread(servers[0].start)
     stack = OmsStack(
         target=settings.temporal_address, home=home, db_url=url, task_queue=settings.task_queue,
-        policy_env={**QUIET, "OMS_SDK_METRICS_ADDRESS": ""},
+        policy_env={
+            **QUIET,
+            "OMS_WORKFLOW_CACHE": str(CACHE),
+            "OMS_SDK_METRICS_ADDRESS": f"127.0.0.1:{free_dev_server_port()}",
+        },
     )
     try:
         await asyncio.to_thread(migrate, url)
@@ -211,6 +220,11 @@ async def test_dev_server_sigkilled_mid_burst_loses_no_acknowledged_order_or_sig
     for oid in WAITING:  # Temporal's view is the database's
         state = await client.get_workflow_handle(f"order-{oid}").query("state", result_type=OrderSnapshot)
         assert state.stage == "released", oid
+
+    # The worker's workflow cache stayed within its bound (the SDK's own gauge).
+    metrics = httpx.get(f"http://{stack.env['OMS_SDK_METRICS_ADDRESS']}/metrics", timeout=10).text
+    sizes = [float(v) for v in re.findall(r"^temporal_sticky_cache_size\{[^}]*\} (\S+)$", metrics, re.M)]
+    assert sizes and 0 < max(sizes) <= CACHE, sizes
 
     # The server ran with the tuned pragmas: its database file is in WAL mode.
     with sqlite3.connect(servers[-1].db_file) as db:
