@@ -41,7 +41,7 @@ from models.payloads import OrderSnapshot
 from models.tables import Order, OutboxEvent, StockMovement
 from ops.intake import submit_one
 from tests import codec_keys
-from tests.e2e_helpers import SHORT_POLICY, OmsStack, order_doc
+from tests.e2e_helpers import OmsStack, order_doc
 from tests.flow_helpers import HOT, load_sample
 from tests.invariants import check_invariants, workflow_problems
 
@@ -52,16 +52,6 @@ CLEAN = [f"DRL-C{i:02d}" for i in range(50)]  # the burst: clean, paid, in stock
 NEW_BUYER = [f"DRL-B{i:02d}" for i in range(10)]  # the burst: each needs its buyer
 KILL_AFTER = 15  # acknowledged starts before the SIGKILL: mid-burst
 CACHE = 8  # OMS_WORKFLOW_CACHE: far fewer than the open orders, so most wakes replay history
-
-# Reminders and deadlines far away: the message counts must not depend on the outage.
-QUIET = {
-    **SHORT_POLICY,
-    "OMS_POLICY__CONFIRMATION__REMIND_EVERY": "PT30M",
-    "OMS_POLICY__CONFIRMATION__TIMEOUT": "PT2H",
-    "OMS_POLICY__PICK__REMIND_AFTER": "PT30M",
-    "OMS_POLICY__PICK__ESCALATE_AFTER": "PT1H",
-}
-
 
 def doc(order_id: str, n: int) -> OrderDocument:
     if order_id in CLEAN:
@@ -93,8 +83,7 @@ async def embedded(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     assert await asyncio.to_thread(servers[0].start)
     stack = OmsStack(
         target=settings.temporal_address, home=home, db_url=url, task_queue=settings.task_queue,
-        policy_env={
-            **QUIET,
+        policy_env={  # the orders' policy is the submitter's: the default (reminders hours away)
             "OMS_WORKFLOW_CACHE": str(CACHE),
             "OMS_SDK_METRICS_ADDRESS": f"127.0.0.1:{free_dev_server_port()}",
         },
