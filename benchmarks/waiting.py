@@ -24,8 +24,8 @@ process of its own, its workflow cache bounded by OMS_WORKFLOW_CACHE (`--cache`)
         [--remind-every SECONDS]   # default: long enough for the seeding to finish first
         [--keep]                   # keep the temporary OMS_HOME (databases, worker.log)
 
-Prints a table of the figures; exits 1 when an order did not wait where it should, the
-flood lost a reminder, or the reminders took longer than the SLA.
+Prints a table of the figures; exits 1 when an order did not wait where it should or its
+workflow is not running, the flood lost a reminder, or the reminders took longer than the SLA.
 """
 
 from __future__ import annotations
@@ -267,7 +267,10 @@ async def main_async(args: argparse.Namespace) -> int:
         await prober
         out["flood"]["probe_worst"] = max(worst, default=float("nan"))
         stages, reminded = counts(factory)
-        out["final"] = (stages, reminded, early)
+        running = await client.count_workflows(
+            f'TaskQueue = "{settings.task_queue}" AND ExecutionStatus = "Running"'
+        )
+        out["final"] = (stages, reminded, early, running.count)
     finally:
         if worker.poll() is None:
             stop(worker)
@@ -277,9 +280,10 @@ async def main_async(args: argparse.Namespace) -> int:
             shutil.rmtree(home, ignore_errors=True)
 
     report(args, out, half, remind_every)
-    stages, reminded, early = out["final"]
+    stages, reminded, early, running = out["final"]
     ok = (
-        stages.get("awaiting_buyer", 0) == half
+        running == args.orders
+        and stages.get("awaiting_buyer", 0) == half
         and stages.get("backordered", 0) == args.orders - half
         and reminded == half
         and out["flood"]["late_by"] <= SLA_SECONDS
@@ -290,7 +294,7 @@ async def main_async(args: argparse.Namespace) -> int:
 def report(args: argparse.Namespace, out: dict[str, Any], half: int, remind_every: float) -> None:
     submit_s, seeded_s = out["seed"]
     flood = out["flood"]
-    stages, reminded, early = out["final"]
+    stages, reminded, early, running = out["final"]
     load = os.getloadavg()
     rows = [
         ("orders waiting", f"{args.orders} ({half} for the buyer, {args.orders - half} for stock)"),
@@ -311,7 +315,8 @@ def report(args: argparse.Namespace, out: dict[str, Any], half: int, remind_ever
         ("during the flood", f"worker CPU {flood['worker_cpu_s']:.0f}s, server CPU {flood['server_cpu_s']:.0f}s, "
                              f"worker peak RSS {flood['worker_peak_mb']:.0f} MB; slowest probe "
                              f"(visibility + database) {flood['probe_worst']:.2f}s"),
-        ("after", f"stages {stages}; reminded {reminded} of {half} (before the flood: {early})"),
+        ("after", f"stages {stages}; reminded {reminded} of {half} (before the flood: {early}); "
+                  f"{running} of {args.orders} workflows running"),
     ]
     width = max(len(name) for name, _ in rows)
     print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} ({os.cpu_count()} cores)")
