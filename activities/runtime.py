@@ -494,7 +494,6 @@ def build_worker(
 
     sender = WebhookSender.from_settings(http, settings) if http is not None else None
     activities = all_activities(factory, sender)
-
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -513,7 +512,7 @@ def build_worker(
 
 def warm_up() -> None:
     """Load, before the first order, what its check would otherwise load on the way: the
-    division table (~1 s of CPU, once per process) and the phone-number metadata. Without
+    division table (~0.5 s of CPU, once per process) and the phone-number metadata. Without
     this, the first orders after a worker's start wait behind it inside their check."""
     import phonenumbers
 
