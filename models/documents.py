@@ -326,8 +326,6 @@ def _scan(
     path: tuple[Any, ...],
     depth: int,
     errors: list[tuple[str, str]],
-    *,
-    max_string: int | None = MAX_STRING_CHARS,
 ) -> bool:
     """Depth, lone surrogates and overlong strings anywhere in `value`: each top-level field
     gets one error, the first met inside it. True when it found one."""
@@ -335,14 +333,14 @@ def _scan(
         errors.append((_dotted(path), TOO_DEEP))
         return True
     if isinstance(value, str):
-        problem = _text_problem(value, max_string)
+        problem = _text_problem(value)
         if problem:
             errors.append((_dotted(path), problem))
         return problem is not None
     items: Any = ()
     if isinstance(value, dict):
         for key in value:
-            problem = _text_problem(key, max_string)
+            problem = _text_problem(key)
             if problem:
                 errors.append((_dotted((*path, key)), "its name " + problem))
                 return True
@@ -351,7 +349,7 @@ def _scan(
         items = enumerate(value)
     hit = False
     for key, item in items:
-        if _scan(item, (*path, key), depth + 1, errors, max_string=max_string):
+        if _scan(item, (*path, key), depth + 1, errors):
             hit = True
             if path:  # below the top level, the first problem names the field
                 return True
@@ -361,15 +359,15 @@ def _scan(
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _text_problem(text: str, max_string: int | None) -> str | None:
+def _text_problem(text: str) -> str | None:
     found = _SURROGATE.search(text)
     if found:
         return (
             f"contains a lone surrogate (U+{ord(found.group()):04X} at character "
             f"{found.start() + 1}), which is not valid Unicode"
         )
-    if max_string is not None and len(text) > max_string:
-        return f"is longer than {max_string} characters ({len(text)})"
+    if len(text) > MAX_STRING_CHARS:
+        return f"is longer than {MAX_STRING_CHARS} characters ({len(text)})"
     return None
 
 

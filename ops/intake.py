@@ -200,7 +200,7 @@ def parse_document(text: str) -> Any:
     mark = f"\u0000oms-too-deep-{secrets.token_hex(8)}"
     cut = _cut_deep(text, json.dumps(mark))
     try:
-        value = json.loads(cut, parse_constant=_no_constant)
+        value = json.loads(cut, parse_constant=no_json_constant)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg}, at character {exc.pos + 1})") from exc
     except RecursionError as exc:  # not reached: _cut_deep bounds the depth
@@ -254,7 +254,7 @@ def _marked(value: Any, mark: str) -> Any:
     return value
 
 
-def _no_constant(name: str) -> Any:
+def no_json_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 

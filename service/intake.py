@@ -8,12 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ops.intake import Entry, body_documents
+from ops.intake import Entry, body_documents, no_json_constant
 from service.deps import ApiError
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def load_json(body: bytes) -> Any:
@@ -21,7 +17,7 @@ def load_json(body: bytes) -> Any:
     if not body.strip():
         raise ApiError(400, "the body is empty: send an order document or a JSON array", field="body")
     try:
-        return json.loads(body, parse_constant=_no_constant)
+        return json.loads(body, parse_constant=no_json_constant)
     except RecursionError as exc:
         raise ApiError(400, "the body is nested too deeply", field="body") from exc
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from activities.runtime import free_dev_server_port
+
 ROOT = Path(__file__).resolve().parent.parent
 PATHS = (
     "clean",
@@ -21,23 +23,6 @@ PATHS = (
     "partial",
     "pick_exception",
 )
-
-
-def free_port_pair() -> int:
-    """A free gRPC port whose Web UI port (+1000) is free too."""
-    for _ in range(50):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port + 1000 > 65535:
-            continue
-        try:
-            with socket.socket() as ui:
-                ui.bind(("127.0.0.1", port + 1000))
-        except OSError:
-            continue
-        return port
-    raise AssertionError("no free port pair found")
 
 
 def port_open(port: int) -> bool:
@@ -76,7 +61,7 @@ def final_table(stdout: str) -> dict[str, tuple[str, str, str]]:
 
 
 def test_demo_runs_every_path_twice_in_one_home_and_stops_its_stack(tmp_path: Path) -> None:
-    port = free_port_pair()
+    port = free_dev_server_port()
     seen: set[str] = set()
     for _run in range(2):
         result = run_demo(tmp_path, port)

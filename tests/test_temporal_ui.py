@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from activities.runtime import DevServer, build_worker, connect
+from activities.runtime import DevServer, build_worker, connect, free_dev_server_port
 from models.db import make_engine, migrate, session_factory
 from ops.intake import submit_one
 from service.server import Beside, listen
@@ -36,22 +35,6 @@ pytestmark = pytest.mark.e2e
 BUYER = "韩梅梅"
 
 
-def free_grpc_port() -> int:
-    """A free port whose UI port (+1000, as `DevServer` places it) is free too."""
-    while True:
-        with socket.socket() as grpc:
-            grpc.bind(("127.0.0.1", 0))
-            port = grpc.getsockname()[1]
-            if port + 1000 >= 65536:
-                continue
-            with socket.socket() as ui:
-                try:
-                    ui.bind(("127.0.0.1", port + 1000))
-                except OSError:
-                    continue
-            return port
-
-
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     url = f"sqlite:///{tmp_path / 'oms.db'}"
@@ -59,7 +42,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
         home=tmp_path,
         database_url=url,
         task_queue=f"ui-{uuid.uuid4().hex[:8]}",
-        temporal_address=f"127.0.0.1:{free_grpc_port()}",
+        temporal_address=f"127.0.0.1:{free_dev_server_port()}",
         http_address="127.0.0.1:0",
         session_secret=SESSION_SECRET,
         sdk_metrics_address="",

