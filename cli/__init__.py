@@ -1,0 +1,1 @@
+"""starter.py's subcommands (starter.py stays the entry point)."""

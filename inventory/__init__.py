@@ -1,0 +1,1 @@
+"""The inventory domain: the stock ledger (reserve, release, restock, transfers) and allocation."""

@@ -1,0 +1,1 @@
+"""The outbox domain: outbound events stored once, delivered by signed webhooks."""

@@ -1,0 +1,1 @@
+"""The pricing domain: the money recomputed from the catalog, coupons and shipping rules."""

@@ -1,0 +1,1 @@
+"""Buyer data: one PII masker, and the purge of ended orders' PII."""

@@ -1,0 +1,1 @@
+"""The Temporal runtime: client, data converter, payload codec and key ring, dev server, worker assembly, logging."""

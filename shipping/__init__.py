@@ -1,0 +1,1 @@
+"""The shipping desk: carriers, e-waybills, labels, merged parcels, the packing check and the weigh."""
