@@ -18,6 +18,7 @@ ciphertext. The masked values travel as ``receiver_masked`` for display.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -231,6 +232,11 @@ def with_receiver(document: dict[str, Any], receiver: Receiver) -> dict[str, Any
             address[part] = value
     out["buyer"], out["address"] = buyer, address
     return out
+
+
+def fingerprint(value: str) -> str:
+    """A receiver's identity without its content (ciphertexts are never stored or shown)."""
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
 def problem_from(exc: Exception, default_field: str = "(trade)") -> Problem:

@@ -21,6 +21,7 @@ from platforms.mapping import (
     Problem,
     Sealed,
     china_time,
+    fingerprint,
     money_text,
     problem_from,
     text,
@@ -60,7 +61,7 @@ def view(order: dict[str, Any]) -> PlatformView:
         closed=False,
         shipped=status in (2, 3),
         refunds={"*": state},
-        receiver=receiver,
+        receiver=fingerprint(receiver),
         modified=str(order.get("updated_at") or ""),
     )
 
@@ -178,3 +179,82 @@ def map_order(order: Any, *, shop: str) -> Mapped:
         mapped.problems.append(Problem(missing[0], "the receiver's ciphertext is missing"))
         mapped.document = None
     return mapped
+
+
+# ------------------------------------------------------------------ the gateway calls
+
+INCREMENT = "pdd.order.number.list.increment.get"
+DECRYPT = "pdd.open.decrypt.batch"
+SHIP = "pdd.logistics.online.send"
+DECRYPT_BATCH = 100  # pdd.open.decrypt.batch takes at most 100 items per call
+PAGE_SIZE = 100
+SCENE = "pdd.open.decrypt.batch"
+
+
+def read_window(
+    client: Any, start: int, end: int, *, page_size: int = PAGE_SIZE, on_page: Any = None
+) -> list[Any]:
+    """Every order updated in [start, end] (Unix seconds), read from the last page back."""
+    base = {
+        "start_updated_at": start,
+        "end_updated_at": end,
+        "order_status": 5,
+        "refund_status": 5,
+        "is_lucky_flag": 0,
+    }
+    first = client.call(INCREMENT, base | {"page": 1, "page_size": page_size})
+    total = int(first.get("total_count") or 0)
+    pages = max(1, -(-total // page_size))
+    if pages == 1:
+        return list(first.get("order_sn_list") or [])
+    seen: dict[str, Any] = {}
+    for page in range(pages, 0, -1):
+        body = client.call(INCREMENT, base | {"page": page, "page_size": page_size})
+        for order in body.get("order_sn_list") or []:
+            key = str(order.get("order_sn")) if isinstance(order, dict) else repr(order)
+            seen.setdefault(key, order)
+        if on_page is not None:
+            on_page(page)
+    return list(seen.values())
+
+
+def decrypt(client: Any, sealed: list[Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Receivers by order_sn, and the platform's reason per order_sn it refused."""
+    from platforms.mapping import Receiver
+
+    items = [
+        (s.platform_order_id, part, data)
+        for s in sealed
+        for part, data in sorted(s.ciphertexts.items())
+    ]
+    plain: dict[str, dict[str, str]] = {}
+    refused: dict[str, str] = {}
+    for i in range(0, len(items), DECRYPT_BATCH):
+        chunk = items[i : i + DECRYPT_BATCH]
+        body = client.call(
+            DECRYPT, {"data_list": [{"data_tag": sn, "encrypted_data": d} for sn, _, d in chunk]}
+        )
+        answers = {
+            (str(a.get("data_tag")), str(a.get("encrypted_data"))): a
+            for a in body.get("data_decrypt_list") or []
+            if isinstance(a, dict)
+        }
+        for sn, part, data in chunk:
+            a = answers.get((sn, data))
+            if a is None:
+                refused.setdefault(sn, "pdd.open.decrypt.batch returned nothing for it")
+            elif a.get("error_code") not in (0, "0") or not a.get("decrypted_data"):
+                refused.setdefault(
+                    sn, f"pdd.open.decrypt.batch: {a.get('error_msg') or a.get('error_code')}"
+                )
+            else:
+                plain.setdefault(sn, {})[part] = str(a["decrypted_data"])
+    got = {}
+    for sn, parts in plain.items():
+        if sn in refused or set(parts) != set(CIPHER_FIELDS):
+            continue
+        got[sn] = Receiver(name=parts["name"], phone=parts["phone"], detail=parts["detail"])
+    for s in sealed:
+        if s.platform_order_id not in got:
+            refused.setdefault(s.platform_order_id, "pdd.open.decrypt.batch: not decrypted")
+    return got, refused

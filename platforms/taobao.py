@@ -23,6 +23,7 @@ from platforms.mapping import (
     Problem,
     Sealed,
     china_time,
+    fingerprint,
     money_text,
     problem_from,
     text,
@@ -116,7 +117,7 @@ def view(trade: dict[str, Any], lines: list[dict[str, Any]]) -> PlatformView:
         closed=status in CLOSED,
         shipped=status in SHIPPED,
         refunds=refunds,
-        receiver=receiver,
+        receiver=fingerprint(receiver),
         modified=str(trade.get("modified") or ""),
     )
 
@@ -204,3 +205,97 @@ def map_trade(trade: Any, *, shop: str, ship_within: timedelta = DEFAULT_SHIP_WI
         mapped.problems.append(Problem("oaid", "the trade carries no oaid to decrypt"))
         mapped.document = None
     return mapped
+
+
+# ------------------------------------------------------------------ the gateway calls
+
+INCREMENT = "taobao.trades.sold.increment.get"
+DECRYPT = "taobao.top.oaid.decrypt"
+SHIP = "taobao.logistics.offline.send"
+DECRYPT_BATCH = 20  # taobao.top.oaid.decrypt takes at most 20 per call
+PAGE_SIZE = 100
+SCENE = "1001"  # the decryption's purpose as the platform asks for it: order fulfilment
+FIELDS = (
+    "tid,status,type,created,modified,pay_time,payment,post_fee,total_fee,discount_fee,"
+    "alipay_no,buyer_open_uid,buyer_nick,buyer_message,seller_memo,seller_flag,oaid,"
+    "receiver_name,receiver_mobile,receiver_phone,receiver_address,receiver_state,"
+    "receiver_city,receiver_district,receiver_town,receiver_zip,orders"
+)
+
+
+def read_window(
+    client: Any, start: str, end: str, *, page_size: int = PAGE_SIZE, on_page: Any = None
+) -> list[Any]:
+    """Every trade modified in [start, end] (China-time strings), read from the last page back.
+
+    The list is newest first; a trade that changes while the window is read leaves it for a
+    later window, moving those behind it one place forward, onto pages not read yet.
+    """
+    base = {"fields": FIELDS, "start_modified": start, "end_modified": end, "use_has_next": False}
+    first = client.call(INCREMENT, base | {"page_no": 1, "page_size": page_size})
+    total = int(first.get("total_results") or 0)
+    pages = max(1, -(-total // page_size))
+    if pages == 1:
+        return listed_trades(first)
+    seen: dict[str, Any] = {}
+    for page in range(pages, 0, -1):
+        body = client.call(INCREMENT, base | {"page_no": page, "page_size": page_size})
+        for trade in listed_trades(body):
+            key = str(trade.get("tid")) if isinstance(trade, dict) else repr(trade)
+            seen.setdefault(key, trade)
+        if on_page is not None:
+            on_page(page)
+    return list(seen.values())
+
+
+def listed_trades(body: dict[str, Any]) -> list[Any]:
+    from platforms.top import listed
+
+    return listed(body.get("trades"), "trade")
+
+
+def decrypt(client: Any, sealed: list[Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Receivers by tid, and the platform's reason per tid it refused.
+
+    Batches of 20; a refused batch is asked again one by one, so one refused order never
+    holds the others.
+    """
+    from platforms.errors import CallRefused
+    from platforms.mapping import Receiver
+    from platforms.top import listed
+
+    got: dict[str, Receiver] = {}
+    refused: dict[str, str] = {}
+
+    def ask(batch: list[Any]) -> None:
+        query = [{"tid": s.platform_order_id, "oaid": s.oaid, "scene": SCENE} for s in batch]
+        try:
+            body = client.call(DECRYPT, {"query_list": query})
+        except CallRefused as exc:
+            if len(batch) > 1:
+                for one in batch:
+                    ask([one])
+                return
+            refused[batch[0].platform_order_id] = exc.reason()
+            return
+        for r in listed(body.get("receiver_list"), "receiver"):
+            tid = str(r.get("order_id") or r.get("tid") or "")
+            if not r.get("name") or not (r.get("mobile") or r.get("phone")):
+                continue
+            got[tid] = Receiver(
+                name=str(r["name"]),
+                phone=str(r.get("mobile") or r.get("phone")),
+                detail=str(r.get("address_detail") or ""),
+                province=r.get("state") or None,
+                city=r.get("city") or None,
+                district=r.get("district") or None,
+            )
+        for s in batch:
+            if s.platform_order_id not in got:
+                refused.setdefault(
+                    s.platform_order_id, "taobao.top.oaid.decrypt returned no receiver for it"
+                )
+
+    for i in range(0, len(sealed), DECRYPT_BATCH):
+        ask(sealed[i : i + DECRYPT_BATCH])
+    return got, refused
