@@ -491,13 +491,14 @@ def build_worker(
     from activities.webhooks import WebhookSender
     from workflows.order import OrderWorkflow
     from workflows.restock import RestockWorkflow
+    from workflows.shop_sync import ShopSyncWorkflow  # issue 19: the shops' syncs
 
     sender = WebhookSender.from_settings(http, settings) if http is not None else None
-    activities = all_activities(factory, sender)
+    activities = all_activities(factory, sender) + platform_activities(factory, settings)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[OrderWorkflow, RestockWorkflow],
+        workflows=[OrderWorkflow, RestockWorkflow, ShopSyncWorkflow],
         activities=activities,
         workflow_runner=workflow_runner(client.data_converter),
         activity_executor=ThreadPoolExecutor(max_workers=max_threads),
@@ -508,6 +509,14 @@ def build_worker(
         # Bounded (OMS_WORKFLOW_CACHE): 10,000 waiting orders need not all be in memory.
         max_cached_workflows=settings.workflow_cache,
     )
+
+
+def platform_activities(factory: Any, settings: Settings) -> list[Any]:
+    """The shops' sync activities (issue 19), with the codec key ring that seals credentials."""
+    from activities.codec import key_ring
+    from activities.platforms import PlatformActivities
+
+    return PlatformActivities(factory, settings, key_ring(settings)).all()
 
 
 def warm_up() -> None:

@@ -24,6 +24,7 @@ class WindowInput(BaseModel):
     shop: str
     since: str | None = None
     until: str | None = None
+    retry_held: bool = False  # ask the platform again for held receivers (a run's first window)
 
 
 class WindowResult(BaseModel):

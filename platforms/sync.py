@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,7 +37,7 @@ from models.db import SessionFactory, transaction
 from platforms import pinduoduo, taobao
 from platforms.changes import apply_changes, diff
 from platforms.errors import PlatformError, SessionExpired
-from platforms.mapping import Mapped, PlatformView, with_receiver
+from platforms.mapping import Mapped, PlatformView, Sealed, with_receiver
 from platforms.messages import WindowInput, WindowResult
 from platforms.pdd import PddClient
 from platforms.shops import Credentials, credentials, get_shop
@@ -140,12 +140,17 @@ class WindowRunner:
         since = datetime.fromisoformat(inp.since) if inp.since else _aware(shop.synced_through)
         until = datetime.fromisoformat(inp.until) if inp.until else None
         window = plan(shop.platform, _aware(since), now, until)
-        if window is None:
-            await asyncio.to_thread(self._touch, shop.name, None)
-            return WindowResult(shop=shop.name, state=shop.state, caught_up=True)
         client = gateway_client(creds, self.http)
         try:
+            held = WindowResult(shop=shop.name, state=shop.state, caught_up=True)
+            if inp.retry_held and not backfill:  # once per run, before its first window
+                await self._retry_held(shop, client, held)
+            if window is None:
+                await asyncio.to_thread(self._commit_held, shop.name, held)
+                return held
             result = await self._window(shop, client, window, backfill=backfill)
+            result.imported += held.imported
+            result.orders[:0] = held.orders
         except SessionExpired as exc:
             await asyncio.to_thread(self._set_state, shop.name, "token_expired", exc.reason())
             return WindowResult(shop=shop.name, state="token_expired", error=exc.reason())
@@ -280,6 +285,40 @@ class WindowRunner:
             await asyncio.to_thread(self._save, rows)
             self.heartbeat(f"imported {i + len(chunk)}")
 
+    async def _retry_held(self, shop: Shop, client: Any, result: WindowResult) -> None:
+        """Orders held `pii_unavailable`: the platform is asked again on every run."""
+
+        def held() -> list[Mapped]:
+            out = []
+            with transaction(self.factory) as s:
+                query = (
+                    select(ShopOrder)
+                    .where(ShopOrder.shop == shop.name, ShopOrder.outcome == "pii_unavailable")
+                    .order_by(col(ShopOrder.first_seen))
+                    .limit(200)
+                )
+                for row in s.exec(query):
+                    if not row.pending:
+                        continue
+                    view = PlatformView.from_dict(row.view) if row.view else None
+                    out.append(
+                        Mapped(
+                            order_id=row.order_id,
+                            platform=shop.platform,
+                            platform_order_id=row.platform_order_id,
+                            document=row.pending["document"],
+                            problems=[],
+                            view=view,
+                            sealed=Sealed(**row.pending["sealed"]),
+                        )
+                    )
+            return out
+
+        batch = await asyncio.to_thread(held)
+        if batch:
+            await self._import(shop, client, batch, result)
+            result.held = 0  # counted once, in the window that first held them
+
     # ------------------------------------------------------------------ changes
     async def _changes(
         self, shop: Shop, pairs: list[tuple[Mapped, ShopOrder]], result: WindowResult
@@ -296,7 +335,11 @@ class WindowRunner:
 
     # ------------------------------------------------------------------ database
     def _record(self, shop: str, m: Mapped, outcome: str, reason: str | None) -> dict[str, Any]:
+        pending = None
+        if outcome == "pii_unavailable" and m.document is not None and m.sealed is not None:
+            pending = {"document": m.document, "sealed": asdict(m.sealed)}
         return {
+            "pending": pending,
             "order_id": m.order_id,
             "shop": shop,
             "platform_order_id": m.platform_order_id,
@@ -325,6 +368,7 @@ class WindowRunner:
                     continue  # handed to intake once: never taken back by a later reading
                 else:
                     row.outcome, row.reason, row.view = r["outcome"], r["reason"], r["view"]
+                    row.pending = r["pending"]
                     row.last_seen = now
                 s.add(row)
 
@@ -376,6 +420,13 @@ class WindowRunner:
             shop.last_run = self.clock()
             if error is not None:
                 shop.last_error = error[:1000]
+            s.add(shop)
+
+    def _commit_held(self, name: str, result: WindowResult) -> None:
+        with transaction(self.factory) as s:
+            shop = get_shop(s, name)
+            shop.imported += result.imported
+            shop.last_run = self.clock()
             s.add(shop)
 
     def _commit(self, name: str, window: Window, result: WindowResult, backfill: bool) -> None:

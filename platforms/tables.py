@@ -79,6 +79,9 @@ class ShopOrder(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=1000)
     view: dict[str, Any] = _json(nullable=False, default=dict)
     changes: list[Any] = _json(nullable=False, default=list)
+    # a held order (`pii_unavailable`): its mapped document (receiver still empty) and what
+    # the platform's decryption needs, so each later run can ask again; cleared once imported
+    pending: dict[str, Any] | None = _json(nullable=True)
     first_seen: datetime = _ts(nullable=False)
     last_seen: datetime = _ts(nullable=False)
 

@@ -35,10 +35,10 @@ class ShopSyncWorkflow:
         )
         result = SyncResult(shop=inp.shop, state="syncing")
         since = inp.since
-        for _ in range(inp.max_windows):
+        for n in range(inp.max_windows):
             window: WindowResult = await workflow.execute_activity(
                 "shop_sync_window",
-                WindowInput(shop=inp.shop, since=since, until=inp.until),
+                WindowInput(shop=inp.shop, since=since, until=inp.until, retry_held=n == 0),
                 result_type=WindowResult,
                 start_to_close_timeout=timedelta(minutes=10),
                 heartbeat_timeout=timedelta(minutes=2),

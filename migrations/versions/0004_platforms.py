@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(length=1000), nullable=True),
         sa.Column("view", sa.JSON(), nullable=False),
         sa.Column("changes", sa.JSON(), nullable=False),
+        sa.Column("pending", sa.JSON(), nullable=True),
         sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("order_id"),

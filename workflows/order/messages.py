@@ -76,7 +76,11 @@ def _refuse_cancel(s: OrderState, _: Cancel) -> str | None:
 
 
 def _refuse_confirm(s: OrderState, _: BuyerConfirmed) -> str | None:
-    return None if s.effective_stage == Stage.AWAITING_BUYER else f"{_where(s)}, not waiting for the buyer"
+    return (
+        None
+        if s.effective_stage == Stage.AWAITING_BUYER
+        else f"{_where(s)}, not waiting for the buyer"
+    )
 
 
 def _refuse_pay(s: OrderState, _: PaymentReceived) -> str | None:
@@ -86,7 +90,11 @@ def _refuse_pay(s: OrderState, _: PaymentReceived) -> str | None:
 
 
 def _refuse_decide(s: OrderState, _: ShortageDecision) -> str | None:
-    return None if s.effective_stage in _SHORT_STAGES else f"{_where(s)}: the order is not short of stock"
+    return (
+        None
+        if s.effective_stage in _SHORT_STAGES
+        else f"{_where(s)}: the order is not short of stock"
+    )
 
 
 def _refuse_restock(s: OrderState, m: StockArrived) -> str | None:
@@ -97,7 +105,11 @@ def _refuse_restock(s: OrderState, m: StockArrived) -> str | None:
 
 
 def _refuse_transfer(s: OrderState, m: TransferArrived) -> str | None:
-    return None if m.transfer_id in s.pending_transfers else f"transfer {m.transfer_id} is not pending for this order"
+    return (
+        None
+        if m.transfer_id in s.pending_transfers
+        else f"transfer {m.transfer_id} is not pending for this order"
+    )
 
 
 def _refuse_decision(s: OrderState, _: Approve | Reject) -> str | None:
@@ -199,11 +211,21 @@ def _warehouse(kind: str, update: str, model: type[BaseModel]) -> Message:
 MESSAGES: dict[str, Message] = {
     m.signal: m
     for m in (
-        Message(SignalName.BUYER_CONFIRMED, "confirm", BuyerConfirmed, _refuse_confirm, _apply_confirm),
+        Message(
+            SignalName.BUYER_CONFIRMED, "confirm", BuyerConfirmed, _refuse_confirm, _apply_confirm
+        ),
         Message(SignalName.PAYMENT_RECEIVED, "pay", PaymentReceived, _refuse_pay, _set("payment")),
-        Message(SignalName.SHORTAGE_DECISION, "decide", ShortageDecision, _refuse_decide, _apply_decide),
+        Message(
+            SignalName.SHORTAGE_DECISION, "decide", ShortageDecision, _refuse_decide, _apply_decide
+        ),
         Message(SignalName.RESTOCK_ARRIVED, None, StockArrived, _refuse_restock, _apply_restock),
-        Message(SignalName.TRANSFER_ARRIVED, "transfer_arrived", TransferArrived, _refuse_transfer, _apply_transfer),
+        Message(
+            SignalName.TRANSFER_ARRIVED,
+            "transfer_arrived",
+            TransferArrived,
+            _refuse_transfer,
+            _apply_transfer,
+        ),
         Message(SignalName.APPROVE, "approve", Approve, _refuse_decision, _set("approval")),
         Message(SignalName.REJECT, "reject", Reject, _refuse_decision, _set("approval")),
         _warehouse(SignalName.PICKED, "picked", WarehouseEvent),

@@ -97,7 +97,9 @@ class Steps:
     async def emit(self, type_: str, payload: dict[str, Any], key: str) -> None:
         events = await self.db(
             OrderActivities.emit_event,
-            EmitInput(order_id=self.state.order_id, type=type_, payload=payload, event_id=self.key(key)),
+            EmitInput(
+                order_id=self.state.order_id, type=type_, payload=payload, event_id=self.key(key)
+            ),
         )
         self.state.log("event", type=type_, **payload)
         self.deliver(events)

@@ -36,7 +36,11 @@ class Visibility:
     def publish(self) -> None:
         """The one-line current details now; search attributes now, or at the next pause."""
         s = self.state
-        waits = f"waiting for {s.waiting} since {s.since:%Y-%m-%d %H:%M:%S} UTC" if s.waiting else "working"
+        waits = (
+            f"waiting for {s.waiting} since {s.since:%Y-%m-%d %H:%M:%S} UTC"
+            if s.waiting
+            else "working"
+        )
         flags = f" · flags: {', '.join(s.flags)}" if s.flags else ""
         workflow.set_current_details(f"{s.stage}: {waits}{flags}")
         if not s.policy.search_attributes:

@@ -69,11 +69,18 @@ class Waits:
         waiting = s.waiting
         s.set_stage(Stage.ON_HOLD, WaitingFor.OPERATOR)
         await self.o.steps.emit(
-            "on_hold", {"held_from": str(s.held_from), "reason": str(flag)}, f"hold-{self.o.steps.ops}"
+            "on_hold",
+            {"held_from": str(s.held_from), "reason": str(flag)},
+            f"hold-{self.o.steps.ops}",
         )
         await self.wait(
-            lambda: inbox.resume is not None or bool(inbox.confirmations) or inbox.decision_new
-            or bool(inbox.transfers_arrived) or (what == "stock" and s.stock_done()),
+            lambda: (
+                inbox.resume is not None
+                or bool(inbox.confirmations)
+                or inbox.decision_new
+                or bool(inbox.transfers_arrived)
+                or (what == "stock" and s.stock_done())
+            ),
             A_YEAR,
         )
         inbox.resume = None

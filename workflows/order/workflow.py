@@ -144,9 +144,18 @@ class OrderWorkflow:
         refused once nothing is left to take back (the order then goes on to its end)."""
         o, s = self.o, self.o.state
         o.compensation.cancel_requested = True
-        why = messages.refusal(s, messages.MESSAGES[SignalName.CANCEL], Cancel(reason=cancel_stage.TEMPORAL_CANCEL_REASON))
+        why = messages.refusal(
+            s,
+            messages.MESSAGES[SignalName.CANCEL],
+            Cancel(reason=cancel_stage.TEMPORAL_CANCEL_REASON),
+        )
         if why is None:
-            s.log("signal", signal=SignalName.CANCEL, reason=cancel_stage.TEMPORAL_CANCEL_REASON, via="temporal")
+            s.log(
+                "signal",
+                signal=SignalName.CANCEL,
+                reason=cancel_stage.TEMPORAL_CANCEL_REASON,
+                via="temporal",
+            )
             await cancel_stage.compensate(o, cancel_stage.TEMPORAL_CANCEL_REASON)
             return cancel_stage.TEMPORAL_CANCEL_REASON
         s.log("signal_rejected", signal=SignalName.CANCEL, reason=why, via="temporal")
@@ -182,7 +191,10 @@ class OrderWorkflow:
 
     def judge_action(self, name: str, payload: dict[str, Any]) -> None:
         """The validator of every action: refuse (nothing is written to the history) with the reason."""
-        why = self._busy() or messages.validate(self.o.state, messages.BY_UPDATE[name].signal, payload)[0]
+        why = (
+            self._busy()
+            or messages.validate(self.o.state, messages.BY_UPDATE[name].signal, payload)[0]
+        )
         if why:
             raise ApplicationError(why, type="Refused", non_retryable=True)
 

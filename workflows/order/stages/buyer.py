@@ -84,7 +84,9 @@ def apply_confirmations(o: Order) -> None:
         data = confirmation.model_dump(exclude_none=True)
         for field, (part, key) in _CORRECTABLE:
             if field in data and doc[part].get(key) != data[field]:
-                changes.append({"field": f"{part}.{key}", "old": doc[part].get(key), "new": data[field]})
+                changes.append(
+                    {"field": f"{part}.{key}", "old": doc[part].get(key), "new": data[field]}
+                )
                 doc[part][key] = data[field]
         requests = []
         if confirmation.remarks:

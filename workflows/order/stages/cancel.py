@@ -91,7 +91,9 @@ async def refund(o: Order, amount: Decimal, reason: str) -> None:
         return
     events = await o.steps.db(
         OrderActivities.request_refund,
-        RefundInput(order_id=s.order_id, amount=amount, reason=reason, refund_id=o.steps.key("refund")),
+        RefundInput(
+            order_id=s.order_id, amount=amount, reason=reason, refund_id=o.steps.key("refund")
+        ),
     )
     s.refund_amount = (s.refund_amount or Decimal(0)) + amount
     s.refund_status = "requested"

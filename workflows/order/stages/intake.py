@@ -35,13 +35,17 @@ async def intake(o: Order) -> None:
             return  # the rule check_order reserved by, when it was asked to
         rejects = [f for f in findings if f.cls == FindingClass.REJECT]
         if rejects:
-            raise Cancelled("cannot be processed: " + ", ".join(f"{f.code} ({f.field})" for f in rejects))
+            raise Cancelled(
+                "cannot be processed: " + ", ".join(f"{f.code} ({f.field})" for f in rejects)
+            )
         asks = [f for f in findings if f.cls == FindingClass.BUYER]
         if asks or s.must_confirm():
             rounds += 1
             if rounds > s.policy.confirmation.max_rounds:
                 rounds = 0
-                await o.waits.expire("buyer", s.policy.confirmation.timeout_action, Flag.BUYER_TIMEOUT)
+                await o.waits.expire(
+                    "buyer", s.policy.confirmation.timeout_action, Flag.BUYER_TIMEOUT
+                )
                 if not s.inbox.confirmations:
                     continue
             await buyer.ask_buyer(o, asks)
@@ -78,4 +82,3 @@ async def check(o: Order) -> list[Finding]:
     s.log("checked", findings=[f.public() for f in findings])
     s.touch()
     return findings
-

@@ -87,10 +87,17 @@ async def allocate(o: Order) -> None:
         )
         o.steps.deliver(events)
     shortfalls = [sf.model_dump() for sf in result.plan.shortfalls]
-    s.log("allocated", reserved=[list(r) for r in result.reserved], shortfalls=shortfalls, policy=str(policy))
+    s.log(
+        "allocated",
+        reserved=[list(r) for r in result.reserved],
+        shortfalls=shortfalls,
+        policy=str(policy),
+    )
     if result.plan.shortfalls:
         if policy == ShortagePolicy.CANCEL:
-            raise Cancelled("out of stock: " + ", ".join(f"{sf['sku']} x{sf['qty']}" for sf in shortfalls))
+            raise Cancelled(
+                "out of stock: " + ", ".join(f"{sf['sku']} x{sf['qty']}" for sf in shortfalls)
+            )
         if policy == ShortagePolicy.PARTIAL:
             s.flag(Flag.PARTIAL_SHIPMENT)
             if rest == "refund":
@@ -147,7 +154,10 @@ async def apply_decision(o: Order) -> None:
     if decision == ShortagePolicy.CANCEL:
         raise Cancelled("shortage: cancelled by the operator")
     if decision in (ShortagePolicy.TRANSFER, ShortagePolicy.PARTIAL):
-        if decision == ShortagePolicy.PARTIAL and s.policy.shortage.partial_remainder == "backorder":
+        if (
+            decision == ShortagePolicy.PARTIAL
+            and s.policy.shortage.partial_remainder == "backorder"
+        ):
             if not any(line.reserved > 0 for line in s.lines):
                 raise Cancelled("shortage: nothing in stock to ship partially")
             s.flag(Flag.PARTIAL_SHIPMENT)
@@ -183,7 +193,9 @@ async def receive_transfer(o: Order, transfer_id: str) -> None:
     try:
         arrived = await o.steps.db(
             InventoryActivities.transfer_arrival,
-            TransferArrivalInput(transfer_id=transfer_id, op_key=o.steps.key(f"arrive-{transfer_id}")),
+            TransferArrivalInput(
+                transfer_id=transfer_id, op_key=o.steps.key(f"arrive-{transfer_id}")
+            ),
             hold=False,
         )
     except STEP_FAILED as err:
@@ -207,6 +219,9 @@ async def cancel_open_units(o: Order, reason: str) -> None:
     ordered = sum((Decimal(li.qty) * (li.unit_price or Decimal(0)) for li in s.lines), Decimal(0))
     if paid <= 0 or ordered <= 0:
         return
-    kept = sum((Decimal(li.qty - li.cancelled) * (li.unit_price or Decimal(0)) for li in s.lines), Decimal(0))
+    kept = sum(
+        (Decimal(li.qty - li.cancelled) * (li.unit_price or Decimal(0)) for li in s.lines),
+        Decimal(0),
+    )
     owed = paid - (paid * kept / ordered).quantize(Decimal("0.01"))
     await cancel.refund(o, owed - (s.refund_amount or Decimal(0)), reason)
