@@ -179,8 +179,12 @@ class WindowRunner:
             caught_up=window.caught_up,
         )
 
+        loop = asyncio.get_running_loop()
+
+        def beat(page: int) -> None:  # from the reading thread: the heartbeat is the loop's
+            loop.call_soon_threadsafe(self.heartbeat, f"page {page}")
+
         def read() -> list[Any]:
-            beat = lambda page: self.heartbeat(f"page {page}")  # noqa: E731
             if platform == "taobao":
                 fmt = "%Y-%m-%d %H:%M:%S"
                 return taobao.read_window(
