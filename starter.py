@@ -604,6 +604,9 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub = add_keys_parser(sub)
     add_serve_parser(sub)
     add_privacy_parsers(sub, keys_sub)
+    from platforms.cli import add_parsers as add_shop_parsers  # issue 19
+
+    add_shop_parsers(sub)
     return p
 
 
@@ -651,7 +654,16 @@ COMMANDS: dict[str, Any] = {
     "serve": cmd_serve,
     "webhooks": cmd_webhooks,
     "purge-pii": cmd_purge_pii,
+    "shops": lambda ctx, a: _platforms_cli().cmd_shops(ctx, a),
+    "pii-log": lambda ctx, a: _platforms_cli().cmd_pii_log(ctx, a),
 }
+
+
+def _platforms_cli() -> Any:
+    """`shops` and `pii-log` (issue 19) live in platforms/cli.py."""
+    from platforms import cli
+
+    return cli
 
 COMMANDS_KEYS: dict[str, Any] = {"rotate-codec": cmd_keys_rotate_codec}
 

@@ -101,6 +101,9 @@ def create_app(
     app.include_router(api.router)
     app.include_router(codec.router)
     app.include_router(console.router)
+    from platforms import api as shops_api  # issue 19: /v1/shops
+
+    app.include_router(shops_api.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _add_system_routes(app)
     _add_error_handlers(app)
