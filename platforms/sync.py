@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from models.db import SessionFactory, transaction
 from platforms import pinduoduo, taobao
@@ -429,7 +429,7 @@ class WindowRunner:
     def _commit_held(self, name: str, result: WindowResult) -> None:
         with transaction(self.factory) as s:
             shop = get_shop(s, name)
-            shop.imported += result.imported
+            shop.imported = _imported(s, name)
             shop.last_run = self.clock()
             s.add(shop)
 
@@ -440,11 +440,18 @@ class WindowRunner:
             assert shop is not None
             if not backfill and _aware(shop.synced_through) < window.end:
                 shop.synced_through = window.end
-            shop.imported += result.imported
+            shop.imported = _imported(s, name)
             shop.last_run = self.clock()
             if shop.state in ("syncing", "failing"):
                 shop.state, shop.last_error = "syncing", None
             s.add(shop)
+
+
+def _imported(session: Session, shop: str) -> int:
+    """The shop's orders handed to intake (counted, so a repeated window never counts twice)."""
+    query = select(func.count()).select_from(ShopOrder)
+    query = query.where(ShopOrder.shop == shop, ShopOrder.outcome == "imported")
+    return int(session.exec(query).one())
 
 
 def _pg(session: Session) -> bool:

@@ -35,27 +35,12 @@ from tests.flow_helpers import load_sample
 SKUS = [("TSHIRT-RED-M", "59.00"), ("MUG-WHITE", "35.00"), ("LAMP-DESK", "129.00")]
 
 
-class SyncRig:
-    def __init__(self, client: Client, settings: Settings, factory: Any) -> None:
-        self.client = client
-        self.settings = settings
-        self.factory = factory
-        self.ring = key_ring(settings)
-        self.tag = uuid.uuid4().hex[:6]
-        self.gateways: list[StandinGateway] = []
-        self._next = random.randrange(10**13, 9 * 10**13)
+class Trades:
+    """Platform orders with ids unique to one test (the dev server is shared)."""
 
-    # ------------------------------------------------------------ the platforms
-    def gateway(self, platform: str) -> StandinGateway:
-        shop = StandinShop(
-            platform,
-            app_key=f"key-{self.tag}",
-            app_secret=f"secret-{self.tag}",
-            session=f"session-{self.tag}",
-        )
-        gateway = StandinGateway(shop).start()
-        self.gateways.append(gateway)
-        return gateway
+    def __init__(self) -> None:
+        self.tag = uuid.uuid4().hex[:6]
+        self._next = random.randrange(10**13, 9 * 10**13)
 
     def new_id(self, platform: str) -> str:
         self._next += 1
@@ -72,6 +57,28 @@ class SyncRig:
     def fill(self, gateway: StandinGateway, count: int, *, start: float, end: float) -> list[str]:
         step = (end - start) / count
         return [self.put(gateway, modified=start + i * step) for i in range(count)]
+
+
+class SyncRig(Trades):
+    def __init__(self, client: Client, settings: Settings, factory: Any) -> None:
+        super().__init__()
+        self.client = client
+        self.settings = settings
+        self.factory = factory
+        self.ring = key_ring(settings)
+        self.gateways: list[StandinGateway] = []
+
+    # ------------------------------------------------------------ the platforms
+    def gateway(self, platform: str) -> StandinGateway:
+        shop = StandinShop(
+            platform,
+            app_key=f"key-{self.tag}",
+            app_secret=f"secret-{self.tag}",
+            session=f"session-{self.tag}",
+        )
+        gateway = StandinGateway(shop).start()
+        self.gateways.append(gateway)
+        return gateway
 
     # ------------------------------------------------------------ shops
     def add(self, name: str, gateway: StandinGateway, *, since: datetime, **fields: Any) -> str:

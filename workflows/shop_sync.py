@@ -41,7 +41,7 @@ class ShopSyncWorkflow:
                 WindowInput(shop=inp.shop, since=since, until=inp.until, retry_held=n == 0),
                 result_type=WindowResult,
                 start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=timedelta(minutes=2),
+                heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=retry,
             )
             result.state = window.state
