@@ -1,7 +1,7 @@
 """The operator's command line: `python starter.py COMMAND` (also installed as `oms`).
 
 Reads go to the database (the source of truth); actions go to the order
-workflows as Temporal updates (`ops.actions`): the workflow itself answers,
+workflows as Temporal updates (`commands.actions`): the workflow itself answers,
 accepted with the order's new state, or refused with its reason (exit code 1).
 """
 
@@ -17,14 +17,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from commands.context import CliError, Context, emit_json, out
+from commands.intake import Entry, answer_entries, read_orders, start_answers
 from models.settings import Settings
-from ops.context import CliError, Context, emit_json, out
-from ops.intake import Entry, answer_entries, read_orders, start_answers
 
 
 async def cmd_submit(ctx: Context, args: argparse.Namespace) -> int:
     """One line per document, in file order: started, duplicate, or `rejected: <field>:
-    <reason>; ...`. Every document is read and checked on its own (`ops.intake`), so a bad
+    <reason>; ...`. Every document is read and checked on its own (`commands.intake`), so a bad
     one never stops the others; exit 1 if any was rejected."""
     entries: list[Entry] = []
     for name in args.files:
@@ -53,7 +53,7 @@ async def cmd_submit(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _status_or_fail(ctx: Context, order_id: str) -> dict[str, Any]:
-    from activities.queries import order_status
+    from reads.queries import order_status
 
     with ctx.session() as session:
         status = order_status(session, order_id)
@@ -95,7 +95,7 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
-    from activities.queries import BadCursor, add_waiting_skus, page_orders
+    from reads.queries import BadCursor, add_waiting_skus, page_orders
 
     if not 1 <= args.limit <= 1000:
         raise CliError(f"--limit must be between 1 and 1000, not {args.limit}")
@@ -123,7 +123,7 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
 
 async def run_action(ctx: Context, order_id: str, action: str, body: dict[str, Any]) -> int:
     """One action, answered by the order's workflow: accepted with its new state, or refused (exit 1)."""
-    from ops.actions import BadBody, NotFound, act
+    from commands.actions import BadBody, NotFound, act
 
     client = await ctx.client()
     try:
@@ -201,7 +201,7 @@ async def cmd_cancel(ctx: Context, a: argparse.Namespace) -> int:
 
 
 async def cmd_transfer_arrived(ctx: Context, a: argparse.Namespace) -> int:
-    from ops.actions import NotFound, transfer_arrived
+    from commands.actions import NotFound, transfer_arrived
 
     try:
         answer = await transfer_arrived(await ctx.client(), ctx.factory, a.transfer_id)
@@ -211,7 +211,7 @@ async def cmd_transfer_arrived(ctx: Context, a: argparse.Namespace) -> int:
 
 
 async def cmd_restock(ctx: Context, a: argparse.Namespace) -> int:
-    from ops.actions import BadBody, restock
+    from commands.actions import BadBody, restock
 
     try:
         served = await restock(await ctx.client(), ctx.factory, ctx.settings, a.sku, a.qty, a.warehouse)
@@ -226,7 +226,7 @@ async def cmd_restock(ctx: Context, a: argparse.Namespace) -> int:
 
 def cmd_load(ctx: Context, a: argparse.Namespace) -> int:
     from activities.ledger import LedgerError
-    from activities.queries import load_reference
+    from reads.queries import load_reference
 
     try:
         items = json.loads(Path(a.file).read_text(encoding="utf-8"))
@@ -247,7 +247,7 @@ def cmd_load(ctx: Context, a: argparse.Namespace) -> int:
 
 def cmd_stock(ctx: Context, a: argparse.Namespace) -> int:
     from activities.ledger import audit
-    from activities.queries import stock_rows
+    from reads.queries import stock_rows
 
     with ctx.session() as session:
         if a.audit:
@@ -307,7 +307,7 @@ def _disabled_webhooks(ctx: Context) -> list[str]:
 
 def cmd_keys_rotate_codec(ctx: Context, a: argparse.Namespace) -> int:
     """`oms keys rotate-codec`: a new payload-codec key first; the old ones keep decoding."""
-    from activities.codec import CodecConfigError, rotate
+    from runtime.codec import CodecConfigError, rotate
 
     try:
         rotation = rotate(ctx.settings)
@@ -342,7 +342,7 @@ def cmd_keys_rotate_codec(ctx: Context, a: argparse.Namespace) -> int:
 def cmd_webhooks(ctx: Context, a: argparse.Namespace) -> int:
     """`oms webhooks list|enable URL|new-secret`: the webhook URLs' delivery state."""
     from activities.outbox import enable_endpoint, endpoints, held_events
-    from activities.webhooks import new_secret
+    from outbox.webhooks import new_secret
 
     if a.webhooks_command == "new-secret":
         out(new_secret())
@@ -376,7 +376,7 @@ async def _redeliver(ctx: Context) -> int:
     import httpx
 
     from activities.outbox import redeliver_held
-    from activities.webhooks import WebhookConfigError, WebhookSender
+    from outbox.webhooks import WebhookConfigError, WebhookSender
 
     async with httpx.AsyncClient(timeout=httpx.Timeout(ctx.settings.webhook_timeout)) as http:
         try:
@@ -413,7 +413,7 @@ def cmd_purge_pii(ctx: Context, a: argparse.Namespace) -> int:
 
 
 def cmd_report(ctx: Context, a: argparse.Namespace) -> int:
-    from ops.report import write_report
+    from commands.report import write_report
 
     with ctx.session() as session:
         path = write_report(session, Path(a.out))
@@ -422,7 +422,7 @@ def cmd_report(ctx: Context, a: argparse.Namespace) -> int:
 
 
 async def cmd_demo(ctx: Context, a: argparse.Namespace) -> int:
-    from ops.demo import run_demo
+    from cli.demo import run_demo
 
     return await run_demo(ctx, keep=a.keep)
 

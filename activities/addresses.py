@@ -1,7 +1,7 @@
 """China's administrative divisions, as they are today, for the address check (SPEC §3.1).
 
-The divisions come from `activities/data/divisions.json.gz`, built from packages by
-`activities/data/build_divisions.py` (its docstring and the README name the sources, their
+The divisions come from `intake/data/divisions.json.gz`, built from packages by
+`intake/data/build_divisions.py` (its docstring and the README name the sources, their
 dates and licences): the county level as the Ministry of Civil Affairs lists it, the towns
 and streets of the units that have no county level, the statistical areas of the National
 Bureau of Statistics, Hong Kong, Macau and Taiwan, and the former names of renamed, merged
@@ -228,7 +228,7 @@ def _once(name: str, build: Callable[[], Any]) -> Any:
 
 def _raw() -> dict[str, Any]:
     def read() -> dict[str, Any]:
-        data = resources.files("activities.data").joinpath(DATA_FILE).read_bytes()
+        data = resources.files("intake.data").joinpath(DATA_FILE).read_bytes()
         return json.loads(gzip.decompress(data))
 
     return _once("raw", read)

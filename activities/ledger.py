@@ -493,7 +493,7 @@ def allocate(session: Session, inp: Any) -> dict[str, Any]:
 
     `inp` is a `models.payloads.AllocateInput`. Returns an `AllocateResult` dict.
     """
-    from activities.allocation import plan_allocation, transfer_sources
+    from inventory.allocation import plan_allocation, transfer_sources
     from models.enums import ShortagePolicy
     from models.payloads import AllocateResult
     from models.types import LineNeed, StockAvailability, WarehouseInfo

@@ -40,7 +40,6 @@ from activities.inventory import allocate_in
 from activities.messages import buyer_message
 from activities.outbox import add_event
 from activities.pii import Known, scrub
-from activities.pricing import review_prices
 from models.db import SessionFactory, insert_new, transaction
 from models.documents import (
     OrderDocument,
@@ -83,6 +82,7 @@ from models.tables import (
     utcnow,
 )
 from models.types import CatalogEntry, Finding, FraudContext
+from pricing.rules import review_prices
 
 log = structlog.get_logger()
 

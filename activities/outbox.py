@@ -24,11 +24,11 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.webhooks import GONE, WebhookRetryable, WebhookSender, encode_event
 from models.db import SessionFactory, insert_new, transaction
 from models.enums import EventStatus
 from models.payloads import DeliverInput
 from models.tables import OutboxEvent, WebhookEndpoint, utcnow
+from outbox.webhooks import GONE, WebhookRetryable, WebhookSender, encode_event
 
 HELD = "held"
 """Outbox status of an event not sent because its URL is disabled (410 Gone)."""

@@ -132,12 +132,12 @@ def preflight(settings: Settings) -> None:
     """What a worker (and the demo) checks before it starts; `ConfigRefused` says what is wrong.
 
     The codec key ring must parse (or the embedded default be made), each key must be the
-    one this installation used under its id (`activities.codec.check_ring`, which needs the
+    one this installation used under its id (`runtime.codec.check_ring`, which needs the
     database: it is migrated here), and a webhook URL needs well-formed secrets.
     """
-    from activities.codec import CodecConfigError, check_ring, key_ring
-    from activities.webhooks import WebhookConfigError, check_settings
     from models.db import make_engine, migrate, session_factory
+    from outbox.webhooks import WebhookConfigError, check_settings
+    from runtime.codec import CodecConfigError, check_ring, key_ring
 
     try:
         ring = key_ring(settings)
@@ -153,16 +153,16 @@ def preflight(settings: Settings) -> None:
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    """Pydantic payloads, sealed by the AES-256-GCM codec (`activities/codec.py`); failure
+    """Pydantic payloads, sealed by the AES-256-GCM codec (`runtime/codec.py`); failure
     messages and stack traces moved into encoded attributes, so the codec seals them too.
 
-    Raises `activities.codec.CodecConfigError` for a malformed or unreadable key ring.
+    Raises `runtime.codec.CodecConfigError` for a malformed or unreadable key ring.
     """
     import dataclasses
 
     from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
 
-    from activities.codec import AesGcmCodec, key_ring
+    from runtime.codec import AesGcmCodec, key_ring
 
     return dataclasses.replace(
         pydantic_data_converter,
@@ -488,7 +488,7 @@ def build_worker(
     max_local_activities: int = 8,
 ) -> Worker:
     """One worker: both workflows, every activity bound to its dependencies."""
-    from activities.webhooks import WebhookSender
+    from outbox.webhooks import WebhookSender
     from workflows.order import OrderWorkflow
     from workflows.restock import RestockWorkflow
 

@@ -1,7 +1,7 @@
 """False flags and misses of the address check on the real division list.
 
 - **False flags**: every current (province, city, district) triple of the vendored table
-  (`activities/data/divisions.json.gz`, see `activities/data/build_divisions.py`) goes
+  (`intake/data/divisions.json.gz`, see `intake/data/build_divisions.py`) goes
   through `check_address` with a precise detail; a triple flagged `address_inconsistent`
   or `address_incomplete` on its province, city or district is a false flag. The same
   again as buyers abbreviate them (浙江/杭州/西湖区), and the triples of Google's older

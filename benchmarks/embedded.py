@@ -325,7 +325,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    from activities.codec import new_key
+    from runtime.codec import new_key
 
     configure_logging(Settings(log_level="WARNING"))
     codec_keys = new_key().text()

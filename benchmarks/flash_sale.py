@@ -55,11 +55,11 @@ from sqlalchemy import func, select  # noqa: E402
 
 from activities import ledger  # noqa: E402
 from activities.inventory import InventoryActivities  # noqa: E402
-from activities.queries import load_reference  # noqa: E402
 from models.db import make_engine, migrate, session_factory, transaction  # noqa: E402
 from models.enums import ShortagePolicy  # noqa: E402
 from models.payloads import AllocateInput, AllocateResult, RestockInput  # noqa: E402
 from models.tables import Backorder, StockLevel  # noqa: E402
+from reads.queries import load_reference  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get(
     "OMS_BENCH_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -63,7 +63,7 @@ CODEC_KEYS = os.environ.get("OMS_CODEC_KEYS") or ""
 def codec_keys() -> str:
     global CODEC_KEYS
     if not CODEC_KEYS:
-        from activities.codec import new_key
+        from runtime.codec import new_key
 
         CODEC_KEYS = new_key().text()
     return CODEC_KEYS
@@ -120,7 +120,7 @@ def seed(url: str, size: int, already: int = 0) -> None:
     """Orders `already`..`size` (a database grows from one size to the next)."""
     import json
 
-    from activities.queries import load_reference
+    from reads.queries import load_reference
 
     migrate(url)
     engine = make_engine(url)

@@ -163,8 +163,8 @@ def sticky_cache(metrics_address: str) -> float:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    from activities.codec import new_key
     from models.settings import Policy
+    from runtime.codec import new_key
 
     configure_logging(Settings(log_level="WARNING"))
     codec_keys = new_key().text()

@@ -2,7 +2,7 @@
 transfers, the outbox; and, for admin keys, keys and reference data.
 
 Reads come from the database (read-only snapshots). Every action goes through
-`ops.actions` to the order workflow's Temporal update, so the answer is the workflow's:
+`commands.actions` to the order workflow's Temporal update, so the answer is the workflow's:
 200 with the order's new state, or 409 with its reason (and nothing written).
 """
 
@@ -93,7 +93,7 @@ async def submit_orders(
     """One result per document, in order: `started` (a new order workflow), `duplicate`
     (that order_id was submitted before, or earlier in this batch) or `rejected` with one
     error per bad field (nothing started). Sending the same batch again is safe."""
-    from ops.intake import answer_entries, start_answers
+    from commands.intake import answer_entries, start_answers
     from service.intake import load_batch
 
     svc = services(request)
@@ -149,7 +149,7 @@ def get_order(
     order_id: str = OrderIdPath,
     principal: Principal = Depends(allow("read_orders")),
 ) -> JSONResponse:
-    from activities.queries import order_status
+    from reads.queries import order_status
 
     status = services(request).read(order_status, order_id)
     if status is None:
@@ -173,7 +173,7 @@ def list_orders(
 ) -> JSONResponse:
     """`next_cursor` is null on the last page; pass it back as `cursor` with the same filters.
     Every order is on exactly one page, also while new orders arrive."""
-    from activities.queries import BadCursor, page_orders
+    from reads.queries import BadCursor, page_orders
 
     try:
         orders, next_cursor = services(request).read(
@@ -195,7 +195,7 @@ def get_stock(
     sku: str | None = Query(None, min_length=1, max_length=64),
     principal: Principal = Depends(allow("read_stock")),
 ) -> JSONResponse:
-    from activities.queries import stock_rows
+    from reads.queries import stock_rows
 
     return JSONResponse(services(request).read(stock_rows, sku))
 
@@ -208,7 +208,7 @@ def get_events(
     cursor: str | None = Query(None, min_length=1, max_length=400),
     principal: Principal = Depends(allow("read_events")),
 ) -> JSONResponse:
-    from activities.queries import BadCursor, page_events
+    from reads.queries import BadCursor, page_events
 
     try:
         events, next_cursor = services(request).read(
@@ -252,8 +252,8 @@ async def order_action(
 async def run_action(
     svc: Services, order_id: str, action: str, payload: dict[str, Any], principal: Principal
 ) -> Any:
-    """`ops.actions.act` with its exceptions turned into answers (404 / 422 / 503)."""
-    from ops import actions
+    """`commands.actions.act` with its exceptions turned into answers (404 / 422 / 503)."""
+    from commands import actions
 
     try:
         answer = await actions.act(svc.client, order_id, action, payload, by=principal.name)
@@ -294,7 +294,7 @@ def _bad_body(errors: list[dict[str, Any]]) -> ApiError:
 async def restock(
     request: Request, body: RestockBody, principal: Principal = Depends(allow("restock"))
 ) -> JSONResponse:
-    from ops import actions
+    from commands import actions
 
     svc = services(request)
     try:
@@ -323,7 +323,7 @@ async def transfer_arrived(
     transfer_id: str = Path(min_length=1, max_length=200),
     principal: Principal = Depends(allow("transfer")),
 ) -> JSONResponse:
-    from ops import actions
+    from commands import actions
 
     svc = services(request)
     try:
@@ -406,7 +406,7 @@ async def load_reference(
     principal: Principal = Depends(allow("reference")),
 ) -> JSONResponse:
     from activities.ledger import LedgerError
-    from activities.queries import load_reference as load
+    from reads.queries import load_reference as load
     from service.intake import load_json
 
     items = load_json(await read_body(request, MAX_INTAKE_BYTES))

@@ -3,7 +3,7 @@
 Sign-in takes a `clerk` or `admin` key once; the session cookie (signed, HTTP-only) then
 holds the key's name and hash, never the key, and every page checks that the key is still
 active, so revoking a key ends its sessions at once. Every form carries the session's CSRF
-token. Forms post the API's field names and act through the same `ops.actions` calls as
+token. Forms post the API's field names and act through the same `commands.actions` calls as
 the API; the page then shows the workflow's answer (accepted with the new state, or refused
 with its reason). Pages work without JavaScript; with htmx a form swaps only the order.
 """
@@ -256,7 +256,7 @@ async def queue(request: Request, tab: str | None = None, cursor: str | None = N
     principal = await run_in_threadpool(signed_in, request)
     if principal is None:
         return to_login(request)
-    from activities.queries import BadCursor, page_orders, waiting_counts
+    from reads.queries import BadCursor, page_orders, waiting_counts
 
     svc = services(request)
     counts = await run_in_threadpool(svc.read, waiting_counts, cap=COUNT_CAP)
@@ -286,8 +286,8 @@ async def queue(request: Request, tab: str | None = None, cursor: str | None = N
 
 def _order_context(svc: Any, order_id: str) -> dict[str, Any] | None:
     from activities.messages import mask_phone
-    from activities.queries import order_status
     from models.tables import Order
+    from reads.queries import order_status
 
     def read(session: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         status = order_status(session, order_id)
@@ -415,7 +415,7 @@ async def transfer_arrived(request: Request, transfer_id: str) -> Response:
         return expired(request)
     from temporalio.service import RPCError
 
-    from ops import actions
+    from commands import actions
 
     svc = services(request)
     order_id = form.get("order_id") or ""
@@ -443,8 +443,8 @@ async def transfer_arrived(request: Request, transfer_id: str) -> Response:
 def _stock_context(session: Any, sku: str | None) -> dict[str, Any]:
     from sqlalchemy import func, select
 
-    from activities.queries import stock_rows
     from models.tables import Backorder, CatalogRow, WarehouseRow
+    from reads.queries import stock_rows
 
     names = dict(session.execute(select(CatalogRow.sku, CatalogRow.name)).all())
     warehouses = session.execute(
@@ -486,7 +486,7 @@ async def restock(request: Request) -> Response:
         return expired(request)
     from temporalio.service import RPCError
 
-    from ops import actions
+    from commands import actions
 
     svc = services(request)
     body, errors = form_body(form)
@@ -523,7 +523,7 @@ async def report(request: Request) -> Response:
     principal = await run_in_threadpool(signed_in, request)
     if principal is None:
         return to_login(request)
-    from ops.report import _duration, build_summary, svg_bar_chart
+    from commands.report import _duration, build_summary, svg_bar_chart
 
     svc = services(request)
     summary = await run_in_threadpool(svc.read, build_summary, policy=svc.settings.policy)

@@ -13,9 +13,9 @@ from functools import lru_cache
 from pydantic import SecretStr
 from temporalio.converter import DataConverter
 
-from activities.codec import new_key
 from activities.runtime import data_converter
 from models.settings import Settings
+from runtime.codec import new_key
 
 KEY = new_key()
 CODEC_KEYS = KEY.text()

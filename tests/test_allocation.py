@@ -10,13 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from activities import allocation
-from activities.allocation import (
-    plan_allocation,
-    rank_warehouses,
-    same_province,
-    transfer_sources,
-)
+from inventory import allocation
+from inventory.allocation import plan_allocation, rank_warehouses, same_province, transfer_sources
 from models.types import (
     AllocationPlan,
     LineNeed,

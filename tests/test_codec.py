@@ -21,7 +21,9 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError
 
-from activities.codec import (
+from activities.runtime import data_converter
+from models.settings import Settings
+from runtime.codec import (
     ENCODING,
     KEY_ID_METADATA,
     AesGcmCodec,
@@ -36,8 +38,6 @@ from activities.codec import (
     parse_keys,
     rotate,
 )
-from activities.runtime import data_converter
-from models.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET_TEXT = "张三 13812345678 文三路100号3幢501室"

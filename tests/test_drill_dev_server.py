@@ -35,11 +35,11 @@ import pytest
 from sqlalchemy import select
 
 from activities.runtime import DEV_SERVER_PRAGMAS, DevServer, connect, free_dev_server_port
+from commands.intake import submit_one
 from models.db import make_engine, migrate, session_factory
 from models.documents import OrderDocument
 from models.payloads import OrderSnapshot
 from models.tables import Order, OutboxEvent, StockMovement
-from ops.intake import submit_one
 from tests import codec_keys
 from tests.e2e_helpers import OmsStack, order_doc
 from tests.flow_helpers import HOT, load_sample

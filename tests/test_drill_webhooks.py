@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from activities.webhooks import new_secret
 from models.tables import OutboxEvent
+from outbox.webhooks import new_secret
 from tests.drill_helpers import assert_books_balance, db_stages, drill_stack, wait_until
 from tests.e2e_helpers import OmsStack, order_doc, write_orders
 from tests.invariants import (

@@ -24,10 +24,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.orders import CheckOrderInput, OrderActivities, is_bad_data, no_retry_on_bad_data
+from commands.intake import answer_entries, body_documents, parse_document, read_orders, split_array
 from models.db import make_engine, migrate, session_factory
 from models.documents import OrderDocument, check_document
 from models.settings import Policy
-from ops.intake import answer_entries, body_documents, parse_document, read_orders, split_array
 from tests.workflow_helpers import PATIENCE, order_doc, running_shop
 
 GOOD: dict[str, Any] = order_doc("good")

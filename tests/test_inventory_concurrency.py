@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 
 from activities import ledger
 from activities.inventory import InventoryActivities
-from activities.queries import load_reference, stock_rows
 from models.db import SessionFactory, transaction
 from models.enums import ShortagePolicy
 from models.payloads import (
@@ -23,6 +22,7 @@ from models.payloads import (
     RestockInput,
 )
 from models.tables import AppliedOp, Backorder, Reservation, StockMovement
+from reads.queries import load_reference, stock_rows
 
 THREADS = 16
 T0 = datetime(2026, 11, 11, 0, 0, tzinfo=UTC)

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, update
 
 from activities import ledger
-from activities.queries import load_reference, stock_rows
 from models.db import SessionFactory, make_engine, migrate, session_factory, transaction
 from models.enums import ReservationStatus, ShortagePolicy
 from models.payloads import AllocateInput, AllocateResult
@@ -28,6 +27,7 @@ from models.tables import (
     Transfer,
     WarehouseRow,
 )
+from reads.queries import load_reference, stock_rows
 
 WAREHOUSES = [
     {"code": "HZ", "name": "杭州仓", "province": "浙江省", "priority": 1},

@@ -8,7 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from activities.pricing import (
+from models.documents import OrderDocument
+from models.enums import FindingClass, FindingCode
+from models.settings import Coupon, PricingPolicy
+from models.types import CatalogEntry
+from pricing.rules import (
     compute_totals,
     is_remote,
     review_prices,
@@ -16,10 +20,6 @@ from activities.pricing import (
     to_cent,
     unknown_coupons,
 )
-from models.documents import OrderDocument
-from models.enums import FindingClass, FindingCode
-from models.settings import Coupon, PricingPolicy
-from models.types import CatalogEntry
 
 D = Decimal
 POLICY = PricingPolicy()  # SAVE10, MINUS20 (>=100), FULL200 (满200减20), FREESHIP (stackable)

@@ -18,10 +18,10 @@ from sqlmodel import SQLModel
 from temporalio.testing import WorkflowEnvironment
 
 from activities.pii import purge_pii
-from activities.queries import order_status
+from commands.report import write_report
 from models.db import transaction
 from models.tables import utcnow
-from ops.report import write_report
+from reads.queries import order_status
 from tests.flow_helpers import Flow, load_sample, make_order, running_flow
 
 NAME = "司马青衫"

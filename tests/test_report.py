@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from commands.report import percentile, svg_bar_chart, write_report
 from models.db import SessionFactory, transaction
 from models.settings import PickPolicy, Policy
 from models.tables import Order, OutboxEvent, Shipment, TimelineEntry
-from ops.report import percentile, svg_bar_chart, write_report
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 POLICY = Policy(pick=PickPolicy(escalate_after=timedelta(hours=1)))

@@ -19,10 +19,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from activities.queries import BadCursor, page_orders, waiting_counts
 from benchmarks.seed import seed_order
 from models.db import SessionFactory, make_engine, migrate, transaction
 from models.tables import ApiKey, OrderFlag
+from reads.queries import BadCursor, page_orders, waiting_counts
 from tests import codec_keys
 from tests.flow_helpers import make_order
 
@@ -316,7 +316,7 @@ def test_every_list_filter_reads_an_index_range_on_sqlite(sqlite_url: str) -> No
     def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         captured.append((statement, parameters))
 
-    from activities.queries import encode_cursor
+    from reads.queries import encode_cursor
 
     cursor = encode_cursor(T0, "P-00001")
     expected = {

@@ -22,8 +22,8 @@ import pytest
 from playwright.async_api import async_playwright, expect
 
 from activities.runtime import DevServer, build_worker, connect, free_dev_server_port
+from commands.intake import submit_one
 from models.db import make_engine, migrate, session_factory
-from ops.intake import submit_one
 from service.server import Beside, listen
 from tests import codec_keys
 from tests.conftest import binary

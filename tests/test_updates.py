@@ -25,7 +25,7 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from ops import actions
+from commands import actions
 from tests.codec_keys import converter
 from tests.conftest import binary
 from tests.flow_helpers import HOT, Flow, fast_policy, load_sample, make_order, running_flow

@@ -29,7 +29,8 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
-    from activities.webhooks import (
+    from models.settings import Settings
+    from outbox.webhooks import (
         RETRY_HTTP,
         WebhookConfigError,
         WebhookRetryable,
@@ -41,7 +42,6 @@ with workflow.unsafe.imports_passed_through():
         sign,
         signed_headers,
     )
-    from models.settings import Settings
     from tests.webhook_receiver import DROP, Slow, WebhookReceiver
 
 SECRET = new_secret()  # made for this test session: no secret lives in the code

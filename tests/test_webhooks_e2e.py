@@ -25,9 +25,9 @@ from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from activities.outbox import endpoints
-from activities.webhooks import new_secret
 from models.db import transaction
 from models.settings import Settings
+from outbox.webhooks import new_secret
 from tests.flow_helpers import HOT, Flow, fast_policy, load_sample, make_order, running_flow
 from tests.webhook_receiver import Answer, WebhookReceiver
 

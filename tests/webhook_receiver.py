@@ -35,7 +35,7 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from activities.webhooks import HEADER_EVENT_TYPE, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
+from outbox.webhooks import HEADER_EVENT_TYPE, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
 
 
 class _Drop:

@@ -1,7 +1,7 @@
 """A real shop for workflow tests: a worker with the real workflows and activities on its own DB.
 
 `running_shop` migrates a per-test SQLite database, loads the sample catalog,
-warehouses and stock through `activities.queries.load_reference`, and runs a
+warehouses and stock through `reads.queries.load_reference`, and runs a
 real Worker (built by `activities.runtime.build_worker`) on a fresh uuid task
 queue of the time-skipping server. Fakes registered under a real activity name
 replace the real one where a test needs to count calls or force a failure.
@@ -31,7 +31,6 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from activities.ledger import audit
-from activities.queries import load_reference, order_status
 from activities.runtime import all_activities, build_worker
 from models.db import SessionFactory, make_engine, migrate, session_factory, transaction
 from models.documents import OrderDocument, workflow_id_for
@@ -47,6 +46,7 @@ from models.settings import (
     ShortageSettings,
 )
 from models.tables import ContactLog, OrderLineRow, OutboxEvent, Refund, StockLevel
+from reads.queries import load_reference, order_status
 from tests.codec_keys import converter
 from workflows.order import OrderWorkflow
 from workflows.restock import RestockWorkflow

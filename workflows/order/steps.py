@@ -25,9 +25,9 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.orders import OrderActivities
     from activities.outbox import OutboxActivities
-    from activities.webhooks import RETRY_HTTP
     from models.enums import Flag
     from models.payloads import DeliverInput, EmitInput, RecordOrderInput
+    from outbox.webhooks import RETRY_HTTP
 
 if TYPE_CHECKING:
     from workflows.order.persistence import Persistence

@@ -29,10 +29,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from commands.context import out
+from commands.intake import submit_one
 from models.documents import OrderDocument, check_document, workflow_id_for
 from models.settings import Policy, Settings
-from ops.context import out
-from ops.intake import submit_one
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample"
 ORDER_FILES = ("orders.json", "demo-orders.json")
@@ -100,7 +100,7 @@ class Demo:
     # ------------------------------------------------------------ database
 
     def status(self, order_id: str) -> dict[str, Any] | None:
-        from activities.queries import order_status
+        from reads.queries import order_status
 
         with self.ctx.session() as session:
             return order_status(session, order_id)
@@ -151,7 +151,7 @@ class Demo:
 
     async def act(self, order: DemoOrder, action: str, body: dict[str, Any], why: str) -> None:
         """What the CLI does: the action as a Temporal update, answered by the workflow itself."""
-        from ops.actions import act
+        from commands.actions import act
 
         await self.note(why)
         answer = await act(await self.ctx.client(), order.order_id, action, body, by="demo-operator")
@@ -497,8 +497,8 @@ def demo_orders(run_id: str, policy: Policy) -> list[DemoOrder]:
 
 def load_sample_reference(ctx: Any) -> None:
     """Catalog, warehouses and stock from sample/ (upserts; stock never below what is reserved)."""
-    from activities.queries import load_reference
     from models.tables import StockLevel
+    from reads.queries import load_reference
 
     with ctx.session() as session:
         for kind, name in (("catalog", "catalog.json"), ("warehouses", "warehouses.json")):
@@ -556,7 +556,7 @@ async def ensure_search_attributes(client: Any, namespace: str) -> bool:
 async def run_demo(ctx: Any, keep: bool) -> int:
     """Start the embedded stack, run every sample path, print the outcome; 0 when all is as expected."""
     from activities.runtime import ConfigRefused, DevServer, preflight, run_worker_until
-    from ops.context import CliError
+    from commands.context import CliError
 
     started_at = time.monotonic()
     try:
@@ -726,7 +726,7 @@ def _final(demo: Demo, orders: list[DemoOrder]) -> int:
         say(f"  MISMATCH {p}")
     report_dir = demo.settings.home / "report"
     try:
-        from ops.report import write_report
+        from commands.report import write_report
 
         with demo.ctx.session() as session:
             path = write_report(session, report_dir, policy=demo.settings.policy)

@@ -32,6 +32,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from commands.context import CliError
 from models.documents import (
     MAX_DEPTH,
     TOO_DEEP,
@@ -42,7 +43,6 @@ from models.documents import (
     workflow_id_for,
 )
 from models.settings import Settings
-from ops.context import CliError
 
 # The text of one document is read at most this long (a JSON array's element, a line, a
 # request body); longer is refused unread. Above the document limit on purpose, so that an

