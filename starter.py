@@ -659,7 +659,7 @@ COMMANDS_KEYS: dict[str, Any] = {"rotate-codec": cmd_keys_rotate_codec}
 def run(argv: Iterable[str] | None = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     settings = Settings()
-    from activities.runtime import configure_logging
+    from runtime.logs import configure_logging
 
     if args.command != "demo":
         settings = settings.model_copy(update={"log_level": "WARNING"})

@@ -261,9 +261,9 @@ def measure_reads(svc: Service, key: str, size: int, requests: int) -> dict[str,
 async def measure_intake(temporal: str, home: Path, db_url: str, orders: int = 5000,
                          batch: int = 500) -> tuple[float, float]:
     """(HTTP orders/s, bare start_workflow orders/s) on the same server, no worker."""
-    from activities.runtime import connect
     from models.payloads import OrderInput
     from models.settings import Settings
+    from runtime.temporal import connect
     from workflows.order import OrderWorkflow
 
     queue = f"bench-intake-{uuid.uuid4().hex[:6]}"
@@ -335,7 +335,7 @@ async def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]  # --sizes "": intake only
     from temporalio.testing import WorkflowEnvironment
 
-    from activities.runtime import temporal_binary
+    from runtime.devserver import temporal_binary
 
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary(),
                                                 dev_server_log_level="error")
@@ -416,8 +416,8 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    from activities.runtime import configure_logging
     from models.settings import Settings
+    from runtime.logs import configure_logging
 
     configure_logging(Settings(log_level="WARNING"))
     code = asyncio.run(main())

@@ -189,14 +189,18 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
-    from activities.runtime import build_worker, configure_logging, data_converter, temporal_binary
     from models.db import make_engine, migrate, session_factory, transaction
     from models.documents import OrderDocument
     from models.payloads import OrderInput
+    from models.search import SEARCH_ATTRIBUTES
     from models.settings import Settings
     from models.tables import Order, Shipment, TimelineEntry, to_utc
     from reads.queries import load_reference
-    from workflows.order import SEARCH_ATTRIBUTES, OrderWorkflow
+    from runtime.devserver import temporal_binary
+    from runtime.logs import configure_logging
+    from runtime.temporal import data_converter
+    from runtime.worker import build_worker
+    from workflows.order import OrderWorkflow
 
 TARGET_RATIO = 1.0
 START_CONCURRENCY = 64  # client calls in flight while submitting / signalling
@@ -634,10 +638,10 @@ async def serve_baseline(target: str, task_queue: str) -> None:
 
 def serve_oms_plain() -> None:
     """`worker.py` with the plain converter instead of the codec's: the "codec off" figure only."""
-    import activities.runtime
+    import runtime.temporal
     import worker
 
-    activities.runtime.data_converter = lambda settings: pydantic_data_converter  # type: ignore[assignment]
+    runtime.temporal.data_converter = lambda settings: pydantic_data_converter  # type: ignore[assignment]
     worker.main([])
 
 

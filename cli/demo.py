@@ -525,7 +525,7 @@ async def ensure_search_attributes(client: Any, namespace: str) -> bool:
         ListSearchAttributesRequest,
     )
 
-    from activities.runtime import SEARCH_ATTRIBUTE_TYPES
+    from models.search import SEARCH_ATTRIBUTE_TYPES
 
     kinds = {
         "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
@@ -555,8 +555,10 @@ async def ensure_search_attributes(client: Any, namespace: str) -> bool:
 
 async def run_demo(ctx: Any, keep: bool) -> int:
     """Start the embedded stack, run every sample path, print the outcome; 0 when all is as expected."""
-    from activities.runtime import ConfigRefused, DevServer, preflight, run_worker_until
     from commands.context import CliError
+    from runtime.devserver import DevServer
+    from runtime.temporal import ConfigRefused, preflight
+    from runtime.worker import run_worker_until
 
     started_at = time.monotonic()
     try:

@@ -54,8 +54,8 @@ class Context:
 
     async def client(self) -> Client:
         if self._client is None:
-            from activities.runtime import connect
             from runtime.codec import CodecConfigError
+            from runtime.temporal import connect
 
             try:
                 self._client = await connect(self.settings)

@@ -319,7 +319,7 @@ class AesGcmCodec(PayloadCodec):
 
     No serialization context is used (it does not implement ``WithSerializationContext``):
     the same codec serves every workflow and activity, which keeps the worker's
-    context-free sandbox runner (`activities.runtime.context_free`).
+    context-free sandbox runner (`runtime.worker.context_free`).
     """
 
     def __init__(self, ring: KeyRing) -> None:

@@ -1,7 +1,7 @@
 """The payload-codec key ring of this test session, made when the tests start.
 
 Every Temporal client, worker and `Replayer` in the tests uses `converter()`,
-the OMS's own converter (`activities.runtime.data_converter`) with this ring;
+the OMS's own converter (`runtime.temporal.data_converter`) with this ring;
 subprocesses (worker.py, starter.py) get the same ring through `ENV`
 (``OMS_CODEC_KEYS``), so whatever one part seals, every other part opens.
 """
@@ -13,9 +13,9 @@ from functools import lru_cache
 from pydantic import SecretStr
 from temporalio.converter import DataConverter
 
-from activities.runtime import data_converter
 from models.settings import Settings
 from runtime.codec import new_key
+from runtime.temporal import data_converter
 
 KEY = new_key()
 CODEC_KEYS = KEY.text()

@@ -2,7 +2,7 @@
 
 `Flow` is one test's world: its own database (sample reference data loaded
 through `reads.queries.load_reference`), a real worker built by
-`activities.runtime.build_worker` on a uuid task queue, and helpers that act
+`runtime.worker.build_worker` on a uuid task queue, and helpers that act
 the way an operator or a warehouse would (signals, restock) and read what a
 clerk would read (`status --json`, the stock ledger, the outbox).
 """
@@ -27,7 +27,6 @@ from temporalio.worker import Replayer
 
 from activities import ledger
 from activities.outbox import list_events
-from activities.runtime import build_worker
 from models.db import SessionFactory, make_engine, migrate, session_factory, transaction
 from models.documents import OrderDocument, workflow_id_for
 from models.payloads import OrderInput, OrderOutcome, OrderSnapshot, RestockInput, RestockResult
@@ -35,6 +34,7 @@ from models.settings import Policy, PricingPolicy, Settings
 from models.tables import Backorder, Refund, Reservation, Transfer
 from pricing.rules import compute_totals
 from reads.queries import load_reference, order_status, stock_rows
+from runtime.worker import build_worker
 from tests.codec_keys import converter
 from workflows.order import OrderWorkflow
 from workflows.restock import RestockWorkflow

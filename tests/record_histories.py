@@ -24,11 +24,11 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
+from models.search import SEARCH_ATTRIBUTES
 from tests.codec_keys import converter
 from tests.conftest import binary
 from tests.flow_helpers import HOT, Flow, load_sample, make_order, running_flow
 from tests.payload_walk import decode_all
-from workflows.order import SEARCH_ATTRIBUTES
 
 HERE = Path(__file__).resolve().parent / "histories"
 SHIRT = "TSHIRT-RED-M"

@@ -4,7 +4,7 @@
 reference data loaded), a worker on a uuid task queue (the project's own `build_worker`,
 with the dev-env client), and the service itself, started the way `worker.py --dev` starts
 it (`service.server.Beside`) on 127.0.0.1:0, with its own Temporal client made by
-`activities.runtime.connect`. One API key per role is made with the same code as
+`runtime.temporal.connect`. One API key per role is made with the same code as
 `oms keys create`. Clients talk to it over TCP with httpx, as a platform would.
 """
 
@@ -23,9 +23,9 @@ from typing import Any
 
 import httpx
 
-from activities.runtime import build_worker
 from models.db import SessionFactory, make_engine, migrate, session_factory, transaction
 from models.settings import Policy, Settings
+from runtime.worker import build_worker
 from service.keys import ROLES, create_key
 from service.server import Beside
 from tests import codec_keys

@@ -21,7 +21,6 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError
 
-from activities.runtime import data_converter
 from models.settings import Settings
 from runtime.codec import (
     ENCODING,
@@ -38,6 +37,7 @@ from runtime.codec import (
     parse_keys,
     rotate,
 )
+from runtime.temporal import data_converter
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET_TEXT = "张三 13812345678 文三路100号3幢501室"

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from activities.runtime import free_dev_server_port
+from runtime.devserver import free_dev_server_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PATHS = (

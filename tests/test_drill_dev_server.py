@@ -34,12 +34,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from activities.runtime import DEV_SERVER_PRAGMAS, DevServer, connect, free_dev_server_port
 from commands.intake import submit_one
 from models.db import make_engine, migrate, session_factory
 from models.documents import OrderDocument
 from models.payloads import OrderSnapshot
 from models.tables import Order, OutboxEvent, StockMovement
+from runtime.devserver import DEV_SERVER_PRAGMAS, DevServer, free_dev_server_port
+from runtime.temporal import connect
 from tests import codec_keys
 from tests.e2e_helpers import OmsStack, order_doc
 from tests.flow_helpers import HOT, load_sample

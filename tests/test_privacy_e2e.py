@@ -30,10 +30,10 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from activities.runtime import data_converter
 from models.settings import Settings
 from models.tables import Order
 from runtime.codec import KEY_ID_METADATA, CodecKeyMissing, new_key
+from runtime.temporal import data_converter
 from tests.codec_keys import converter
 from tests.conftest import binary
 from tests.e2e_helpers import OmsStack, order_doc, write_orders

@@ -22,8 +22,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from activities.runtime import ContextFreeRunner, context_free, workflow_runner
 from runtime.codec import AesGcmCodec
+from runtime.worker import ContextFreeRunner, context_free, workflow_runner
 from tests.codec_keys import converter
 from tests.sandbox_probe import SandboxProbe
 

@@ -15,15 +15,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from models.documents import workflow_id_for
+from models.search import SA_PLATFORM, SA_SKUS, SA_STAGE, SA_TOTAL, SA_WAITING, SA_WAREHOUSE
 from tests.flow_helpers import HOT, Flow, load_sample, make_order, running_flow
-from workflows.order.visibility import (
-    SA_PLATFORM,
-    SA_SKUS,
-    SA_STAGE,
-    SA_TOTAL,
-    SA_WAITING,
-    SA_WAREHOUSE,
-)
 
 
 @pytest.fixture

@@ -21,9 +21,11 @@ from typing import Any
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from activities.runtime import DevServer, build_worker, connect, free_dev_server_port
 from commands.intake import submit_one
 from models.db import make_engine, migrate, session_factory
+from runtime.devserver import DevServer, free_dev_server_port
+from runtime.temporal import connect
+from runtime.worker import build_worker
 from service.server import Beside, listen
 from tests import codec_keys
 from tests.conftest import binary

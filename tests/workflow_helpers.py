@@ -2,7 +2,7 @@
 
 `running_shop` migrates a per-test SQLite database, loads the sample catalog,
 warehouses and stock through `reads.queries.load_reference`, and runs a
-real Worker (built by `activities.runtime.build_worker`) on a fresh uuid task
+real Worker (built by `runtime.worker.build_worker`) on a fresh uuid task
 queue of the time-skipping server. Fakes registered under a real activity name
 replace the real one where a test needs to count calls or force a failure.
 
@@ -31,7 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from activities.ledger import audit
-from activities.runtime import all_activities, build_worker
+from activities.registry import all_activities
 from models.db import SessionFactory, make_engine, migrate, session_factory, transaction
 from models.documents import OrderDocument, workflow_id_for
 from models.enums import TimeoutAction
@@ -47,6 +47,7 @@ from models.settings import (
 )
 from models.tables import ContactLog, OrderLineRow, OutboxEvent, Refund, StockLevel
 from reads.queries import load_reference, order_status
+from runtime.worker import build_worker
 from tests.codec_keys import converter
 from workflows.order import OrderWorkflow
 from workflows.restock import RestockWorkflow
