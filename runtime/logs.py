@@ -9,16 +9,15 @@ from typing import Any
 
 import structlog
 
-from activities.messages import mask_address, mask_phone
 from models.settings import Settings
-
-_PII_KEYS = {"phone", "detail", "address", "buyer_phone"}
+from privacy.mask import mask_field
 
 
 def _mask_pii(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Buyer data (a phone, an address detail) masked by the one masker; a host's `address`
+    (the HTTP port, the metrics exporter) is no buyer data and is shown as it is."""
     for key in list(event):
-        if key in _PII_KEYS and isinstance(event[key], str):
-            event[key] = mask_phone(event[key]) if "phone" in key else mask_address(event[key])
+        event[key] = mask_field(key, event[key])
     return event
 
 

@@ -285,8 +285,8 @@ async def queue(request: Request, tab: str | None = None, cursor: str | None = N
 
 
 def _order_context(svc: Any, order_id: str) -> dict[str, Any] | None:
-    from activities.messages import mask_phone
     from models.tables import Order
+    from privacy.mask import mask_phone
     from reads.queries import order_status
 
     def read(session: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:

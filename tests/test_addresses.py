@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from activities import addresses
 from activities.check_rules import address_key, check_address
-from activities.messages import buyer_message
 from activities.orders import OrderActivities
+from intake.messages import buyer_message
 from models.db import SessionFactory, transaction
 from models.documents import OrderDocument
 from models.enums import Channel

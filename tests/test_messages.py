@@ -10,18 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from activities.check_rules import check_order
-from activities.messages import (
-    SMS_TARGET_CHARS,
-    buyer_message,
-    mask_address,
-    mask_name,
-    mask_phone,
-    scrub_phones,
-)
+from intake.messages import SMS_TARGET_CHARS, buyer_message
 from models.documents import OrderDocument
 from models.enums import Channel
 from models.settings import Policy
 from models.types import CatalogEntry, Finding, FraudContext
+from privacy.mask import mask_address, mask_name, mask_phone, scrub_phones
 
 CATALOG = {
     "TSHIRT-RED-M": CatalogEntry(

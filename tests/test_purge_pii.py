@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel
 from temporalio.testing import WorkflowEnvironment
 
-from activities.pii import purge_pii
 from commands.report import write_report
 from models.db import transaction
 from models.tables import utcnow
+from privacy.purge import purge_pii
 from reads.queries import order_status
 from tests.flow_helpers import Flow, load_sample, make_order, running_flow
 

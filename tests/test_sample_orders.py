@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from activities.check_rules import check_order
-from activities.messages import buyer_message
+from intake.messages import buyer_message
 from models.documents import CatalogItem, parse_order
 from models.enums import Channel, FindingClass
 from models.settings import Policy

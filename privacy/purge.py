@@ -1,10 +1,6 @@
-"""Buyer data at rest in the OMS's own database: masking on the way in, purging when it is old.
+"""Buyer data at rest in the OMS's own database, purged when it is old (masked on the way in by
+`privacy.mask.scrub`).
 
-* `scrub`: what the workflow's state writer (`activities.orders.write_state`) applies to
-  timeline entries and finding messages before they are written: values under a phone or
-  address-detail key are masked, and the order's own phone and address detail are masked
-  wherever they appear inside a text. The order row's document keeps the real values
-  (the warehouse ships to them) until it is purged.
 * `purge_pii`: ``oms purge-pii --older-than P90D``. For every order that ended (completed
   or cancelled) longer ago than that, and was not purged yet: the buyer's name, phone and
   address detail are masked in the order's document, every text that quotes them (finding
@@ -26,7 +22,6 @@ from typing import Any
 import structlog
 from sqlalchemy import func, select
 
-from activities.messages import mask_address, mask_name, mask_phone, scrub_phones
 from models.db import SessionFactory, transaction
 from models.tables import (
     ContactLog,
@@ -37,74 +32,18 @@ from models.tables import (
     TimelineEntry,
     utcnow,
 )
+from privacy.mask import (
+    Known,
+    mask_address,
+    mask_name,
+    mask_phone,
+    scrub,
+    scrub_phones,
+)
 
 log = structlog.get_logger()
 
 ENDED_STAGES = ("completed", "cancelled")
-PHONE_KEYS = frozenset({"phone", "buyer_phone"})
-DETAIL_KEYS = frozenset({"detail", "address_detail"})
-FREE_TEXT_KEYS = frozenset({"remarks", "text", "note"})
-
-
-# ------------------------------------------------------------------- masking
-
-
-@dataclass(frozen=True)
-class Known:
-    """The buyer's values to find in texts, with what each is replaced by."""
-
-    pairs: tuple[tuple[str, str], ...]
-
-    @classmethod
-    def of(cls, document: Mapping[str, Any] | None, *, name: bool = False) -> Known:
-        doc = document or {}
-        buyer = doc.get("buyer") or {}
-        address = doc.get("address") or {}
-        return cls.values(
-            phone=buyer.get("phone"),
-            detail=address.get("detail"),
-            name=buyer.get("name") if name else None,
-        )
-
-    @classmethod
-    def values(cls, *, phone: Any, detail: Any, name: Any = None) -> Known:
-        pairs: list[tuple[str, str]] = []
-        if isinstance(phone, str) and phone.strip():
-            pairs.append((phone.strip(), mask_phone(phone)))
-            digits = "".join(ch for ch in phone if ch.isascii() and ch.isdigit())
-            if len(digits) >= 7 and digits != phone.strip():
-                pairs.append((digits, mask_phone(digits)))
-        if isinstance(detail, str) and len(detail.strip()) > 3:
-            pairs.append((detail.strip(), mask_address(detail)))
-        if isinstance(name, str) and name.strip():
-            pairs.append((name.strip(), mask_name(name)))
-        # Longest first: a detail that contains the phone is replaced whole.
-        pairs.sort(key=lambda pair: len(pair[0]), reverse=True)
-        return cls(tuple(pairs))
-
-    def text(self, value: str) -> str:
-        for real, masked in self.pairs:
-            if real in value:
-                value = value.replace(real, masked)
-        return value
-
-
-def scrub(value: Any, known: Known, *, key: str | None = None, phones_in_text: bool = False) -> Any:
-    """A copy of `value` (JSON-like) with phones and address details masked (see module doc)."""
-    if isinstance(value, dict):
-        return {k: scrub(v, known, key=str(k), phones_in_text=phones_in_text) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub(v, known, key=key, phones_in_text=phones_in_text) for v in value]
-    if not isinstance(value, str) or not value:
-        return value
-    if key in PHONE_KEYS or key in DETAIL_KEYS:
-        if "*" in value:  # masked already (the workflow masks what it records of a correction)
-            return value
-        return mask_phone(value) if key in PHONE_KEYS else mask_address(value)
-    value = known.text(value)
-    if phones_in_text and key in FREE_TEXT_KEYS:
-        value = scrub_phones(value)
-    return value
 
 
 # ------------------------------------------------------------------- purging

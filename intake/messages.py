@@ -1,4 +1,4 @@
-"""Buyer-facing texts and PII masking (SPEC §3.2, §5.5). Pure: no I/O.
+"""Buyer-facing texts (SPEC §3.2). Pure: no I/O; buyer data shown masked by `privacy.mask`.
 
 The clerk's habit is to ask for exactly what is missing, politely, naming the
 item the buyer recognises ("收货地址显示为文三路，请问具体门牌号是多少呢？").
@@ -10,72 +10,15 @@ communication log, so the buyer's phone number never appears in it unmasked.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
 from models.documents import OrderDocument
 from models.enums import Channel, FindingClass, FindingCode
 from models.types import Finding
+from privacy.mask import mask_name, mask_phone, scrub_phones
 
 SMS_TARGET_CHARS = 140
-
-# A run of digits, possibly broken by spaces or dashes, long enough to be a phone number.
-_PHONE_LIKE = re.compile(r"\+?\d[\d \-]{5,}\d")
-
-
-# ------------------------------------------------------------------ masking
-
-
-def mask_phone(value: str | None) -> str:
-    """Mask the middle of a phone number: ``13812345678`` -> ``138****5678``.
-
-    Works on any spelling (``+86 138-1234-5678``, ``0571-88888888``); the
-    country prefix 86 is dropped from Chinese numbers. Short numbers keep at
-    most their last two digits so the mask never reveals the whole number.
-    """
-    if not value:
-        return ""
-    digits = "".join(ch for ch in value if ch.isdigit() and ch.isascii())
-    if not digits:
-        return "***"
-    if len(digits) == 13 and digits.startswith("86"):
-        digits = digits[2:]
-    n = len(digits)
-    if n >= 10:
-        return f"{digits[:3]}****{digits[-4:]}"
-    if n >= 7:
-        return f"{digits[:2]}****{digits[-2:]}"
-    if n > 2:
-        return "****" + digits[-2:]
-    return "**"
-
-
-def mask_address(detail: str | None) -> str:
-    """Keep the first three characters of an address detail: ``文三路***``."""
-    if not detail:
-        return ""
-    text = detail.strip()
-    keep = text[:3] if len(text) > 3 else text[:1]
-    return keep + "***"
-
-
-def mask_name(name: str | None) -> str:
-    """``张三丰`` -> ``张**``; used where a clerk needs to address the buyer."""
-    if not name:
-        return ""
-    text = name.strip()
-    return text[:1] + "*" * min(max(len(text) - 1, 1), 3)
-
-
-def scrub_phones(text: str) -> str:
-    """Mask every phone-like digit run inside free text (an address, a remark)."""
-
-    def _mask(match: re.Match[str]) -> str:
-        digits = sum(ch.isdigit() for ch in match.group(0))
-        return mask_phone(match.group(0)) if digits >= 7 else match.group(0)
-
-    return _PHONE_LIKE.sub(_mask, text)
 
 
 def quote(text: str | None, limit: int = 30) -> str:
