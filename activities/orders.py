@@ -28,16 +28,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import ledger
-from activities.addresses import current_region
-from activities.check_rules import (
-    address_key,
-    check_order,
-    clears_intake,
-    phone_key,
-    standing_findings,
-)
 from activities.inventory import allocate_in
 from activities.outbox import add_event
+from intake.address_check import address_key
+from intake.addresses import current_region
+from intake.buyer import phone_key
+from intake.check import check_order
+from intake.findings import clears_intake, standing_findings
 from intake.messages import buyer_message
 from models.db import SessionFactory, insert_new, transaction
 from models.documents import (

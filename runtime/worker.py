@@ -166,9 +166,9 @@ def warm_up() -> None:
     this, the first orders after a worker's start wait behind it inside their check."""
     import phonenumbers
 
-    from activities import addresses
+    from intake import divisions
 
-    addresses.divisions()
+    divisions.divisions()
     phonenumbers.parse("+8613800138000")
 
 

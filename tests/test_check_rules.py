@@ -10,19 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from activities.check_rules import (
-    CODE_CLASS,
-    address_key,
-    check_address,
-    check_buyer_name,
-    check_fraud,
-    check_items,
-    check_order,
-    check_payment,
-    check_phone,
-    computed_total,
-    phone_key,
-)
+from intake.address_check import address_key, check_address
+from intake.buyer import check_buyer_name, check_phone, phone_key
+from intake.check import check_order
+from intake.findings import CODE_CLASS
+from intake.fraud import check_fraud
+from intake.items import check_items, check_payment, computed_total
 from models.documents import OrderDocument
 from models.enums import ConfirmationMode, FindingClass, FindingCode
 from models.settings import Policy

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from activities.check_rules import check_order
+from intake.check import check_order
 from intake.messages import SMS_TARGET_CHARS, buyer_message
 from models.documents import OrderDocument
 from models.enums import Channel

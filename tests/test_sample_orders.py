@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.check_rules import check_order
+from intake.check import check_order
 from intake.messages import buyer_message
 from models.documents import CatalogItem, parse_order
 from models.enums import Channel, FindingClass

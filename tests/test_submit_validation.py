@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import starter
-from activities.check_rules import check_order
+from intake.check import check_order
 from models.documents import OrderDocument, check_document, parse_order
 from models.settings import Policy
 from models.types import CatalogEntry, FraudContext

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.check_rules import clears_intake, standing_findings
     from activities.orders import CheckOrderInput, OrderActivities
+    from intake.findings import clears_intake, standing_findings
     from models.enums import FindingClass, FindingCode, Flag, Stage
     from models.types import Finding
     from workflows.order import patches
