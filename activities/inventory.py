@@ -15,10 +15,10 @@ from typing import Any
 import structlog
 from sqlmodel import Session
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities import ledger
 from models.db import SessionFactory
+from models.errors import ErrorType, application_error
 from models.payloads import (
     AllocateInput,
     AllocateResult,
@@ -42,7 +42,7 @@ def allocate_once(factory: SessionFactory, inp: AllocateInput) -> AllocateResult
     try:
         result = ledger.run_once(factory, inp.op_key, lambda s: ledger.allocate(s, inp))
     except ledger.LedgerError as exc:
-        raise ApplicationError(str(exc), type="LedgerError", non_retryable=True) from exc
+        raise application_error(ErrorType.LEDGER, str(exc)) from exc
     return _allocated(inp, result)
 
 
@@ -55,7 +55,7 @@ def allocate_in(session: Session, inp: AllocateInput) -> AllocateResult:
     try:
         result = ledger.apply_once(session, inp.op_key, lambda s: ledger.allocate(s, inp))
     except ledger.LedgerError as exc:
-        raise ApplicationError(str(exc), type="LedgerError", non_retryable=True) from exc
+        raise application_error(ErrorType.LEDGER, str(exc)) from exc
     return _allocated(inp, result)
 
 
@@ -80,7 +80,7 @@ class InventoryActivities:
         try:
             return ledger.run_once(self._factory, op_key, fn)
         except ledger.LedgerError as exc:
-            raise ApplicationError(str(exc), type="LedgerError", non_retryable=True) from exc
+            raise application_error(ErrorType.LEDGER, str(exc)) from exc
 
     @activity.defn(name="allocate")
     def allocate(self, inp: AllocateInput) -> AllocateResult:

@@ -30,6 +30,7 @@ from sqlmodel import Session, col
 
 from models.db import SessionFactory, transaction
 from models.enums import MovementKind, ReservationStatus
+from models.errors import OmsError
 from models.tables import (
     AppliedOp,
     Backorder,
@@ -86,11 +87,11 @@ _LEVEL_EXISTS = select(_LEVELS.c.sku).where(
 _T = TypeVar("_T")
 
 
-class LedgerError(Exception):
+class LedgerError(OmsError):
     """A business error of the ledger (unknown SKU or warehouse, bad quantity, ...)."""
 
 
-class Oversell(Exception):
+class Oversell(OmsError):
     """A conditional update found less stock than planned: the caller retries from the top."""
 
 

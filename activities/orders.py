@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.exc import DataError, DBAPIError, StatementError
+from sqlalchemy.exc import StatementError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -44,6 +44,7 @@ from models.documents import (
     validation_messages,
 )
 from models.enums import ReservationStatus, ShipmentStatus
+from models.errors import ErrorType, application_error, is_bad_data
 from models.payloads import (
     AllocateInput,
     AllocateResult,
@@ -85,18 +86,6 @@ log = structlog.get_logger()
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-# Errors of the data, not of the moment: the same input fails the same way on every attempt.
-BAD_DATA_ERRORS = (ValueError, TypeError, ArithmeticError, LookupError, DataError)
-
-
-def is_bad_data(exc: BaseException) -> bool:
-    """True for an error no retry can fix. A database that is down, locked or busy
-    (OperationalError), a lost race (IntegrityError) and network errors are not: they pass."""
-    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
-        return True  # a value the driver could not bind (raised before any round trip)
-    return isinstance(exc, BAD_DATA_ERRORS)
-
-
 def no_retry_on_bad_data(fn: _F) -> _F:
     """An activity whose bad-data errors are non-retryable `ApplicationError`s, typed by the
     error's class and worded without the input's values (a ValidationError by its fields)."""
@@ -129,7 +118,7 @@ def refuse_unprocessable(order: OrderDocument) -> None:
     non-retryable InvalidDocument naming the fields, before anything is written."""
     problems = stored_document_problems(order, now=utcnow())
     if problems:
-        raise ApplicationError("; ".join(problems)[:1000], type="InvalidDocument", non_retryable=True)
+        raise application_error(ErrorType.INVALID_DOCUMENT, "; ".join(problems)[:1000])
 
 
 class CheckOrderInput(CheckInput):
@@ -483,7 +472,7 @@ class OrderActivities:
         try:
             out = ledger.run_all_once(self._factory, ops)
         except ledger.LedgerError as exc:
-            raise ApplicationError(str(exc), type="LedgerError", non_retryable=True) from exc
+            raise application_error(ErrorType.LEDGER, str(exc)) from exc
         return [ShipmentUpdateResult.model_validate(r) for r in out]
 
     @activity.defn(name="withdraw_shipments")

@@ -26,6 +26,7 @@ from temporalio.exceptions import ApplicationError
 
 from models.db import SessionFactory, insert_new, transaction
 from models.enums import EventStatus
+from models.errors import ErrorType, application_error
 from models.payloads import DeliverInput
 from models.tables import OutboxEvent, WebhookEndpoint, utcnow
 from outbox.webhooks import GONE, WebhookRetryable, WebhookSender, encode_event
@@ -110,7 +111,7 @@ class OutboxActivities:
 
         row, endpoint = await asyncio.to_thread(self._load, inp.event_id)
         if row is None:
-            raise ApplicationError(f"no outbox event {inp.event_id}", type="UnknownEvent", non_retryable=True)
+            raise application_error(ErrorType.UNKNOWN_EVENT, f"no outbox event {inp.event_id}")
         if row.status == str(EventStatus.DELIVERED):
             return "delivered"
         if self._sender is None:

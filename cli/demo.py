@@ -32,6 +32,7 @@ from typing import Any
 from commands.context import out
 from commands.intake import submit_one
 from models.documents import OrderDocument, check_document, workflow_id_for
+from models.errors import OmsError
 from models.settings import Policy, Settings
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample"
@@ -67,7 +68,7 @@ def say(text: str = "") -> None:
     out(text)
 
 
-class DemoFailure(Exception):
+class DemoFailure(OmsError):
     """An order did not reach the stage the demo expected in time."""
 
 

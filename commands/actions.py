@@ -28,6 +28,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.documents import workflow_id_for
+from models.errors import OmsError
 from models.payloads import (
     Approve,
     BuyerConfirmed,
@@ -78,7 +79,7 @@ TABLE: dict[str, Action] = {
 ACTIONS: tuple[str, ...] = tuple(name for name in TABLE if name != "transfer-arrived")
 
 
-class NotFound(Exception):
+class NotFound(OmsError):
     """No such order (or transfer)."""
 
 
@@ -86,7 +87,7 @@ class UnknownOrder(NotFound):
     pass
 
 
-class BadBody(Exception):
+class BadBody(OmsError):
     """The request names a field wrongly: one entry per bad field, by the API's field names."""
 
     def __init__(self, errors: list[dict[str, str]]) -> None:

@@ -11,10 +11,11 @@ from typing import Any
 
 from temporalio.client import Client
 
+from models.errors import OmsError
 from models.settings import Settings
 
 
-class CliError(Exception):
+class CliError(OmsError):
     """A clear message for the operator; exit code 1."""
 
 

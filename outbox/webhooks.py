@@ -41,7 +41,7 @@ import json
 import secrets
 import time
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any
@@ -49,8 +49,9 @@ from uuid import UUID
 
 import httpx
 import structlog
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
+
+from models.errors import ErrorType, OmsError
 
 log = structlog.get_logger()
 
@@ -63,41 +64,12 @@ SECRET_PREFIX = "whsec_"
 MIN_SECRET_BYTES = 24
 GONE = 410
 
-WEBHOOK_REJECTED = "WebhookRejected"
-"""ApplicationError type for answers that must not be retried (4xx other than 408/429)."""
-
 RETRYABLE_STATUSES = frozenset({408, 429})
 """Client-error statuses that mean "not now" rather than "never"."""
 
 EXCERPT_CHARS = 200
 
-RETRY_HTTP = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60),
-    # Unlimited attempts, on purpose. An outbox event exists to be delivered;
-    # giving up after N attempts would drop it during any receiver outage longer
-    # than a few minutes (with a 60 s cap, 20 attempts last about 15 minutes).
-    # Attempts are cheap: Temporal does not write a history event per retry, and
-    # at the cap there is one request a minute. The bound is a *time* bound,
-    # set by the caller as schedule_to_close_timeout (see DELIVERY_DEADLINE);
-    # when it expires the event is marked failed for an operator like a 4xx.
-    maximum_attempts=0,
-    non_retryable_error_types=[WEBHOOK_REJECTED],
-)
-
-ATTEMPT_TIMEOUT = timedelta(seconds=30)
-"""Suggested start_to_close_timeout for one delivery attempt.
-
-Must exceed the httpx client's own timeout, so that a slow receiver surfaces as an
-``httpx.TimeoutException`` (classified, logged) rather than an activity timeout.
-"""
-
-DELIVERY_DEADLINE = timedelta(hours=24)
-"""Suggested schedule_to_close_timeout: how long an event is retried before an operator is told."""
-
-
-class WebhookRetryable(Exception):
+class WebhookRetryable(OmsError):
     """A delivery attempt failed in a way that another attempt may fix.
 
     Deliberately not an ``ApplicationError``: Temporal converts it to a retryable
@@ -110,7 +82,7 @@ class WebhookRetryable(Exception):
         self.kind = kind
 
 
-class WebhookConfigError(Exception):
+class WebhookConfigError(OmsError):
     """The webhook settings cannot be used (a URL without a secret, a malformed secret)."""
 
 
@@ -306,7 +278,7 @@ class WebhookSender:
             raise ApplicationError(
                 f"webhook {event_id} rejected: HTTP {status}: {excerpt}",
                 {"status": status, "event_id": event_id},
-                type=WEBHOOK_REJECTED,
+                type=ErrorType.WEBHOOK_REJECTED.value,
                 non_retryable=True,
             ) from exc
         bound.info("webhook_delivered", status=response.status_code, elapsed_ms=_ms_since(started))

@@ -19,6 +19,7 @@ from sqlmodel import Session, col
 from activities.ledger import LedgerError, move
 from models.documents import CatalogItem, StockItem, WarehouseItem
 from models.enums import MovementKind
+from models.errors import OmsError
 from models.tables import (
     CatalogRow,
     ContactLog,
@@ -113,7 +114,7 @@ def order_status(session: Session, order_id: str) -> dict[str, Any] | None:
     }
 
 
-class BadCursor(ValueError):
+class BadCursor(OmsError, ValueError):
     """A `cursor` this code did not issue (or one for another list)."""
 
 

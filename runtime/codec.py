@@ -49,6 +49,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
+from models.errors import OmsError
+
 log = structlog.get_logger()
 
 ENCODING = b"binary/encrypted"
@@ -61,11 +63,11 @@ _KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _CHECK_LABEL = b"oms-codec-key-check-v1"
 
 
-class CodecConfigError(Exception):
+class CodecConfigError(OmsError):
     """The key ring cannot be used (malformed, wrong, unreadable): nothing may start with it."""
 
 
-class CodecKeyMissing(Exception):
+class CodecKeyMissing(OmsError):
     """A payload was sealed with a key that is not in this process's key ring."""
 
     def __init__(self, key_id: str, ring: Iterable[str]) -> None:
@@ -78,7 +80,7 @@ class CodecKeyMissing(Exception):
         )
 
 
-class CodecTampered(Exception):
+class CodecTampered(OmsError):
     """A sealed payload failed authentication: it was altered, or the key is not the right one."""
 
     def __init__(self, key_id: str, why: str = "it was altered, or key material differs") -> None:

@@ -12,6 +12,7 @@ from temporalio.converter import (
     DataConverter,
 )
 
+from models.errors import OmsError
 from models.settings import Settings
 
 
@@ -33,7 +34,7 @@ async def connect(settings: Settings, *, runtime: Any = None) -> Client:
     return await Client.connect(**config, data_converter=converter)
 
 
-class ConfigRefused(Exception):
+class ConfigRefused(OmsError):
     """Settings nothing may start with: a malformed or wrong codec key, a bad webhook secret."""
 
 

@@ -30,8 +30,8 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.worker import Worker
 
     from models.settings import Settings
+    from outbox.policy import RETRY_HTTP
     from outbox.webhooks import (
-        RETRY_HTTP,
         WebhookConfigError,
         WebhookRetryable,
         WebhookSender,

@@ -32,6 +32,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from models.enums import SignalName, Stage
+    from models.errors import ErrorType, application_error
     from models.payloads import Cancel, OrderInput, OrderOutcome, OrderSnapshot
     from workflows.inputs import decode_input
     from workflows.order import messages
@@ -184,7 +185,7 @@ class OrderWorkflow:
         """The validator of every action: refuse (nothing is written to the history) with the reason."""
         why = self._busy() or messages.validate(self.o.state, messages.BY_UPDATE[name].signal, payload)[0]
         if why:
-            raise ApplicationError(why, type="Refused", non_retryable=True)
+            raise application_error(ErrorType.REFUSED, why)
 
     async def apply_action(self, name: str, payload: dict[str, Any]) -> OrderSnapshot:
         """Apply an accepted action and answer, once the order has settled, with its new state."""
@@ -193,7 +194,7 @@ class OrderWorkflow:
         # Judged again: another action accepted in the same activation may have come first.
         why = self._busy() or messages.refusal(s, message, parsed)
         if why:
-            raise ApplicationError(why, type="Refused", non_retryable=True)
+            raise application_error(ErrorType.REFUSED, why)
         self.applying = name
         try:
             messages.accept(s, message, parsed, via="update")
