@@ -225,7 +225,7 @@ async def cmd_restock(ctx: Context, a: argparse.Namespace) -> int:
 
 
 def cmd_load(ctx: Context, a: argparse.Namespace) -> int:
-    from activities.ledger import LedgerError
+    from inventory.ledger import LedgerError
     from reads.queries import load_reference
 
     try:
@@ -246,7 +246,7 @@ def cmd_load(ctx: Context, a: argparse.Namespace) -> int:
 
 
 def cmd_stock(ctx: Context, a: argparse.Namespace) -> int:
-    from activities.ledger import audit
+    from inventory.audit import audit
     from reads.queries import stock_rows
 
     with ctx.session() as session:

@@ -27,8 +27,6 @@ from sqlalchemy.exc import StatementError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import ledger
-from activities.inventory import allocate_in
 from activities.outbox import add_event
 from intake.address_check import address_key
 from intake.addresses import current_region
@@ -36,6 +34,9 @@ from intake.buyer import phone_key
 from intake.check import check_order
 from intake.findings import clears_intake, standing_findings
 from intake.messages import buyer_message
+from inventory.booking import allocate_in
+from inventory.ledger import LedgerError, apply_once, retrying, run_all_once
+from inventory.warehouse import consume_shipment
 from models.db import SessionFactory, insert_new, transaction
 from models.documents import (
     OrderDocument,
@@ -253,7 +254,7 @@ class OrderActivities:
         reserved too, in the same transaction: a clean order goes from check to reserved
         in one step and one commit. A lost race over the stock runs the whole check again.
         """
-        return ledger.retrying(
+        return retrying(
             self._factory, lambda session: self._check(session, inp), what=f"check of {inp.order.order_id}"
         )
 
@@ -465,13 +466,13 @@ class OrderActivities:
     def update_shipments(self, inp: ShipmentUpdatesInput) -> list[ShipmentUpdateResult]:
         """Warehouse events in the order they came, in one transaction; each applied once.
 
-        Each event is keyed by its op_key (`ledger.run_all_once`): picked, packed and
+        Each event is keyed by its op_key (`run_all_once`): picked, packed and
         shipped often arrive together, and then cost one transaction.
         """
         ops = [(u.op_key, lambda session, u=u: _shipment_work(session, u)) for u in inp.updates]
         try:
-            out = ledger.run_all_once(self._factory, ops)
-        except ledger.LedgerError as exc:
+            out = run_all_once(self._factory, ops)
+        except LedgerError as exc:
             raise application_error(ErrorType.LEDGER, str(exc)) from exc
         return [ShipmentUpdateResult.model_validate(r) for r in out]
 
@@ -601,7 +602,7 @@ def write_state(session: Any, inp: PersistInput) -> PersistResult:
     """
     shipments = [
         ShipmentUpdateResult.model_validate(
-            ledger.apply_once(session, u.op_key, lambda s, u=u: _shipment_work(s, u))
+            apply_once(session, u.op_key, lambda s, u=u: _shipment_work(s, u))
         )
         for u in inp.shipment_updates
     ]
@@ -730,9 +731,9 @@ def _shipment_work(session: Any, inp: ShipmentUpdateInput) -> dict[str, Any]:
         .returning(shipments.c.warehouse)
     ).scalar_one_or_none()
     if warehouse is None:
-        raise ledger.LedgerError(f"unknown shipment {inp.shipment_id}")
+        raise LedgerError(f"unknown shipment {inp.shipment_id}")
     if inp.kind == "shipped":
-        result["shipped_lines"] = ledger.consume_shipment(
+        result["shipped_lines"] = consume_shipment(
             session, order_id=inp.order_id, shipment_id=inp.shipment_id, ref=inp.op_key
         )
         for kind in ("tracking_to_platform", "buyer_shipped_notice"):

@@ -697,7 +697,7 @@ async def _run_paths(
 
 
 def _final(demo: Demo, orders: list[DemoOrder]) -> int:
-    from activities.ledger import audit
+    from inventory.audit import audit
 
     statuses = {o.order_id: demo.status(o.order_id) for o in orders}
     for order in orders:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import DateTime, func, literal, select, tuple_
 from sqlmodel import Session, col
 
-from activities.ledger import LedgerError, move
+from inventory.ledger import LedgerError, move
 from models.documents import CatalogItem, StockItem, WarehouseItem
 from models.enums import MovementKind
 from models.errors import OmsError

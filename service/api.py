@@ -405,7 +405,7 @@ async def load_reference(
     kind: str = Path(pattern="^(catalog|warehouses|stock)$"),
     principal: Principal = Depends(allow("reference")),
 ) -> JSONResponse:
-    from activities.ledger import LedgerError
+    from inventory.ledger import LedgerError
     from reads.queries import load_reference as load
     from service.intake import load_json
 

@@ -25,8 +25,8 @@ from sqlmodel import select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.worker import Replayer
 
-from activities import ledger
 from activities.outbox import list_events
+from inventory.audit import audit
 from models.db import SessionFactory, make_engine, migrate, session_factory, transaction
 from models.documents import OrderDocument, workflow_id_for
 from models.payloads import OrderInput, OrderOutcome, OrderSnapshot, RestockInput, RestockResult
@@ -261,7 +261,7 @@ class Flow:
 
     def audit(self) -> list[str]:
         with transaction(self.factory) as session:
-            return ledger.audit(session)
+            return audit(session)
 
     def events(self, order_id: str | None = None) -> list[dict[str, Any]]:
         with transaction(self.factory) as session:

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 from temporalio.client import WorkflowFailureError
 
-from activities.ledger import audit
+from inventory.audit import audit
 from models.documents import workflow_id_for
 from models.enums import EventStatus, MovementKind, ReservationStatus
 from models.payloads import OrderOutcome, OrderSnapshot

@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from activities import ledger
 from activities.inventory import InventoryActivities
+from inventory.audit import audit
 from models.db import SessionFactory, transaction
 from models.enums import ShortagePolicy
 from models.payloads import (
@@ -74,7 +74,7 @@ def hot_level(factory: SessionFactory) -> tuple[int, int]:
 
 def assert_audit_clean(factory: SessionFactory) -> None:
     with transaction(factory) as session:
-        assert ledger.audit(session) == []
+        assert audit(session) == []
 
 
 def waiting_queue(factory: SessionFactory) -> list[tuple[str, int]]:

@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, update
 
-from activities import ledger
+from inventory import audit as stock_audit
+from inventory import booking, ledger
+from inventory import warehouse as warehouse_events
 from models.db import SessionFactory, make_engine, migrate, session_factory, transaction
 from models.enums import ReservationStatus, ShortagePolicy
 from models.payloads import AllocateInput, AllocateResult
@@ -74,7 +76,7 @@ def allocate(
         rule="same_province_first",
         backorder_rest=backorder_rest,
     )
-    result = ledger.run_once(factory, inp.op_key, lambda s: ledger.allocate(s, inp))
+    result = ledger.run_once(factory, inp.op_key, lambda s: booking.allocate(s, inp))
     return AllocateResult.model_validate(result)
 
 
@@ -146,7 +148,7 @@ def served(entries: list[dict]) -> list[tuple[str, int]]:
 
 def assert_audit_clean(factory: SessionFactory) -> None:
     with transaction(factory) as session:
-        assert ledger.audit(session) == []
+        assert stock_audit.audit(session) == []
 
 
 # ------------------------------------------------------------ restock, load
@@ -330,7 +332,7 @@ def test_policy_transfer_backorders_what_no_warehouse_can_send(factory):
 def test_transfer_arrival_stocks_in_and_reserves_and_a_second_arrival_is_refused(factory):
     transfer_case(factory)
     with transaction(factory) as session:
-        got = ledger.transfer_arrival(session, transfer_id="TR-A-1-1", ref="arr:1")
+        got = warehouse_events.transfer_arrival(session, transfer_id="TR-A-1-1", ref="arr:1")
     assert got == {
         "order_id": "A",
         "line_no": 1,
@@ -348,12 +350,12 @@ def test_transfer_arrival_stocks_in_and_reserves_and_a_second_arrival_is_refused
         pytest.raises(ledger.LedgerError, match="arrived, not in transit"),
         transaction(factory) as session,
     ):
-        ledger.transfer_arrival(session, transfer_id="TR-A-1-1", ref="arr:2")
+        warehouse_events.transfer_arrival(session, transfer_id="TR-A-1-1", ref="arr:2")
     with (
         pytest.raises(ledger.LedgerError, match="unknown transfer"),
         transaction(factory) as session,
     ):
-        ledger.transfer_arrival(session, transfer_id="TR-NOPE", ref="arr:3")
+        warehouse_events.transfer_arrival(session, transfer_id="TR-NOPE", ref="arr:3")
     assert (levels(factory), movements(factory)) == before
     assert_audit_clean(factory)
 
@@ -421,7 +423,7 @@ def test_release_order_frees_holds_cancels_backorders_and_returns_transfers(fact
     assert movements(factory, ref="TR-A-1-1:returned") == [("transfer_in", "TEE", "SH", 2, 0)]
     assert release(factory, "A") == (0, [])  # nothing left to release
     with pytest.raises(ledger.LedgerError), transaction(factory) as session:
-        ledger.transfer_arrival(session, transfer_id="TR-A-1-1", ref="late")
+        warehouse_events.transfer_arrival(session, transfer_id="TR-A-1-1", ref="late")
     assert_audit_clean(factory)
 
 
@@ -460,7 +462,7 @@ def test_consume_shipment_takes_the_units_off_on_hand(factory):
     allocate(factory, "A", ("TEE", 3), ("MUG", 1))
     to_shipment(factory, "A", "A-1")
     with transaction(factory) as session:
-        shipped = ledger.consume_shipment(session, order_id="A", shipment_id="A-1", ref="ship:1")
+        shipped = warehouse_events.consume_shipment(session, order_id="A", shipment_id="A-1", ref="ship:1")
     assert shipped == [(1, 3), (2, 1)]
     assert levels(factory) == {("TEE", "HZ"): (7, 0), ("MUG", "HZ"): (4, 0)}
     assert held(factory, "A") == []
@@ -469,7 +471,7 @@ def test_consume_shipment_takes_the_units_off_on_hand(factory):
         ("ship", "TEE", "HZ", -3, -3),
     ]
     with transaction(factory) as session:  # shipping again finds nothing held
-        assert ledger.consume_shipment(session, order_id="A", shipment_id="A-1", ref="ship:2") == []
+        assert warehouse_events.consume_shipment(session, order_id="A", shipment_id="A-1", ref="ship:2") == []
     assert_audit_clean(factory)
 
 
@@ -478,7 +480,7 @@ def test_pick_exception_takes_damaged_units_out_and_refuses_more_than_held(facto
     allocate(factory, "A", ("TEE", 3))
     to_shipment(factory, "A", "A-1")
     with transaction(factory) as session:
-        taken = ledger.pick_exception(
+        taken = warehouse_events.pick_exception(
             session, order_id="A", shipment_id="A-1", sku="TEE", qty=1, reason="damaged", ref="px:1"
         )
     assert taken == [(1, 1)]
@@ -487,12 +489,12 @@ def test_pick_exception_takes_damaged_units_out_and_refuses_more_than_held(facto
     assert movements(factory, ref="px:1:damaged") == [("adjust", "TEE", "HZ", -1, -1)]
     before = (levels(factory), movements(factory))
     with pytest.raises(ledger.LedgerError, match="fewer than 3"), transaction(factory) as session:
-        ledger.pick_exception(
+        warehouse_events.pick_exception(
             session, order_id="A", shipment_id="A-1", sku="TEE", qty=3, reason="missing", ref="px:2"
         )
     assert (levels(factory), movements(factory)) == before
     with transaction(factory) as session:
-        taken = ledger.pick_exception(
+        taken = warehouse_events.pick_exception(
             session, order_id="A", shipment_id="A-1", sku="TEE", qty=2, reason="missing", ref="px:3"
         )
     assert taken == [(1, 2)]
@@ -540,7 +542,7 @@ def test_audit_detects_a_corrupted_stock_level(factory):
             update(StockLevel).where(StockLevel.sku == "TEE").values(on_hand=12, reserved=2)
         )
     with transaction(factory) as session:
-        problems = ledger.audit(session)
+        problems = stock_audit.audit(session)
     assert any("TEE@HZ: on_hand 12 but movements sum to 10" in p for p in problems)
     assert any("TEE@HZ: reserved 2 but held reservations sum to 3" in p for p in problems)
 
@@ -550,7 +552,7 @@ def test_audit_detects_reserved_above_on_hand(factory):
     with transaction(factory) as session:
         session.execute(update(StockLevel).values(reserved=11))
     with transaction(factory) as session:
-        assert any("outside 0..on_hand" in p for p in ledger.audit(session))
+        assert any("outside 0..on_hand" in p for p in stock_audit.audit(session))
 
 
 # -------------------------------------------------------- property: invariants
@@ -595,7 +597,7 @@ OPS = st.one_of(
 
 def check_invariants(factory: SessionFactory) -> None:
     with transaction(factory) as session:
-        assert ledger.audit(session) == []
+        assert stock_audit.audit(session) == []
         for b in session.execute(select(Backorder)).scalars():
             assert 0 <= b.qty_filled <= b.qty_wanted
             assert (b.status == "filled") == (
@@ -632,7 +634,7 @@ def test_random_operations_keep_the_ledger_invariants(shared_sqlite, ops):
         elif kind == "ship":
             to_shipment(factory, f"O{op[1]}", f"O{op[1]}-{step}")
             with transaction(factory) as session:
-                ledger.consume_shipment(
+                warehouse_events.consume_shipment(
                     session, order_id=f"O{op[1]}", shipment_id=f"O{op[1]}-{step}", ref=f"s{step}"
                 )
         else:
@@ -648,5 +650,5 @@ def test_random_operations_keep_the_ledger_invariants(shared_sqlite, ops):
                 )
             for transfer_id in ids:
                 with transaction(factory) as session:
-                    ledger.transfer_arrival(session, transfer_id=transfer_id, ref=f"a{step}")
+                    warehouse_events.transfer_arrival(session, transfer_id=transfer_id, ref=f"a{step}")
         check_invariants(factory)

@@ -30,8 +30,8 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
-from activities.ledger import audit
 from activities.registry import all_activities
+from inventory.audit import audit
 from models.db import SessionFactory, make_engine, migrate, session_factory, transaction
 from models.documents import OrderDocument, workflow_id_for
 from models.enums import TimeoutAction

@@ -14,8 +14,7 @@ several of them into one atomic unit. Concurrency:
 
 Idempotency: callers wrap an operation in `run_once` with a key derived from
 the workflow, so a retried activity finds its first result and does nothing
-twice.
-"""
+twice."""
 
 from __future__ import annotations
 
@@ -39,14 +38,13 @@ from models.tables import (
     StockMovement,
     Transfer,
     WarehouseRow,
-    to_utc,
     utcnow,
 )
 
 # Plain table statements for the rows every step writes and never reads back as objects.
 _APPLIED = AppliedOp.__table__
 _MOVEMENTS = StockMovement.__table__
-_RESERVATIONS = Reservation.__table__
+RESERVATIONS = Reservation.__table__
 _LEVELS = StockLevel.__table__
 
 
@@ -75,7 +73,7 @@ _LEVELS_OF = (
     .order_by(_LEVELS.c.sku, _LEVELS.c.warehouse)
 )
 _LEVELS_LOCKED = _LEVELS_OF.with_for_update()
-_WAREHOUSES = WarehouseRow.__table__
+WAREHOUSES = WarehouseRow.__table__
 _APPLIED_RESULT = select(_APPLIED.c.result).where(_APPLIED.c.op_key == bindparam("b_key"))
 _MOVE = _move_stmt(guarded=False)
 _MOVE_GUARDED = _move_stmt(guarded=True)
@@ -422,303 +420,3 @@ def release_order(
         served.extend(hand_out(session, sku=sku, warehouse=warehouse, ref=ref))
     return released, served
 
-
-def audit(session: Session) -> list[str]:
-    """Recompute every stock level from its movements and reservations; list the differences."""
-    from sqlalchemy import func
-
-    problems: list[str] = []
-    sums = {
-        (sku, wh): (on_hand or 0, reserved or 0)
-        for sku, wh, on_hand, reserved in session.execute(
-            select(
-                StockMovement.sku,
-                StockMovement.warehouse,
-                func.sum(StockMovement.on_hand_delta),
-                func.sum(StockMovement.reserved_delta),
-            ).group_by(StockMovement.sku, StockMovement.warehouse)
-        ).all()
-    }
-    held = {
-        (sku, wh): qty or 0
-        for sku, wh, qty in session.execute(
-            select(Reservation.sku, Reservation.warehouse, func.sum(Reservation.qty))
-            .where(Reservation.status == str(ReservationStatus.HELD))
-            .group_by(Reservation.sku, Reservation.warehouse)
-        ).all()
-    }
-    levels = {(r.sku, r.warehouse): r for r in session.execute(select(StockLevel)).scalars()}
-    for key in sorted(set(levels) | set(sums) | set(held)):
-        level = levels.get(key)
-        on_hand, reserved = (level.on_hand, level.reserved) if level else (0, 0)
-        m_on_hand, m_reserved = sums.get(key, (0, 0))
-        name = f"{key[0]}@{key[1]}"
-        if not 0 <= reserved <= on_hand:
-            problems.append(f"{name}: reserved {reserved} outside 0..on_hand {on_hand}")
-        if on_hand != m_on_hand:
-            problems.append(f"{name}: on_hand {on_hand} but movements sum to {m_on_hand}")
-        if reserved != m_reserved:
-            problems.append(f"{name}: reserved {reserved} but movements sum to {m_reserved}")
-        if reserved != held.get(key, 0):
-            problems.append(f"{name}: reserved {reserved} but held reservations sum to {held.get(key, 0)}")
-    return problems
-
-
-def _enqueue_backorder(
-    session: Session, *, order_id: str, line_no: int, sku: str, warehouse: str, qty: int, order_time: datetime
-) -> None:
-    entry = session.execute(
-        select(Backorder).where(
-            Backorder.order_id == order_id,
-            Backorder.line_no == line_no,
-            Backorder.warehouse == warehouse,
-            Backorder.status == "waiting",
-        )
-    ).scalar_one_or_none()
-    if entry is None:
-        entry = Backorder(
-            order_id=order_id,
-            line_no=line_no,
-            sku=sku,
-            warehouse=warehouse,
-            qty_wanted=0,
-            order_time=to_utc(order_time),
-            created_at=utcnow(),
-        )
-    entry.qty_wanted += qty
-    session.add(entry)
-
-
-def allocate(session: Session, inp: Any) -> dict[str, Any]:
-    """Plan and reserve an order's open lines in one transaction (see module docstring).
-
-    `inp` is a `models.payloads.AllocateInput`. Returns an `AllocateResult` dict.
-    """
-    from inventory.allocation import plan_allocation, transfer_sources
-    from models.enums import ShortagePolicy
-    from models.payloads import AllocateResult
-    from models.types import LineNeed, StockAvailability, WarehouseInfo
-
-    needs = [LineNeed(**n) for n in inp.needs]
-    # Warehouses first: the stock rows stay locked from here to the commit, keep that short.
-    warehouses = [
-        WarehouseInfo(code=w.code, province=w.province, priority=w.priority)
-        for w in session.execute(select(_WAREHOUSES.c.code, _WAREHOUSES.c.province, _WAREHOUSES.c.priority))
-    ]
-    levels = levels_for_skus(session, [n.sku for n in needs])
-    if not inp.split_allowed:
-        # One parcel: what is still open comes from where the rest is already held
-        # (or moves there by transfer), not from a second warehouse.
-        holding = set(
-            session.execute(
-                select(Reservation.warehouse).where(
-                    Reservation.order_id == inp.order_id,
-                    Reservation.status == str(ReservationStatus.HELD),
-                )
-            ).scalars()
-        )
-        if holding:
-            warehouses = [w for w in warehouses if w.code in holding]
-    stock = [
-        StockAvailability(sku=lv.sku, warehouse=lv.warehouse, available=lv.on_hand - lv.reserved)
-        for lv in levels
-    ]
-    plan = plan_allocation(
-        needs,
-        stock,
-        warehouses,
-        buyer_province=inp.buyer_province,
-        split_allowed=inp.split_allowed,
-        rule=inp.rule,
-    )
-    result = AllocateResult(plan=plan)
-    if plan.shortfalls and inp.policy == ShortagePolicy.CANCEL:
-        return result.model_dump(mode="json")
-    for shipment in plan.shipments:
-        for line in shipment.lines:
-            reserve(
-                session,
-                order_id=inp.order_id,
-                line_no=line.line_no,
-                sku=line.sku,
-                warehouse=shipment.warehouse,
-                qty=line.qty,
-                ref=inp.op_key,
-            )
-            result.reserved.append((line.line_no, shipment.warehouse, line.qty))
-    remaining = list(plan.shortfalls)
-    if remaining and inp.policy == ShortagePolicy.TRANSFER:
-        sourced = transfer_sources(remaining, stock, exclude_reserved_in_plan=plan)
-        for shortfall, source in sourced:
-            transfer_id = f"TR-{inp.order_id}-{shortfall.line_no}-{len(result.transfers) + 1}"
-            n = 1
-            while session.get(Transfer, transfer_id) is not None:
-                n += 1
-                transfer_id = f"TR-{inp.order_id}-{shortfall.line_no}-{n}"
-            move(
-                session,
-                sku=shortfall.sku,
-                warehouse=source,
-                kind=MovementKind.TRANSFER_OUT,
-                on_hand=-shortfall.qty,
-                order_id=inp.order_id,
-                ref=transfer_id,
-                guard_available=shortfall.qty,
-            )
-            session.add(
-                Transfer(
-                    id=transfer_id,
-                    order_id=inp.order_id,
-                    line_no=shortfall.line_no,
-                    sku=shortfall.sku,
-                    from_warehouse=source,
-                    to_warehouse=shortfall.warehouse,
-                    qty=shortfall.qty,
-                    created_at=utcnow(),
-                )
-            )
-            result.transfers.append(
-                {
-                    "id": transfer_id,
-                    "line_no": shortfall.line_no,
-                    "sku": shortfall.sku,
-                    "from_warehouse": source,
-                    "to_warehouse": shortfall.warehouse,
-                    "qty": shortfall.qty,
-                }
-            )
-            remaining.remove(shortfall)
-    if remaining and inp.backorder_rest:
-        for shortfall in remaining:
-            _enqueue_backorder(
-                session,
-                order_id=inp.order_id,
-                line_no=shortfall.line_no,
-                sku=shortfall.sku,
-                warehouse=shortfall.warehouse,
-                qty=shortfall.qty,
-                order_time=inp.order_time,
-            )
-            result.backordered.append((shortfall.line_no, shortfall.warehouse, shortfall.qty))
-    return result.model_dump(mode="json")
-
-
-def transfer_arrival(session: Session, *, transfer_id: str, ref: str) -> dict[str, Any]:
-    """Goods of a transfer arrived: stock in at the destination, reserved for the order at once."""
-    stmt = select(Transfer).where(Transfer.id == transfer_id)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    transfer = session.execute(stmt).scalar_one_or_none()
-    if transfer is None:
-        raise LedgerError(f"unknown transfer {transfer_id!r}")
-    if transfer.status != "in_transit":
-        raise LedgerError(f"transfer {transfer_id} is {transfer.status}, not in transit")
-    move(
-        session,
-        sku=transfer.sku,
-        warehouse=transfer.to_warehouse,
-        kind=MovementKind.TRANSFER_IN,
-        on_hand=transfer.qty,
-        order_id=transfer.order_id,
-        ref=transfer_id,
-    )
-    session.flush()
-    reserve(
-        session,
-        order_id=transfer.order_id,
-        line_no=transfer.line_no,
-        sku=transfer.sku,
-        warehouse=transfer.to_warehouse,
-        qty=transfer.qty,
-        ref=ref,
-    )
-    transfer.status = "arrived"
-    transfer.arrived_at = utcnow()
-    session.add(transfer)
-    return {
-        "order_id": transfer.order_id,
-        "line_no": transfer.line_no,
-        "sku": transfer.sku,
-        "warehouse": transfer.to_warehouse,
-        "qty": transfer.qty,
-        "ref": transfer_id,
-    }
-
-
-def consume_shipment(session: Session, *, order_id: str, shipment_id: str, ref: str) -> list[tuple[int, int]]:
-    """The parcel left: its reservations are consumed and on_hand goes down."""
-    res = _RESERVATIONS
-    holds = session.execute(
-        select(res.c.id, res.c.line_no, res.c.sku, res.c.warehouse, res.c.qty)
-        .where(
-            res.c.order_id == order_id,
-            res.c.shipment_id == shipment_id,
-            res.c.status == str(ReservationStatus.HELD),
-        )
-        .order_by(res.c.sku, res.c.warehouse, res.c.id)
-    ).all()
-    if session.get_bind().dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE serialises already
-        lock_levels(session, [(h.sku, h.warehouse) for h in holds])
-    shipped: dict[int, int] = {}
-    for hold in holds:
-        move(
-            session,
-            sku=hold.sku,
-            warehouse=hold.warehouse,
-            kind=MovementKind.SHIP,
-            on_hand=-hold.qty,
-            reserved=-hold.qty,
-            order_id=order_id,
-            ref=ref,
-        )
-        shipped[hold.line_no] = shipped.get(hold.line_no, 0) + hold.qty
-    if holds:
-        session.execute(
-            res.update()
-            .where(res.c.id.in_([h.id for h in holds]))
-            .values(status=str(ReservationStatus.CONSUMED), updated_at=utcnow())
-        )
-    return sorted(shipped.items())
-
-
-def pick_exception(
-    session: Session, *, order_id: str, shipment_id: str, sku: str, qty: int, reason: str, ref: str
-) -> list[tuple[int, int]]:
-    """Damaged or missing units leave on_hand and the shipment; returns (line_no, qty) taken off."""
-    holds = session.execute(
-        select(Reservation)
-        .where(
-            Reservation.order_id == order_id,
-            Reservation.shipment_id == shipment_id,
-            Reservation.sku == sku,
-            Reservation.status == str(ReservationStatus.HELD),
-        )
-        .order_by(Reservation.id)
-    ).scalars().all()
-    if sum(h.qty for h in holds) < qty:
-        raise LedgerError(f"shipment {shipment_id} holds fewer than {qty} of {sku}")
-    lock_levels(session, [(h.sku, h.warehouse) for h in holds])
-    left = qty
-    taken: dict[int, int] = {}
-    for hold in holds:
-        if left <= 0:
-            break
-        take = min(hold.qty, left)
-        move(
-            session,
-            sku=sku,
-            warehouse=hold.warehouse,
-            kind=MovementKind.ADJUST,
-            on_hand=-take,
-            reserved=-take,
-            order_id=order_id,
-            ref=f"{ref}:{reason}",
-        )
-        hold.qty -= take
-        if hold.qty == 0:
-            hold.status = str(ReservationStatus.RELEASED)
-        hold.updated_at = utcnow()
-        session.add(hold)
-        taken[hold.line_no] = taken.get(hold.line_no, 0) + take
-        left -= take
-    return sorted(taken.items())
