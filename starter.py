@@ -267,7 +267,7 @@ def cmd_stock(ctx: Context, a: argparse.Namespace) -> int:
 
 
 def cmd_events(ctx: Context, a: argparse.Namespace) -> int:
-    from activities.outbox import list_events
+    from outbox.store import list_events
 
     with ctx.session() as session:
         rows = list_events(session, order_id=a.order)
@@ -291,7 +291,7 @@ def cmd_events(ctx: Context, a: argparse.Namespace) -> int:
 
 
 def _disabled_webhooks(ctx: Context) -> list[str]:
-    from activities.outbox import endpoints
+    from outbox.store import endpoints
 
     with ctx.session() as session:
         return [
@@ -341,7 +341,7 @@ def cmd_keys_rotate_codec(ctx: Context, a: argparse.Namespace) -> int:
 
 def cmd_webhooks(ctx: Context, a: argparse.Namespace) -> int:
     """`oms webhooks list|enable URL|new-secret`: the webhook URLs' delivery state."""
-    from activities.outbox import enable_endpoint, endpoints, held_events
+    from outbox.store import enable_endpoint, endpoints, held_events
     from outbox.webhooks import new_secret
 
     if a.webhooks_command == "new-secret":
@@ -375,7 +375,7 @@ def cmd_webhooks(ctx: Context, a: argparse.Namespace) -> int:
 async def _redeliver(ctx: Context) -> int:
     import httpx
 
-    from activities.outbox import redeliver_held
+    from outbox.store import redeliver_held
     from outbox.webhooks import WebhookConfigError, WebhookSender
 
     async with httpx.AsyncClient(timeout=httpx.Timeout(ctx.settings.webhook_timeout)) as http:

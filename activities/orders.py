@@ -27,7 +27,6 @@ from sqlalchemy.exc import StatementError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.outbox import add_event
 from intake.address_check import address_key
 from intake.addresses import current_region
 from intake.buyer import phone_key
@@ -80,6 +79,7 @@ from models.tables import (
     utcnow,
 )
 from models.types import CatalogEntry, Finding, FraudContext
+from outbox.store import add_event
 from pricing.rules import review_prices
 from privacy.mask import Known, scrub
 

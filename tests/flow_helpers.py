@@ -25,13 +25,13 @@ from sqlmodel import select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.worker import Replayer
 
-from activities.outbox import list_events
 from inventory.audit import audit
 from models.db import SessionFactory, make_engine, migrate, session_factory, transaction
 from models.documents import OrderDocument, workflow_id_for
 from models.payloads import OrderInput, OrderOutcome, OrderSnapshot, RestockInput, RestockResult
 from models.settings import Policy, PricingPolicy, Settings
 from models.tables import Backorder, Refund, Reservation, Transfer
+from outbox.store import list_events
 from pricing.rules import compute_totals
 from reads.queries import load_reference, order_status, stock_rows
 from runtime.worker import build_worker

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import IntEnum, StrEnum
 
-from activities.outbox import jsonable
+from models.jsonable import jsonable
 
 
 class Kind(StrEnum):

@@ -24,9 +24,9 @@ import pytest
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
-from activities.outbox import endpoints
 from models.db import transaction
 from models.settings import Settings
+from outbox.store import endpoints
 from outbox.webhooks import new_secret
 from tests.flow_helpers import HOT, Flow, fast_policy, load_sample, make_order, running_flow
 from tests.webhook_receiver import Answer, WebhookReceiver
