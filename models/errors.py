@@ -11,15 +11,24 @@ classifier of bad data.
   errors are not. `BAD_DATA_TYPES` names the concrete types, for a retry policy's
   `non_retryable_error_types` (which matches a type by its exact name).
 
+`no_retry_on_bad_data` makes an activity raise its bad data that way.
+
 Pure: no database, no HTTP (the workflow imports it); database errors are told by their class
 names, so this module needs no driver.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from enum import StrEnum
+from typing import Any, TypeVar
 
+import structlog
+from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
+
+from models.documents import validation_messages
 
 
 class OmsError(Exception):
@@ -64,7 +73,46 @@ _BAD_DATA_BASES = frozenset({"ValueError", "TypeError", "ArithmeticError", "Look
 def is_bad_data(exc: BaseException) -> bool:
     """True for an error no retry can fix. A database that is down, locked or busy
     (OperationalError), a lost race (IntegrityError) and network errors are not: they pass."""
-    names = {cls.__name__ for cls in type(exc).__mro__ if cls.__module__.startswith("sqlalchemy")}
+    names = _sqlalchemy_names(exc)
     if "StatementError" in names and "DBAPIError" not in names:
         return True  # a value the driver could not bind (raised before any round trip)
     return any(cls.__name__ in _BAD_DATA_BASES for cls in type(exc).__mro__)
+
+
+def _sqlalchemy_names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__ if cls.__module__.startswith("sqlalchemy")}
+
+
+def _is_statement_error(exc: BaseException) -> bool:
+    return "StatementError" in _sqlalchemy_names(exc)
+
+
+log = structlog.get_logger()
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def no_retry_on_bad_data(fn: _F) -> _F:
+    """An activity whose bad-data errors are non-retryable `ApplicationError`s, typed by the
+    error's class and worded without the input's values (a ValidationError by its fields)."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ApplicationError:
+            raise
+        except Exception as exc:
+            if not is_bad_data(exc):
+                raise
+            if isinstance(exc, ValidationError):
+                message = "; ".join(validation_messages(exc))
+            elif _is_statement_error(exc):  # the driver's words, never the statement's parameters
+                message = f"{type(exc).__name__}: {type(exc.orig).__name__}: {exc.orig}"
+            else:
+                message = f"{type(exc).__name__}: {exc}"
+            log.warning("step failed on bad data", activity=fn.__name__, error=type(exc).__name__)
+            raise ApplicationError(
+                message[:1000], type=type(exc).__name__, non_retryable=True
+            ) from exc
+
+    return run  # type: ignore[return-value]

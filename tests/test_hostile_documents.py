@@ -23,11 +23,12 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.orders import CheckOrderInput, OrderActivities, no_retry_on_bad_data
+from activities.orders import OrderActivities
 from commands.intake import answer_entries, body_documents, parse_document, read_orders, split_array
 from models.db import make_engine, migrate, session_factory
 from models.documents import OrderDocument, check_document
-from models.errors import is_bad_data
+from models.errors import is_bad_data, no_retry_on_bad_data
+from models.payloads import CheckOrderInput
 from models.settings import Policy
 from tests.workflow_helpers import PATIENCE, order_doc, running_shop
 

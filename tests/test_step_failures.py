@@ -15,8 +15,8 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.orders import CheckOrderInput, OrderActivities
-from models.payloads import ReleaseInput
+from activities.orders import OrderActivities
+from models.payloads import CheckOrderInput, ReleaseInput
 from tests.workflow_helpers import PATIENCE, order_doc, running_shop
 
 BAD_DATA = ApplicationError("created_at: date value out of range", type="InvalidData", non_retryable=True)

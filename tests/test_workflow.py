@@ -17,9 +17,10 @@ from sqlalchemy import select
 from temporalio import activity
 from temporalio.worker import Replayer
 
-from activities.orders import CheckOrderInput, CheckOutcome, OrderActivities
+from activities.orders import OrderActivities
 from models.db import transaction
 from models.enums import TimeoutAction
+from models.payloads import CheckOrderInput, CheckOutcome
 from models.tables import Backorder, Reservation
 from tests.codec_keys import converter
 from tests.workflow_helpers import PATIENCE, H, Shop, order_doc, running_shop, short_policy

@@ -16,9 +16,10 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.inventory import InventoryActivities
-    from activities.orders import OrderActivities, refund_for
+    from activities.orders import OrderActivities
     from models.enums import SignalName, Stage
     from models.payloads import RefundInput, ReleaseStockInput, WithdrawInput
+    from orders.refunds import refund_for
 
 if TYPE_CHECKING:
     from workflows.order.context import Order
