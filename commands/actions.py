@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from temporalio.client import (
     Client,
     WorkflowFailureError,
@@ -28,55 +28,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.documents import workflow_id_for
+from models.enums import Action
 from models.errors import OmsError
-from models.payloads import (
-    Approve,
-    BuyerConfirmed,
-    Cancel,
-    Delivered,
-    OrderSnapshot,
-    PaymentReceived,
-    PickException,
-    Reject,
-    RestockInput,
-    RestockResult,
-    Resume,
-    ShortageDecision,
-    TransferArrived,
-    WarehouseEvent,
-)
+from models.payloads import OrderSnapshot, RestockInput, RestockResult
 from models.settings import Settings
+from workflows.order.actions import ACTIONS, ORDER_ACTIONS, ActionSpec
 
 # How long a caller waits for the order to settle after its action was accepted. Past it the
 # answer is still "accepted" (the workflow has taken the action), with the state as it stands.
 SETTLE_TIMEOUT = timedelta(seconds=30)
-
-
-@dataclass(frozen=True)
-class Action:
-    update: str  # the workflow's update
-    model: type[BaseModel]  # its payload
-    renamed: tuple[tuple[str, str], ...] = ()  # (API field, payload field) where they differ
-
-
-_WAREHOUSE = (("tracking", "tracking_no"),)
-TABLE: dict[str, Action] = {
-    "confirm": Action("confirm", BuyerConfirmed),
-    "pay": Action("pay", PaymentReceived, (("txn", "transaction_id"),)),
-    "decide": Action("decide", ShortageDecision, (("decision", "policy"),)),
-    "approve": Action("approve", Approve),
-    "reject": Action("reject", Reject),
-    "cancel": Action("cancel", Cancel),
-    "resume": Action("resume", Resume),
-    "picked": Action("picked", WarehouseEvent, _WAREHOUSE),
-    "packed": Action("packed", WarehouseEvent, _WAREHOUSE),
-    "shipped": Action("shipped", WarehouseEvent, _WAREHOUSE),
-    "pick-exception": Action("pick_exception", PickException),
-    "delivered": Action("delivered", Delivered),
-    "transfer-arrived": Action("transfer_arrived", TransferArrived),
-}
-# The actions of SPEC §5.6 (`POST /v1/orders/{id}/actions/{action}`); transfers arrive by id.
-ACTIONS: tuple[str, ...] = tuple(name for name in TABLE if name != "transfer-arrived")
 
 
 class NotFound(OmsError):
@@ -102,17 +62,24 @@ class Answer:
     order: dict[str, Any] | None = None  # the order's new state (as `status --json` names it)
 
 
+def spec_of(action: str) -> ActionSpec:
+    """The registry's action by its name, or BadBody naming the choices."""
+    try:
+        return ACTIONS[Action(action)]
+    except ValueError:
+        names = ", ".join(a.name for a in ORDER_ACTIONS)
+        raise BadBody([{"field": "action", "message": f"unknown action {action!r}; one of {names}"}]) from None
+
+
 def payload_for(action: str, body: Any, *, by: str | None = None) -> dict[str, Any]:
     """The update's payload for an API body, or BadBody naming each wrong field."""
-    spec = TABLE.get(action)
-    if spec is None:
-        raise BadBody([{"field": "action", "message": f"unknown action {action!r}; one of {', '.join(ACTIONS)}"}])
+    spec = spec_of(action)
     if body is None:
         body = {}
     if not isinstance(body, dict):
         raise BadBody([{"field": "body", "message": "must be a JSON object"}])
-    to_payload = dict(spec.renamed)
-    to_api = {v: k for k, v in spec.renamed}
+    to_payload = spec.renamed
+    to_api = {v: k for k, v in to_payload.items()}
     errors: list[dict[str, str]] = []
     data: dict[str, Any] = {}
     for key, value in body.items():
@@ -138,7 +105,7 @@ def payload_for(action: str, body: Any, *, by: str | None = None) -> dict[str, A
 async def act(client: Client, order_id: str, action: str, body: Any, *, by: str | None = None) -> Answer:
     """Apply one action to an order, as its workflow decides: accepted with the new state, or refused."""
     payload = payload_for(action, body, by=by)
-    return await _update(client, order_id, TABLE[action].update, payload)
+    return await _update(client, order_id, spec_of(action).update, payload)
 
 
 async def _update(client: Client, order_id: str, update: str, payload: dict[str, Any]) -> Answer:
@@ -236,7 +203,7 @@ async def transfer_arrived(client: Client, factory: Any, transfer_id: str) -> An
     order_id, status = found
     if status != "in_transit":
         return Answer(False, f"transfer {transfer_id} is {status}, not in transit")
-    return await act(client, order_id, "transfer-arrived", {"transfer_id": transfer_id})
+    return await act(client, order_id, Action.TRANSFER_ARRIVED, {"transfer_id": transfer_id})
 
 
 async def restock(

@@ -15,13 +15,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
-from models.enums import Stage, WaitingFor
+from models.enums import Action, Stage, WaitingFor
 from service.deps import ApiError, Services, allow, forbid_unless, services
 from service.keys import Principal
 from service.schemas import (
-    FIELDS,
-    WAREHOUSE_ACTIONS,
-    Action,
     ActionAccepted,
     ActionBody,
     ActionRefused,
@@ -32,6 +29,7 @@ from service.schemas import (
     KeyMade,
     KeyOut,
     Loaded,
+    OrderAction,
     OrderOut,
     OrderPage,
     RestockBody,
@@ -39,6 +37,7 @@ from service.schemas import (
     StockRow,
     ValidationErrorBody,
 )
+from workflows.order.actions import ACTIONS, ORDER_ACTIONS, api_fields
 
 MAX_BATCH = 1000
 MAX_INTAKE_BYTES = 32 * 1024 * 1024  # 1000 documents of up to 32 kB each
@@ -221,7 +220,7 @@ def get_events(
 
 # ------------------------------------------------------------------ actions
 
-_ACTION_DOC = "\n".join(f"- `{a.value}`: {', '.join(sorted(FIELDS[a]))}" for a in Action)
+_ACTION_DOC = "\n".join(f"- `{a.name}`: {', '.join(sorted(api_fields(a)))}" for a in ORDER_ACTIONS)
 
 
 @router.post(
@@ -237,15 +236,16 @@ _ACTION_DOC = "\n".join(f"- `{a.value}`: {', '.join(sorted(FIELDS[a]))}" for a i
 async def order_action(
     request: Request,
     order_id: str = OrderIdPath,
-    action: Action = Path(description="the action"),
+    action: OrderAction = Path(description="the action"),
     body: ActionBody | None = Body(None),
     principal: Principal = Depends(allow("read_orders")),
 ) -> JSONResponse:
-    forbid_unless(principal, "warehouse_action" if action in WAREHOUSE_ACTIONS else "operator_action")
-    payload, errors = (body or ActionBody()).for_action(action)
+    spec = ACTIONS[Action(action.value)]
+    forbid_unless(principal, "warehouse_action" if spec.warehouse else "operator_action")
+    payload, errors = (body or ActionBody()).for_action(spec)
     if errors:
         raise _bad_body(errors)
-    answer = await run_action(services(request), order_id, action.value, payload, principal)
+    answer = await run_action(services(request), order_id, spec.name, payload, principal)
     return answer_response(answer)
 
 

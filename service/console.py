@@ -24,10 +24,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from pydantic import ValidationError
 
-from models.enums import Stage, WaitingFor
+from models.enums import Action, Stage, WaitingFor
 from service.deps import ApiError, services
 from service.keys import Principal, find_by_name, find_key
-from service.schemas import Action, ActionBody, RestockBody
+from service.schemas import ActionBody, RestockBody
+from workflows.order.actions import ACTIONS, ORDER_ACTIONS, offered
 
 router = APIRouter(include_in_schema=False)
 HERE = Path(__file__).resolve().parent
@@ -62,42 +63,6 @@ STAGE_ZH = {
 
 OVERDUE_FLAGS = {"pick_overdue", "pick_escalated", "approval_overdue", "buyer_timeout",
                  "payment_timeout", "backorder_timeout", "transfer_timeout", "step_failed"}
-
-ACTION_LABELS = {
-    "confirm": ("确认更正", "Confirm correction"),
-    "pay": ("登记付款", "Record payment"),
-    "decide": ("缺货处理", "Shortage decision"),
-    "approve": ("批准", "Approve"),
-    "reject": ("驳回", "Reject"),
-    "cancel": ("取消订单", "Cancel order"),
-    "resume": ("恢复处理", "Resume"),
-    "picked": ("已拣货", "Picked"),
-    "packed": ("已打包", "Packed"),
-    "shipped": ("已发货", "Shipped"),
-    "pick-exception": ("拣货异常", "Pick exception"),
-    "delivered": ("已签收", "Delivered"),
-}
-
-_PREPARING = ["received", "checking", "allocating", "reviewing"]
-
-
-def actions_for(status: dict[str, Any]) -> list[str]:
-    """The actions the order's stage allows (the workflow's update validator still decides)."""
-    stage = status["stage"]
-    by_stage: dict[str, list[str]] = {
-        "awaiting_buyer": ["confirm", "cancel"],
-        "awaiting_payment": ["pay", "cancel"],
-        "backordered": ["decide", "cancel"],
-        "awaiting_transfer": ["decide", "cancel"],
-        "awaiting_approval": ["approve", "reject", "cancel"],
-        "released": ["picked", "packed", "shipped", "pick-exception", "cancel"],
-        "picking": ["picked", "packed", "shipped", "pick-exception", "cancel"],
-        "packed": ["picked", "packed", "shipped", "pick-exception", "cancel"],
-        "shipped": ["delivered"],
-        "on_hold": ["resume", "cancel"],
-        **{s: ["cancel"] for s in _PREPARING},
-    }
-    return by_stage.get(stage, [])
 
 
 # ------------------------------------------------------------------ helpers
@@ -136,7 +101,6 @@ def short_time(value: str | None) -> str:
 env.filters["age"] = age
 env.filters["short_time"] = short_time
 env.globals["STAGE_ZH"] = STAGE_ZH
-env.globals["ACTION_LABELS"] = ACTION_LABELS
 env.globals["OVERDUE_FLAGS"] = OVERDUE_FLAGS
 env.globals["COUNT_CAP"] = COUNT_CAP
 
@@ -324,7 +288,7 @@ async def order_page(request: Request, principal: Principal, order_id: str,
     open_shipments = [s for s in status["shipments"] if s["status"] not in ("shipped", "cancelled")]
     return render(
         request, "order.html", status_code=status_code, principal=principal, page="order",
-        s=status, ctx=context, answer=answer, actions=actions_for(status),
+        s=status, ctx=context, answer=answer, actions=offered(status["stage"]), arrival=ACTIONS[Action.TRANSFER_ARRIVED],
         open_shipments=open_shipments, carriers=svc.settings.policy.pick.carriers,
         transfers=[t for t in status.get("transfers", []) if t["status"] == "in_transit"],
         events=list(reversed(status["events"]))[:200],
@@ -339,23 +303,21 @@ async def order(request: Request, order_id: str) -> Response:
     return await order_page(request, principal, order_id)
 
 
-_INT_FIELDS = {"shipment", "parcels", "weight_g", "qty"}
-
-
-def form_body(form: dict[str, str]) -> tuple[dict[str, Any], list[dict[str, str]]]:
-    """A form's fields as the API's JSON body: blanks left out, numbers and checkboxes typed."""
+def form_body(form: dict[str, str], kinds: dict[str, str]) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """A form's fields as the API's JSON body: blanks left out, numbers and checkboxes typed by
+    their kind (an action's: `workflows.order.actions.Field.kind`)."""
     body: dict[str, Any] = {}
     errors = []
     for name, value in form.items():
         value = value.strip()
         if not value:
             continue
-        if name in _INT_FIELDS:
+        if kinds.get(name) in ("number", "shipment"):
             if not (value.isascii() and value.isdigit()):
                 errors.append({"field": name, "message": "must be a whole number"})
                 continue
             body[name] = int(value)
-        elif name == "parcel_locker":
+        elif kinds.get(name) == "checkbox":
             body[name] = value.lower() in ("true", "on", "1", "yes")
         else:
             body[name] = value
@@ -380,15 +342,14 @@ async def order_action(request: Request, order_id: str, action: str) -> Response
         return expired(request)
     from service.api import run_action
 
-    try:
-        act = Action(action)
-    except ValueError:
+    spec = next((a for a in ORDER_ACTIONS if a.name == action), None)
+    if spec is None:
         answer = {"action": action, "accepted": False, "reason": f"unknown action {action!r}"}
         return await order_page(request, principal, order_id, answer)
-    body, errors = form_body(form)
+    body, errors = form_body(form, spec.kinds)
     if not errors:
         try:
-            payload, errors = ActionBody.model_validate(body).for_action(act)
+            payload, errors = ActionBody.model_validate(body).for_action(spec)
         except ValidationError as exc:
             errors = _validation_errors(exc)
     if errors:
@@ -396,7 +357,7 @@ async def order_action(request: Request, order_id: str, action: str) -> Response
                   "reason": "; ".join(f"{e['field']}: {e['message']}" for e in errors)}
         return await order_page(request, principal, order_id, answer)
     try:
-        result = await run_action(services(request), order_id, act.value, payload, principal)
+        result = await run_action(services(request), order_id, spec.name, payload, principal)
         answer = {"action": action, "accepted": result.accepted, "reason": result.reason,
                   "order": result.order}
     except ApiError as exc:
@@ -421,18 +382,18 @@ async def transfer_arrived(request: Request, transfer_id: str) -> Response:
     order_id = form.get("order_id") or ""
     try:
         result = await actions.transfer_arrived(svc.client, svc.factory, transfer_id)
-        answer = {"action": "transfer-arrived", "accepted": result.accepted,
+        answer = {"action": Action.TRANSFER_ARRIVED, "accepted": result.accepted,
                   "reason": result.reason, "order": result.order}
         if result.order and not order_id:
             order_id = str(result.order.get("order_id") or "")
     except actions.NotFound:
-        answer = {"action": "transfer-arrived", "accepted": False,
+        answer = {"action": Action.TRANSFER_ARRIVED, "accepted": False,
                   "reason": f"unknown transfer {transfer_id!r}"}
     except actions.BadBody as exc:
-        answer = {"action": "transfer-arrived", "accepted": False,
+        answer = {"action": Action.TRANSFER_ARRIVED, "accepted": False,
                   "reason": "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)}
     except RPCError as exc:
-        answer = {"action": "transfer-arrived", "accepted": False,
+        answer = {"action": Action.TRANSFER_ARRIVED, "accepted": False,
                   "reason": f"Temporal did not answer ({exc.message}); try again"}
     return await order_page(request, principal, order_id, answer)
 
@@ -489,7 +450,7 @@ async def restock(request: Request) -> Response:
     from commands import actions
 
     svc = services(request)
-    body, errors = form_body(form)
+    body, errors = form_body(form, {"qty": "number"})
     answer: dict[str, Any]
     if not errors:
         try:

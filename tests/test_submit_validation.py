@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import starter
+from commands.context import CliError
+from commands.intake import read_orders
 from intake.check import check_order
 from models.documents import OrderDocument, check_document, parse_order
 from models.settings import Policy
@@ -501,7 +502,7 @@ def raws(entries: list[Any]) -> list[Any]:
 
 def test_read_orders_takes_a_json_array(tmp_path):
     second = {**GOOD, "order_id": "TB-2"}
-    items = raws(starter.read_orders(
+    items = raws(read_orders(
         write(tmp_path, "orders.json", json.dumps([GOOD, second], ensure_ascii=False))
     ))
     assert [parse_order(i)[0].order_id for i in items] == ["TB20261126-0001", "TB-2"]
@@ -516,7 +517,7 @@ def test_read_orders_takes_json_lines_and_reports_the_one_broken_line(tmp_path):
             {**GOOD, "order_id": "TB-3", "remarks": "第一行\u2028第二行"}, ensure_ascii=False
         ),
     ]
-    items = starter.read_orders(write(tmp_path, "orders.jsonl", "\n".join(lines) + "\n"))
+    items = read_orders(write(tmp_path, "orders.jsonl", "\n".join(lines) + "\n"))
     assert [i.where for i in items] == ["orders.jsonl:1", "orders.jsonl:2", "orders.jsonl:4"]
     assert parse_order(items[0].raw)[0].order_id == "TB20261126-0001"
     assert items[1].unreadable.startswith("not valid JSON")
@@ -524,7 +525,7 @@ def test_read_orders_takes_json_lines_and_reports_the_one_broken_line(tmp_path):
 
 
 def test_read_orders_reports_a_single_broken_line_instead_of_crashing(tmp_path):
-    (item,) = starter.read_orders(write(tmp_path, "one.jsonl", '{"order_id": "TB-1", '))
+    (item,) = read_orders(write(tmp_path, "one.jsonl", '{"order_id": "TB-1", '))
     assert item.unreadable.startswith("not valid JSON")
     assert item.check().messages() == [f"(document): {item.unreadable}"]
 
@@ -540,8 +541,8 @@ def test_read_orders_reports_a_single_broken_line_instead_of_crashing(tmp_path):
     ],
 )
 def test_read_orders_refuses_a_file_whose_array_cannot_be_told_into_documents(tmp_path, text, words):
-    with pytest.raises(starter.CliError, match=words):
-        starter.read_orders(write(tmp_path, "bad.json", text))
+    with pytest.raises(CliError, match=words):
+        read_orders(write(tmp_path, "bad.json", text))
 
 
 def test_read_orders_groups_csv_rows_of_one_order_into_its_lines(tmp_path):
@@ -552,7 +553,7 @@ def test_read_orders_groups_csv_rows_of_one_order_into_its_lines(tmp_path):
         "TSHIRT-RED-M,2,59.00,153.00,paid,153.00\n"
         "TB-9,,,,,,,,,MUG-WHITE,1,35.00,,,\n"
     )
-    (raw,) = raws(starter.read_orders(write(tmp_path, "orders.csv", csv_text)))
+    (raw,) = raws(read_orders(write(tmp_path, "orders.csv", csv_text)))
     doc, messages = parse_order(raw)
     assert messages == []
     assert [(li.sku, li.qty, li.unit_price) for li in doc.lines] == [
@@ -567,7 +568,7 @@ def test_a_short_or_bad_csv_row_becomes_a_message_not_a_crash(tmp_path):
     csv_text = (
         "order_id,sku,qty,unit_price\nTB-1,MUG-WHITE\nTB-2,MUG-WHITE,²,1\nTB-3,MUG-WHITE,1.5,1\n"
     )
-    items = raws(starter.read_orders(write(tmp_path, "short.csv", csv_text)))
+    items = raws(read_orders(write(tmp_path, "short.csv", csv_text)))
     outcomes = {i["order_id"]: parse_order(i)[1] for i in items}
     assert outcomes == {
         "TB-1": ["lines.0.qty: Input should be a valid integer"],
