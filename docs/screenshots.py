@@ -28,7 +28,7 @@ async def main() -> None:
     from models.settings import Settings
     from runtime.devserver import temporal_binary
     from runtime.logs import configure_logging
-    from tests.service_helpers import running_service
+    from tests.harness.service import running_service
 
     configure_logging(Settings(log_level="WARNING"))
     env = await WorkflowEnvironment.start_local(
