@@ -18,10 +18,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from models.db import SessionFactory
+from models.documents import OrderDocument, workflow_id_for
+from models.errors import ErrorType, application_error
 from models.settings import Settings
 from platforms.messages import WindowInput, WindowResult
 from platforms.shops import ShopError
 from platforms.sync import Retry, WindowRunner
+
+ORDER_WORKFLOW = "OrderWorkflow"  # by name: activities never import workflows
 
 
 class PlatformActivities:
@@ -43,10 +47,29 @@ class PlatformActivities:
             heartbeat=activity.heartbeat,
         )
 
-    async def _submit(self, document: Any) -> str:
-        from ops.intake import submit_one
+    async def _submit(self, document: OrderDocument) -> str:
+        """Intake of one order, as `commands.intake.submit_one` does it: one workflow per
+        order id, a resent order `duplicate` (the commands layer sits above this one)."""
+        from datetime import UTC, datetime
 
-        return await submit_one(activity.client(), self.settings, document)
+        from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+        from temporalio.exceptions import WorkflowAlreadyStartedError
+
+        from models.payloads import OrderInput
+
+        policy = self.settings.order_policy()
+        try:
+            await activity.client().start_workflow(
+                ORDER_WORKFLOW,
+                OrderInput(order=document, policy=policy, submitted_at=datetime.now(UTC)),
+                id=workflow_id_for(document.order_id),
+                task_queue=self.settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            )
+        except WorkflowAlreadyStartedError:
+            return "duplicate"
+        return "started"
 
     @activity.defn(name="shop_sync_window")
     async def shop_sync_window(self, inp: WindowInput) -> WindowResult:
@@ -55,10 +78,10 @@ class PlatformActivities:
             return await self.runner.run(inp)
         except Retry as exc:
             raise ApplicationError(
-                str(exc), exc.error.details(), type="PlatformUnavailable"
+                str(exc), exc.error.details(), type=ErrorType.PLATFORM_UNAVAILABLE.value
             ) from exc
         except ShopError as exc:
-            raise ApplicationError(str(exc), type="ShopUnknown", non_retryable=True) from exc
+            raise application_error(ErrorType.SHOP_UNKNOWN, str(exc)) from exc
 
     def all(self) -> list[Any]:
         return [self.shop_sync_window]

@@ -360,3 +360,30 @@ class RestockResult(BaseModel):
 
 class DeliverInput(BaseModel):
     event_id: str
+
+
+class CheckOrderInput(CheckInput):
+    """check_order's input.
+
+    `submitted_at`: on the first check, record the order in the same transaction.
+    `reserve`: when the findings clear the order for allocation (`clears_intake`),
+    reserve its stock right away, in the same step, under that input's key.
+    """
+
+    submitted_at: datetime | None = None
+    buyer_confirmed: bool = False
+    reserve: AllocateInput | None = None
+
+
+class ShipmentUpdatesInput(BaseModel):
+    """Warehouse events for update_shipments, in the order they are applied."""
+
+    updates: list[ShipmentUpdateInput]
+
+
+class CheckOutcome(BaseModel):
+    """The check's findings and the price review computed from the same catalog rows."""
+
+    findings: list[Finding]
+    review: ReviewResult | None = None  # None: the reviewing stage calls review_order itself
+    allocation: AllocateResult | None = None  # the reservation, when one was asked for and the check cleared

@@ -25,12 +25,14 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from models.errors import OmsError
+
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 CENT = Decimal("0.01")
 PLATFORM_TIME = "%Y-%m-%d %H:%M:%S"
 
 
-class MappingProblem(ValueError):
+class MappingProblem(OmsError, ValueError):
     """One field of a platform order that cannot be mapped."""
 
     def __init__(self, field_name: str, message: str) -> None:

@@ -1,6 +1,7 @@
 """A shop's app secret and session token, sealed under the payload codec's key ring.
 
-The same keys and cipher as the payload codec (`activities.codec.KeyRing`, AES-256-GCM):
+The same keys and cipher as the payload codec (`runtime.codec.KeyRing`, AES-256-GCM, passed
+in by the caller: this domain package sits below the runtime):
 a rotation of the codec keys (`oms keys rotate-codec`) covers these too, since every key
 of the ring opens and the newest seals. A sealed value reads
 ``v1:<key id>:<base64 nonce + ciphertext>``; the shop's name and the field are bound in
@@ -12,15 +13,20 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 
-from activities.codec import NONCE_BYTES, KeyRing
+from models.errors import OmsError
+
+if TYPE_CHECKING:
+    from runtime.codec import KeyRing
 
 PREFIX = "v1"
+NONCE_BYTES = 12  # AES-GCM's 96-bit nonce, as the payload codec uses
 
 
-class SealedValueError(ValueError):
+class SealedValueError(OmsError):
     """A sealed credential cannot be opened (wrong key ring, altered, or not sealed)."""
 
 

@@ -11,15 +11,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import Session, col, select
 
-from activities.codec import KeyRing
+from models.errors import OmsError
 from platforms import pdd, top
 from platforms.secrets import open_sealed, seal
 from platforms.tables import PiiAccess, Shop, ShopOrder, utcnow
+
+if TYPE_CHECKING:
+    from runtime.codec import KeyRing
 
 GATEWAYS = {"taobao": top.PRODUCTION_URL, "pdd": pdd.PRODUCTION_URL}
 NOT_YET = ("jd", "douyin", "shopify")  # in §5.9's list; their connectors have their own issue
@@ -27,7 +30,7 @@ STATES = ("syncing", "paused", "token_expired", "failing")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 
-class ShopError(ValueError):
+class ShopError(OmsError):
     """A shop command refused: one message per bad field, or the reason."""
 
     def __init__(self, errors: list[tuple[str, str]], status: int = 422) -> None:

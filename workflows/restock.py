@@ -39,9 +39,7 @@ class RestockWorkflow:
         except ActivityError as err:
             # A business refusal (unknown SKU or warehouse): reported, never a failed workflow.
             cause = err.__cause__
-            return RestockResult(
-                error=cause.message if isinstance(cause, ApplicationError) else str(err)
-            )
+            return RestockResult(error=cause.message if isinstance(cause, ApplicationError) else str(err))
         for item in result.served:
             handle = workflow.get_external_workflow_handle(workflow_id_for(item["order_id"]))
             try:

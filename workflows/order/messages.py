@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         TransferArrived,
         WarehouseEvent,
     )
+    from privacy.mask import mask_correction
     from workflows.order.state import CLOSED_SHIPMENT, OrderState
 
 _WAREHOUSE_STAGES = {Stage.RELEASED, Stage.PICKING, Stage.PACKED}
@@ -76,11 +77,7 @@ def _refuse_cancel(s: OrderState, _: Cancel) -> str | None:
 
 
 def _refuse_confirm(s: OrderState, _: BuyerConfirmed) -> str | None:
-    return (
-        None
-        if s.effective_stage == Stage.AWAITING_BUYER
-        else f"{_where(s)}, not waiting for the buyer"
-    )
+    return None if s.effective_stage == Stage.AWAITING_BUYER else f"{_where(s)}, not waiting for the buyer"
 
 
 def _refuse_pay(s: OrderState, _: PaymentReceived) -> str | None:
@@ -90,11 +87,7 @@ def _refuse_pay(s: OrderState, _: PaymentReceived) -> str | None:
 
 
 def _refuse_decide(s: OrderState, _: ShortageDecision) -> str | None:
-    return (
-        None
-        if s.effective_stage in _SHORT_STAGES
-        else f"{_where(s)}: the order is not short of stock"
-    )
+    return None if s.effective_stage in _SHORT_STAGES else f"{_where(s)}: the order is not short of stock"
 
 
 def _refuse_restock(s: OrderState, m: StockArrived) -> str | None:
@@ -105,11 +98,7 @@ def _refuse_restock(s: OrderState, m: StockArrived) -> str | None:
 
 
 def _refuse_transfer(s: OrderState, m: TransferArrived) -> str | None:
-    return (
-        None
-        if m.transfer_id in s.pending_transfers
-        else f"transfer {m.transfer_id} is not pending for this order"
-    )
+    return None if m.transfer_id in s.pending_transfers else f"transfer {m.transfer_id} is not pending for this order"
 
 
 def _refuse_decision(s: OrderState, _: Approve | Reject) -> str | None:
@@ -211,21 +200,11 @@ def _warehouse(kind: str, update: str, model: type[BaseModel]) -> Message:
 MESSAGES: dict[str, Message] = {
     m.signal: m
     for m in (
-        Message(
-            SignalName.BUYER_CONFIRMED, "confirm", BuyerConfirmed, _refuse_confirm, _apply_confirm
-        ),
+        Message(SignalName.BUYER_CONFIRMED, "confirm", BuyerConfirmed, _refuse_confirm, _apply_confirm),
         Message(SignalName.PAYMENT_RECEIVED, "pay", PaymentReceived, _refuse_pay, _set("payment")),
-        Message(
-            SignalName.SHORTAGE_DECISION, "decide", ShortageDecision, _refuse_decide, _apply_decide
-        ),
+        Message(SignalName.SHORTAGE_DECISION, "decide", ShortageDecision, _refuse_decide, _apply_decide),
         Message(SignalName.RESTOCK_ARRIVED, None, StockArrived, _refuse_restock, _apply_restock),
-        Message(
-            SignalName.TRANSFER_ARRIVED,
-            "transfer_arrived",
-            TransferArrived,
-            _refuse_transfer,
-            _apply_transfer,
-        ),
+        Message(SignalName.TRANSFER_ARRIVED, "transfer_arrived", TransferArrived, _refuse_transfer, _apply_transfer),
         Message(SignalName.APPROVE, "approve", Approve, _refuse_decision, _set("approval")),
         Message(SignalName.REJECT, "reject", Reject, _refuse_decision, _set("approval")),
         _warehouse(SignalName.PICKED, "picked", WarehouseEvent),
@@ -269,15 +248,8 @@ def accept(s: OrderState, message: Message, parsed: Any, **how: Any) -> None:
     """Record the message in the timeline (PII masked) and hand it to the stage that takes it."""
     data = parsed.model_dump(mode="json", exclude_none=True)
     if message.signal == SignalName.BUYER_CONFIRMED:
-        data = {k: (mask(v) if k in ("phone", "detail") else v) for k, v in data.items()}
+        data = {k: (mask_correction(v) if k in ("phone", "detail") else v) for k, v in data.items()}
     s.log("signal", signal=message.signal, **data, **how)
     message.apply(s, parsed)
     s.touch()
 
-
-def mask(value: Any) -> Any:
-    """The middle of a phone number or an address detail starred out (for the timeline)."""
-    if not isinstance(value, str) or len(value) < 4:
-        return value
-    keep = max(1, len(value) // 4)
-    return value[:keep] + "*" * (len(value) - 2 * keep) + value[-keep:]

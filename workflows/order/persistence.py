@@ -24,8 +24,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.orders import OrderActivities
-    from activities.outbox import jsonable
     from models.enums import Flag
+    from models.jsonable import jsonable
     from models.payloads import PersistInput, ShipmentUpdateInput
     from models.types import TimelineEvent
     from workflows.order import patches
@@ -117,20 +117,15 @@ class Persistence:
         if self.unwritten:
             await self.persist_once()
 
-    def written_events(
-        self, updates: list[tuple[ShipmentUpdateInput, Any]], results: list[Any]
-    ) -> None:
+    def written_events(self, updates: list[tuple[ShipmentUpdateInput, Any]], results: list[Any]) -> None:
         for (inp, expected), result in zip(updates, results, strict=True):
             self.steps_.deliver(result.event_ids)
             if list(map(tuple, result.shipped_lines)) != list(map(tuple, expected.shipped_lines)):
                 # Never seen: the ledger consumed other units than the shipment listed.
                 self.state.flag("ledger_mismatch")
-                self.state.log(
-                    "ledger_mismatch",
-                    shipment=inp.shipment_id,
-                    expected=[list(x) for x in expected.shipped_lines],
-                    consumed=[list(x) for x in result.shipped_lines],
-                )
+                self.state.log("ledger_mismatch", shipment=inp.shipment_id,
+                               expected=[list(x) for x in expected.shipped_lines],
+                               consumed=[list(x) for x in result.shipped_lines])
 
     def state_write(self) -> tuple[PersistInput, int]:
         """The order's state now and the timeline entries not yet written (up to the index returned).

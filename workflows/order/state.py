@@ -108,12 +108,7 @@ class OrderState:
         self.stage = stage
         self.waiting = waiting
         self.since = workflow.now()
-        self.log(
-            "stage",
-            stage=str(stage),
-            previous=str(previous),
-            waiting_for=str(waiting) if waiting else None,
-        )
+        self.log("stage", stage=str(stage), previous=str(previous), waiting_for=str(waiting) if waiting else None)
         self.on_publish()
         self.touch()
 

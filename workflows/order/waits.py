@@ -16,6 +16,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from models.enums import Flag, Stage, TimeoutAction, WaitingFor
+    from models.errors import OmsError
 
 if TYPE_CHECKING:
     from workflows.order.context import Order
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 A_YEAR = timedelta(days=365)
 
 
-class Cancelled(Exception):
+class Cancelled(OmsError):
     """The order is to be cancelled (by an operator, a policy or a reject), with this reason."""
 
     def __init__(self, reason: str) -> None:
@@ -69,18 +70,11 @@ class Waits:
         waiting = s.waiting
         s.set_stage(Stage.ON_HOLD, WaitingFor.OPERATOR)
         await self.o.steps.emit(
-            "on_hold",
-            {"held_from": str(s.held_from), "reason": str(flag)},
-            f"hold-{self.o.steps.ops}",
+            "on_hold", {"held_from": str(s.held_from), "reason": str(flag)}, f"hold-{self.o.steps.ops}"
         )
         await self.wait(
-            lambda: (
-                inbox.resume is not None
-                or bool(inbox.confirmations)
-                or inbox.decision_new
-                or bool(inbox.transfers_arrived)
-                or (what == "stock" and s.stock_done())
-            ),
+            lambda: inbox.resume is not None or bool(inbox.confirmations) or inbox.decision_new
+            or bool(inbox.transfers_arrived) or (what == "stock" and s.stock_done()),
             A_YEAR,
         )
         inbox.resume = None

@@ -16,9 +16,10 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.inventory import InventoryActivities
-    from activities.orders import OrderActivities, refund_for
+    from activities.orders import OrderActivities
     from models.enums import SignalName, Stage
     from models.payloads import RefundInput, ReleaseStockInput, WithdrawInput
+    from orders.refunds import refund_for
 
 if TYPE_CHECKING:
     from workflows.order.context import Order
@@ -91,9 +92,7 @@ async def refund(o: Order, amount: Decimal, reason: str) -> None:
         return
     events = await o.steps.db(
         OrderActivities.request_refund,
-        RefundInput(
-            order_id=s.order_id, amount=amount, reason=reason, refund_id=o.steps.key("refund")
-        ),
+        RefundInput(order_id=s.order_id, amount=amount, reason=reason, refund_id=o.steps.key("refund")),
     )
     s.refund_amount = (s.refund_amount or Decimal(0)) + amount
     s.refund_status = "requested"

@@ -17,7 +17,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.inventory import InventoryActivities
-    from activities.orders import OrderActivities, ShipmentUpdatesInput
+    from activities.orders import OrderActivities
     from models.enums import Flag, Stage, WaitingFor
     from models.payloads import (
         PickException,
@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         ShipmentState,
         ShipmentUpdateInput,
         ShipmentUpdateResult,
+        ShipmentUpdatesInput,
         WarehouseEvent,
     )
     from workflows.order import patches
@@ -61,9 +62,7 @@ async def release(o: Order) -> int:
     # transaction, so the pause that follows (waiting for the warehouse) needs no
     # write of its own. The step fills in the ids of the pick lists it made.
     if persistence.persisting:
-        await workflow.wait_condition(
-            lambda: not persistence.persisting
-        )  # no older write lands after this one
+        await workflow.wait_condition(lambda: not persistence.persisting)  # no older write lands after this one
     if persistence.unwritten:
         await persistence.write_warehouse_events()  # their results are delivered and checked there
     released = s.log("released", shipments=[])
@@ -178,9 +177,7 @@ async def warehouse_events(o: Order, run: list[tuple[str, WarehouseEvent]]) -> N
         # after them, or the order's last), in one transaction: what a shipment holds
         # is what it ships. The write reports what it consumed; `written_events` compares.
         for kind, event, shipment, inp in todo:
-            expected = ShipmentUpdateResult(
-                shipped_lines=_shipment_lines(shipment) if kind == "shipped" else []
-            )
+            expected = ShipmentUpdateResult(shipped_lines=_shipment_lines(shipment) if kind == "shipped" else [])
             o.persistence.unwritten.append((inp, expected))
             _shipment_updated(o, shipment, kind, event, expected)
             _apply_shipment_result(o, expected)
@@ -202,9 +199,7 @@ def _apply_shipment_result(o: Order, result: Any) -> None:
                 line.shipped += qty
     statuses = {sh.status for sh in s.shipments if sh.status != "cancelled"}
     if statuses == {"shipped"}:
-        if not any(
-            line.backordered > 0 or line.open_qty > 0 or line.reserved > 0 for line in s.lines
-        ):
+        if not any(line.backordered > 0 or line.open_qty > 0 or line.reserved > 0 for line in s.lines):
             s.set_stage(Stage.SHIPPED, None)
     elif statuses <= {"packed", "shipped"}:
         s.set_stage(Stage.PACKED, WaitingFor.WAREHOUSE)
@@ -213,9 +208,7 @@ def _apply_shipment_result(o: Order, result: Any) -> None:
     s.touch()
 
 
-def _shipment_input(
-    o: Order, shipment: ShipmentState, kind: str, event: WarehouseEvent | None
-) -> ShipmentUpdateInput:
+def _shipment_input(o: Order, shipment: ShipmentState, kind: str, event: WarehouseEvent | None) -> ShipmentUpdateInput:
     return ShipmentUpdateInput(
         order_id=o.state.order_id,
         shipment_id=shipment.id,
@@ -228,25 +221,17 @@ def _shipment_input(
     )
 
 
-async def update_shipment(
-    o: Order, shipment: ShipmentState, kind: str, event: WarehouseEvent | None = None
-) -> Any:
-    result = await o.steps.db(
-        OrderActivities.update_shipment, _shipment_input(o, shipment, kind, event)
-    )
+async def update_shipment(o: Order, shipment: ShipmentState, kind: str, event: WarehouseEvent | None = None) -> Any:
+    result = await o.steps.db(OrderActivities.update_shipment, _shipment_input(o, shipment, kind, event))
     _shipment_updated(o, shipment, kind, event, result)
     return result
 
 
-def _shipment_updated(
-    o: Order, shipment: ShipmentState, kind: str, event: WarehouseEvent | None, result: Any
-) -> None:
+def _shipment_updated(o: Order, shipment: ShipmentState, kind: str, event: WarehouseEvent | None, result: Any) -> None:
     shipment.status = kind
     if event is not None and kind == "shipped":
         shipment.carrier, shipment.tracking_no = event.carrier, event.tracking_no
-    o.state.log(
-        kind, shipment=shipment.id, carrier=shipment.carrier, tracking_no=shipment.tracking_no
-    )
+    o.state.log(kind, shipment=shipment.id, carrier=shipment.carrier, tracking_no=shipment.tracking_no)
     o.steps.deliver(result.event_ids)
 
 

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.check_rules import clears_intake, standing_findings
-    from activities.orders import CheckOrderInput, OrderActivities
+    from activities.orders import OrderActivities
+    from intake.findings import clears_intake, standing_findings
     from models.enums import FindingClass, FindingCode, Flag, Stage
+    from models.payloads import CheckOrderInput
     from models.types import Finding
     from workflows.order import patches
     from workflows.order.stages import buyer, inventory, payment
@@ -35,17 +36,13 @@ async def intake(o: Order) -> None:
             return  # the rule check_order reserved by, when it was asked to
         rejects = [f for f in findings if f.cls == FindingClass.REJECT]
         if rejects:
-            raise Cancelled(
-                "cannot be processed: " + ", ".join(f"{f.code} ({f.field})" for f in rejects)
-            )
+            raise Cancelled("cannot be processed: " + ", ".join(f"{f.code} ({f.field})" for f in rejects))
         asks = [f for f in findings if f.cls == FindingClass.BUYER]
         if asks or s.must_confirm():
             rounds += 1
             if rounds > s.policy.confirmation.max_rounds:
                 rounds = 0
-                await o.waits.expire(
-                    "buyer", s.policy.confirmation.timeout_action, Flag.BUYER_TIMEOUT
-                )
+                await o.waits.expire("buyer", s.policy.confirmation.timeout_action, Flag.BUYER_TIMEOUT)
                 if not s.inbox.confirmations:
                     continue
             await buyer.ask_buyer(o, asks)
@@ -82,3 +79,4 @@ async def check(o: Order) -> list[Finding]:
     s.log("checked", findings=[f.public() for f in findings])
     s.touch()
     return findings
+

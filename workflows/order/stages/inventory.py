@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.orders import OrderActivities
     from models.enums import Flag, ShortagePolicy, Stage, WaitingFor
     from models.payloads import AllocateInput, EmitInput, ReleaseStockInput, TransferArrivalInput
+    from orders.refunds import order_value, refund_owed
     from workflows.order.stages import cancel
     from workflows.order.steps import STEP_FAILED, cause
     from workflows.order.waits import Cancelled
@@ -87,17 +88,10 @@ async def allocate(o: Order) -> None:
         )
         o.steps.deliver(events)
     shortfalls = [sf.model_dump() for sf in result.plan.shortfalls]
-    s.log(
-        "allocated",
-        reserved=[list(r) for r in result.reserved],
-        shortfalls=shortfalls,
-        policy=str(policy),
-    )
+    s.log("allocated", reserved=[list(r) for r in result.reserved], shortfalls=shortfalls, policy=str(policy))
     if result.plan.shortfalls:
         if policy == ShortagePolicy.CANCEL:
-            raise Cancelled(
-                "out of stock: " + ", ".join(f"{sf['sku']} x{sf['qty']}" for sf in shortfalls)
-            )
+            raise Cancelled("out of stock: " + ", ".join(f"{sf['sku']} x{sf['qty']}" for sf in shortfalls))
         if policy == ShortagePolicy.PARTIAL:
             s.flag(Flag.PARTIAL_SHIPMENT)
             if rest == "refund":
@@ -154,10 +148,7 @@ async def apply_decision(o: Order) -> None:
     if decision == ShortagePolicy.CANCEL:
         raise Cancelled("shortage: cancelled by the operator")
     if decision in (ShortagePolicy.TRANSFER, ShortagePolicy.PARTIAL):
-        if (
-            decision == ShortagePolicy.PARTIAL
-            and s.policy.shortage.partial_remainder == "backorder"
-        ):
+        if decision == ShortagePolicy.PARTIAL and s.policy.shortage.partial_remainder == "backorder":
             if not any(line.reserved > 0 for line in s.lines):
                 raise Cancelled("shortage: nothing in stock to ship partially")
             s.flag(Flag.PARTIAL_SHIPMENT)
@@ -193,9 +184,7 @@ async def receive_transfer(o: Order, transfer_id: str) -> None:
     try:
         arrived = await o.steps.db(
             InventoryActivities.transfer_arrival,
-            TransferArrivalInput(
-                transfer_id=transfer_id, op_key=o.steps.key(f"arrive-{transfer_id}")
-            ),
+            TransferArrivalInput(transfer_id=transfer_id, op_key=o.steps.key(f"arrive-{transfer_id}")),
             hold=False,
         )
     except STEP_FAILED as err:
@@ -209,19 +198,13 @@ async def receive_transfer(o: Order, transfer_id: str) -> None:
 async def cancel_open_units(o: Order, reason: str) -> None:
     """Units that will not ship (refund remainder): cancelled on the line, their paid share refunded now.
 
-    The share is pro rata of what was paid (discounts and fees included), the same
-    rule as `refund_for` on cancel, so partial refunds and a later cancel add up to the cent.
+    The share is pro rata of what was paid (`orders.refunds`, the same rule as on cancel).
     """
     s = o.state
     for line in s.lines:
         line.cancelled += max(line.open_qty, 0)
     paid = s.paid_amount()
-    ordered = sum((Decimal(li.qty) * (li.unit_price or Decimal(0)) for li in s.lines), Decimal(0))
-    if paid <= 0 or ordered <= 0:
+    if paid <= 0 or order_value(s.lines) <= 0:
         return
-    kept = sum(
-        (Decimal(li.qty - li.cancelled) * (li.unit_price or Decimal(0)) for li in s.lines),
-        Decimal(0),
-    )
-    owed = paid - (paid * kept / ordered).quantize(Decimal("0.01"))
+    owed = refund_owed(s.lines, paid=paid, kept=lambda li: li.qty - li.cancelled)
     await cancel.refund(o, owed - (s.refund_amount or Decimal(0)), reason)

@@ -28,25 +28,15 @@ async def review(o: Order) -> None:
     if s.prereview is not None and s.prereview[0] is s.order and s.prereview[1] is not None:
         result = s.prereview[1]  # computed by check_order on this very document, no wait since
     else:
-        result = await o.steps.db(
-            OrderActivities.review_order, ReviewInput(order=s.order, policy=s.policy)
-        )
+        result = await o.steps.db(OrderActivities.review_order, ReviewInput(order=s.order, policy=s.policy))
     s.prereview = None
     known = {(f.code, f.field) for f in s.findings}
     for finding in result.findings:
         if (finding.code, finding.field) not in known:
             s.findings.append(finding)
             s.flag(str(finding.code))
-    s.log(
-        "reviewed",
-        totals=result.totals.model_dump(mode="json"),
-        findings=[f.public() for f in result.findings],
-    )
-    reasons = [
-        f"{f.code} ({f.field})"
-        for f in s.findings
-        if f.cls in (FindingClass.REVIEW, FindingClass.PAYMENT)
-    ]
+    s.log("reviewed", totals=result.totals.model_dump(mode="json"), findings=[f.public() for f in result.findings])
+    reasons = [f"{f.code} ({f.field})" for f in s.findings if f.cls in (FindingClass.REVIEW, FindingClass.PAYMENT)]
     threshold = s.policy.approval.threshold
     if result.totals.total > threshold:
         reasons.append(f"total {result.totals.total} over the approval threshold {threshold}")
@@ -64,9 +54,7 @@ async def await_approval(o: Order, reasons: list[str]) -> None:
     s.log("approval_requested", reasons=reasons)
     escalations = 0
     while s.inbox.approval is None:
-        got = await o.waits.wait(
-            lambda: s.inbox.approval is not None, s.policy.approval.escalate_after
-        )
+        got = await o.waits.wait(lambda: s.inbox.approval is not None, s.policy.approval.escalate_after)
         if not got:
             escalations += 1
             s.flag(Flag.APPROVAL_OVERDUE)
