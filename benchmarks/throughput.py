@@ -45,7 +45,7 @@ run alternately with today's (--skip-baseline, 800 orders): 37-39 -> 29-32 ms of
 CPU per order, 22.3-23.4 -> 26.2-28.7 orders/s; its full run this morning: 0.89. What did it:
 
 * the per-payload trips into the sandbox are gone (`ContextFreeRunner` in
-  activities/runtime.py): ~35 `exec`s per order, ~10% of the worker's CPU (py-spy);
+  runtime/worker.py): ~35 `exec`s per order, ~10% of the worker's CPU (py-spy);
 * one patch at the start instead of four along the way (each also cost the SDK's own
   TemporalChangeVersion upsert) and search attributes upserted once per pause: 12 upserts
   and 9 markers per clean order -> 2 and 1 (+ 3 local activities' markers);
