@@ -1,4 +1,4 @@
-"""Inventory activities: thin, idempotent wrappers around the ledger (activities.ledger).
+"""Inventory activities: thin, idempotent wrappers around the ledger (`inventory`).
 
 Each runs in one database transaction under an idempotency key chosen by the
 workflow, so Temporal may retry it freely. Business errors (unknown transfer,

@@ -59,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.worker import Worker
 
     from models.db import make_engine, migrate, session_factory, transaction
+    from models.documents import workflow_id_for
     from models.payloads import OrderInput
     from models.settings import Settings
     from models.tables import Order, Shipment, to_utc
@@ -204,7 +205,7 @@ async def submit_all(client: Client, settings: Settings, docs: list[Any]) -> flo
             await client.start_workflow(
                 OrderWorkflow.run,
                 OrderInput(order=doc, policy=policy, submitted_at=datetime.now(UTC)),
-                id=f"order-{doc.order_id}",
+                id=workflow_id_for(doc.order_id),
                 task_queue=settings.task_queue,
             )
 

@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.seed import seed_order  # noqa: E402
 from models.db import make_engine, migrate, session_factory, transaction  # noqa: E402
-from models.documents import OrderDocument  # noqa: E402
+from models.documents import OrderDocument, workflow_id_for  # noqa: E402
 
 PG_ADMIN = os.environ.get("OMS_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 # One payload-codec key for the run: the service and the bare loop seal with the same codec.
@@ -283,7 +283,7 @@ async def measure_intake(temporal: str, home: Path, db_url: str, orders: int = 5
             await client.start_workflow(
                 OrderWorkflow.run,
                 OrderInput(order=doc, policy=settings.order_policy(), submitted_at=datetime.now(UTC)),
-                id=f"order-{doc.order_id}", task_queue=queue)
+                id=workflow_id_for(doc.order_id), task_queue=queue)
 
     t0 = time.perf_counter()
     await asyncio.gather(*(start(d) for d in docs))

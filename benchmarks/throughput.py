@@ -45,7 +45,7 @@ run alternately with today's (--skip-baseline, 800 orders): 37-39 -> 29-32 ms of
 CPU per order, 22.3-23.4 -> 26.2-28.7 orders/s; its full run this morning: 0.89. What did it:
 
 * the per-payload trips into the sandbox are gone (`ContextFreeRunner` in
-  activities/runtime.py): ~35 `exec`s per order, ~10% of the worker's CPU (py-spy);
+  runtime/worker.py): ~35 `exec`s per order, ~10% of the worker's CPU (py-spy);
 * one patch at the start instead of four along the way (each also cost the SDK's own
   TemporalChangeVersion upsert) and search attributes upserted once per pause: 12 upserts
   and 9 markers per clean order -> 2 and 1 (+ 3 local activities' markers);
@@ -190,7 +190,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.worker import Worker
 
     from models.db import make_engine, migrate, session_factory, transaction
-    from models.documents import OrderDocument
+    from models.documents import OrderDocument, workflow_id_for
     from models.payloads import OrderInput
     from models.search import SEARCH_ATTRIBUTES
     from models.settings import Settings
@@ -279,7 +279,7 @@ async def play_warehouse(client: Any, factory: Any, expected: int, done: asyncio
 
     async def answer(order_id: str, n: int) -> None:
         async with semaphore:
-            handle = client.get_workflow_handle(f"order-{order_id}")
+            handle = client.get_workflow_handle(workflow_id_for(order_id))
             for name, payload in (
                 ("picked", {}),
                 ("packed", {"parcels": 1}),
@@ -332,7 +332,7 @@ async def run_orders(
             handle = await client.start_workflow(
                 OrderWorkflow.run,
                 OrderInput(order=doc, policy=policy, submitted_at=datetime.now(UTC)),
-                id=f"order-{doc.order_id}",
+                id=workflow_id_for(doc.order_id),
                 task_queue=settings.task_queue,
             )
         outcome = await handle.result()
@@ -482,7 +482,7 @@ async def run_phase(
                 (_cpu_seconds([p.pid for p in processes]) - worker_cpu) * 1000 / args.orders
             )
             sample = [
-                f"order-{prefix}-{n:05d}"
+                workflow_id_for(f"{prefix}-{n:05d}")
                 for n in range(0, args.orders, max(1, args.orders // args.sample))
             ][: args.sample]
             result["profile"] = await history_profile(client, sample)

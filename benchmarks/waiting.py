@@ -51,7 +51,7 @@ import throughput  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from models.db import make_engine, migrate, session_factory, transaction  # noqa: E402
-from models.documents import OrderDocument  # noqa: E402
+from models.documents import OrderDocument, workflow_id_for  # noqa: E402
 from models.payloads import OrderSnapshot  # noqa: E402
 from models.settings import Settings  # noqa: E402
 from models.tables import ContactLog, Order, to_utc  # noqa: E402
@@ -236,7 +236,7 @@ async def main_async(args: argparse.Namespace) -> int:
         worker = embedded.start_worker(settings, codec_keys, worker_env)
         await polling(client, settings.task_queue, worker)
         polling_s = time.monotonic() - started
-        state = await client.get_workflow_handle(f"order-{buyers[-1]}").query(
+        state = await client.get_workflow_handle(workflow_id_for(buyers[-1])).query(
             "state", result_type=OrderSnapshot
         )
         assert state.stage == "awaiting_buyer", state.stage

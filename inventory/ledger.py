@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col
 
-from models.db import SessionFactory, transaction
+from models.db import SessionFactory, is_postgres, transaction
 from models.enums import MovementKind, ReservationStatus
 from models.errors import OmsError
 from models.tables import (
@@ -147,7 +147,7 @@ def lock_levels(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple
         return {}
     stmt = select(StockLevel).where(tuple_(StockLevel.sku, StockLevel.warehouse).in_(wanted))
     stmt = stmt.order_by(StockLevel.sku, StockLevel.warehouse)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         stmt = stmt.with_for_update()
     rows = session.execute(stmt).scalars().all()
     return {(r.sku, r.warehouse): r for r in rows}
@@ -158,7 +158,7 @@ def levels_for_skus(session: Session, skus: Iterable[str]) -> list[Any]:
     skus = sorted(set(skus))
     if not skus:
         return []
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = is_postgres(session)
     return list(session.execute(_LEVELS_LOCKED if postgres else _LEVELS_OF, {"b_skus": skus}).all())
 
 
@@ -335,7 +335,7 @@ def release_order(
         select(Transfer).where(Transfer.order_id == order_id, Transfer.status == "in_transit"),
         Transfer,
     ).order_by(Transfer.id)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         transfer_stmt = transfer_stmt.with_for_update()
     moving = session.execute(transfer_stmt).scalars().all()
     keys = {(t.sku, t.from_warehouse) for t in moving}

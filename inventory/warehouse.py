@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from inventory.ledger import RESERVATIONS, LedgerError, lock_levels, move, reserve
+from models.db import is_postgres
 from models.enums import MovementKind, ReservationStatus
 from models.tables import (
     Reservation,
@@ -21,7 +22,7 @@ from models.tables import (
 def transfer_arrival(session: Session, *, transfer_id: str, ref: str) -> dict[str, Any]:
     """Goods of a transfer arrived: stock in at the destination, reserved for the order at once."""
     stmt = select(Transfer).where(Transfer.id == transfer_id)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         stmt = stmt.with_for_update()
     transfer = session.execute(stmt).scalar_one_or_none()
     if transfer is None:
@@ -72,7 +73,7 @@ def consume_shipment(session: Session, *, order_id: str, shipment_id: str, ref: 
         )
         .order_by(res.c.sku, res.c.warehouse, res.c.id)
     ).all()
-    if session.get_bind().dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE serialises already
+    if is_postgres(session):  # SQLite: BEGIN IMMEDIATE serialises already
         lock_levels(session, [(h.sku, h.warehouse) for h in holds])
     shipped: dict[int, int] = {}
     for hold in holds:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from models.documents import OrderDocument
 from models.enums import Channel, ShortagePolicy
 from models.settings import Policy
-from models.types import AllocationPlan, CatalogEntry, Finding, TimelineEvent, Totals
+from models.types import AllocationPlan, Finding, TimelineEvent, Totals
 
 
 class _Signal(BaseModel):
@@ -189,11 +189,6 @@ class RecordOrderInput(BaseModel):
 class CheckInput(BaseModel):
     order: OrderDocument
     policy: Policy
-
-
-class CheckResult(BaseModel):
-    findings: list[Finding]
-    catalog: dict[str, CatalogEntry]
 
 
 class ContactInput(BaseModel):

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from intake.addresses import current_region
 from inventory.ledger import LedgerError
 from inventory.warehouse import consume_shipment
+from models.enums import ShipmentStatus
 from models.payloads import (
     ReleaseInput,
     ShipmentUpdateInput,
@@ -30,11 +31,11 @@ def shipment_work(session: Any, inp: ShipmentUpdateInput) -> dict[str, Any]:
     now = utcnow()
     result: dict[str, Any] = {"shipped_lines": [], "event_ids": []}
     values: dict[str, Any] = {"status": inp.kind}
-    if inp.kind == "picked":
+    if inp.kind == ShipmentStatus.PICKED:
         values["picked_at"] = now
-    elif inp.kind == "packed":
+    elif inp.kind == ShipmentStatus.PACKED:
         values.update(packed_at=now, parcels=inp.parcels, weight_g=inp.weight_g)
-    elif inp.kind == "shipped":
+    elif inp.kind == ShipmentStatus.SHIPPED:
         values.update(shipped_at=now, carrier=inp.carrier, tracking_no=inp.tracking_no)
     # The update names the shipment's warehouse as it goes: one statement, not a read and a write.
     warehouse = session.execute(
@@ -45,7 +46,7 @@ def shipment_work(session: Any, inp: ShipmentUpdateInput) -> dict[str, Any]:
     ).scalar_one_or_none()
     if warehouse is None:
         raise LedgerError(f"unknown shipment {inp.shipment_id}")
-    if inp.kind == "shipped":
+    if inp.kind == ShipmentStatus.SHIPPED:
         result["shipped_lines"] = consume_shipment(
             session, order_id=inp.order_id, shipment_id=inp.shipment_id, ref=inp.op_key
         )
@@ -63,7 +64,7 @@ def shipment_work(session: Any, inp: ShipmentUpdateInput) -> dict[str, Any]:
                 },
             )
             result["event_ids"].append(eid)
-    elif inp.kind == "cancelled":
+    elif inp.kind == ShipmentStatus.CANCELLED:
         eid = f"{inp.op_key}:pick_list_withdrawn"
         add_event(
             session,

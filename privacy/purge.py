@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 from sqlalchemy import func, select
 
-from models.db import SessionFactory, transaction
+from models.db import SessionFactory, is_postgres, transaction
 from models.tables import (
     ContactLog,
     Order,
@@ -93,7 +93,7 @@ def purge_pii(
 
 
 def _purge_one(session: Any, order_id: str, now: datetime) -> None:
-    order = session.get(Order, order_id, with_for_update=session.get_bind().dialect.name == "postgresql")
+    order = session.get(Order, order_id, with_for_update=is_postgres(session))
     if order is None or order.pii_purged_at is not None:
         return
     known = Known.of(order.document, name=True)

@@ -24,7 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from pydantic import ValidationError
 
-from models.enums import Action, Stage, WaitingFor
+from models.enums import Action, WaitingFor
 from service.deps import ApiError, services
 from service.keys import Principal, find_by_name, find_key
 from service.schemas import ActionBody, RestockBody
@@ -512,6 +512,3 @@ async def report(request: Request) -> Response:
 def _rate_text(f: dict[str, Any]) -> str:
     return "—" if f.get("rate") is None else f"{f['rate'] * 100:.1f}%"
 
-
-def stage_options() -> list[str]:
-    return [str(s) for s in Stage]

@@ -143,9 +143,8 @@ class Demo:
         """Restock what the order waits for, plus what older orders queue for ahead of it (FIFO)."""
         from sqlalchemy import select
 
-        from models.payloads import RestockInput, RestockResult
+        from commands.actions import BadBody, restock
         from models.tables import Backorder
-        from workflows.restock import RestockWorkflow
 
         def needs() -> dict[tuple[str, str], int]:
             with self.ctx.session() as session:
@@ -176,16 +175,11 @@ class Demo:
             await self.note(
                 f"operator: restock {qty} x {sku} at {warehouse} (for {order.order_id})"
             )
-            op = f"restock-{uuid.uuid4().hex[:12]}"
-            result: RestockResult = await client.execute_workflow(
-                RestockWorkflow.run,
-                RestockInput(sku=sku, warehouse=warehouse, qty=qty, op_key=op),
-                id=op,
-                task_queue=self.settings.task_queue,
-            )
-            if result.error:
-                raise DemoFailure(f"restock of {sku} refused: {result.error}")
-            for item in result.served:
+            try:
+                served = await restock(client, self.ctx.factory, self.settings, sku, qty, warehouse)
+            except BadBody as exc:
+                raise DemoFailure(f"restock of {sku} refused: {exc}") from exc
+            for item in served:
                 say(
                     f"      first come first served: {item['order_id']} line {item['line_no']} gets {item['qty']}"
                 )

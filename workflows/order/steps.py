@@ -4,7 +4,7 @@
   for as long as the database needs to come back. Business refusals are non-retryable
   `ApplicationError`s with a `type`.
 * A step that fails for good (bad data that no retry can fix) puts the order on hold for an
-  operator (`holds.hold_failed_step`), never a failed workflow: `resume` runs it again,
+  operator (`Waits.hold_failed_step`), never a failed workflow: `resume` runs it again,
   `cancel` cancels. Callers that handle a failure themselves say `hold=False`.
 * Idempotency keys and event ids (`key`) come from the order id and a counter of the main
   flow only, so every replay and retry asks for the same keys.
@@ -56,7 +56,7 @@ class Steps:
     def __init__(self, state: OrderState) -> None:
         self.state = state
         self.persistence: Persistence  # wired by the workflow
-        self.hold_failed: Callable[[str, str], Awaitable[None]]  # wired: `holds.hold_failed_step`
+        self.hold_failed: Callable[[str, str], Awaitable[None]]  # wired: `Waits.hold_failed_step`
         self.ops = 0  # the main flow's key counter
         self.deliveries: list[Any] = []
 
