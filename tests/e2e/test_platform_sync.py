@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -205,3 +206,71 @@ async def test_an_expired_session_waits_for_a_new_token_then_goes_on(rig: SyncRi
     result = await rig.run(name)
     assert result.state == "syncing"
     assert {r.platform_order_id for r in rig.orders(name, "imported")} == set(tids)
+
+
+async def stage_of(rig: SyncRig, order_id: str) -> str:
+    state = await rig.client.get_workflow_handle(f"order-{order_id}").query("state")
+    return str(state["stage"])
+
+
+async def test_changes_on_the_platform_reach_the_running_order_once(rig: SyncRig) -> None:
+    gateway = rig.gateway("taobao")
+    shop = gateway.shop
+    now = time.time()
+    unpaid = rig.put(gateway, modified=now - 900, status="WAIT_BUYER_PAY")
+    to_close = rig.put(gateway, modified=now - 800, status="WAIT_BUYER_PAY")
+    name = rig.add("tb", gateway, since=ago(1000))
+    await rig.run(name)
+    for tid in (unpaid, to_close):
+        await rig.eventually(
+            lambda t=tid: _is(stage_of(rig, f"taobao-{t}"), "awaiting_payment"), "awaiting payment"
+        )
+    # the buyer pays one on Taobao; the other is closed there
+    cursor = datetime.fromisoformat(rig.shop(name)["synced_through"]).timestamp()
+    trade = shop.trades[unpaid]
+    shop.change(
+        unpaid,
+        at=cursor,
+        status="WAIT_SELLER_SEND_GOODS",
+        pay_time=trade["created"],
+        alipay_no="2026112622009988",
+    )
+    shop.change(to_close, at=cursor, status="TRADE_CLOSED_BY_TAOBAO")
+    result = await rig.run(name)
+    assert sum(w.changed for w in result.windows) == 2
+    await rig.eventually(
+        lambda: _not(stage_of(rig, f"taobao-{unpaid}"), "awaiting_payment"), "past payment"
+    )
+    closed = await rig.client.get_workflow_handle(f"order-taobao-{to_close}").result()
+    assert closed["stage"] == "cancelled" and "closed on taobao" in str(closed)
+    timeline = await rig.eventually(
+        lambda: _timeline(rig, f"taobao-{unpaid}", "2026112622009988"),
+        "the pay update in the order's timeline",
+    )
+    assert any(e.get("signal") == "payment_received" for e in timeline)
+    rows = {r.platform_order_id: r for r in rig.orders(name)}
+    assert [c["change"] for c in rows[unpaid].changes] == ["paid"]
+    assert rows[unpaid].changes[0]["applied"] is True
+    assert [c["change"] for c in rows[to_close].changes] == ["closed"]
+    # the same changes seen again (a window read twice) change nothing
+    again = await rig.run(name, since=ago(1000).isoformat(), until=ago(70).isoformat())
+    assert sum(w.changed for w in again.windows) == 0
+    assert len(rig.orders(name)[0].changes) + len(rig.orders(name)[1].changes) == 2
+
+
+def _timeline(rig: SyncRig, order_id: str, needle: str) -> list[dict[str, Any]] | None:
+    from models.db import transaction
+    from reads.queries import order_status
+
+    with transaction(rig.factory) as session:
+        status = order_status(session, order_id) or {}
+    events = status.get("events") or []
+    return events if needle in str(events) else None
+
+
+async def _is(stage: Any, want: str) -> bool:
+    return await stage == want
+
+
+async def _not(stage: Any, want: str) -> bool:
+    return await stage != want
