@@ -15,7 +15,7 @@ class SyncInput(BaseModel):
     shop: str
     since: str | None = None  # a backfill: [since, until]; the cursor is left alone
     until: str | None = None
-    max_windows: int = Field(default=48, ge=1, le=10_000)
+    max_windows: int = Field(default=96, ge=1, le=10_000)  # two days of 30-minute windows
     retry_initial_s: float = 1.0  # backoff for rate limits and a platform that is down
     retry_max_s: float = 60.0
 
@@ -41,6 +41,8 @@ class WindowResult(BaseModel):
     held: int = 0
     skipped: int = 0
     changed: int = 0
+    written_back: int = 0  # shipments told to the platform (at a run's start)
+    write_back_refused: int = 0
     caught_up: bool = True
     error: str | None = None
     orders: list[str] = Field(default_factory=list)  # order ids handed to intake (<= 1000)

@@ -48,7 +48,7 @@ log = structlog.get_logger()
 
 SPAN = timedelta(minutes=30)
 LAG = {"taobao": timedelta(seconds=60), "pdd": timedelta(seconds=185)}
-SUBMIT_AT_ONCE = 32
+SUBMIT_AT_ONCE = 64  # as the HTTP intake starts them
 
 
 class Retry(Exception):  # noqa: N818 (an instruction to the activity, not a failure)
@@ -144,11 +144,14 @@ class WindowRunner:
         try:
             held = WindowResult(shop=shop.name, state=shop.state, caught_up=True)
             if inp.retry_held and not backfill:  # once per run, before its first window
+                await self._write_back(shop, client, held)
                 await self._retry_held(shop, client, held)
             if window is None:
                 await asyncio.to_thread(self._commit_held, shop.name, held)
                 return held
             result = await self._window(shop, client, window, backfill=backfill)
+            result.written_back = held.written_back
+            result.write_back_refused = held.write_back_refused
             result.imported += held.imported
             result.orders[:0] = held.orders
         except SessionExpired as exc:
@@ -274,20 +277,58 @@ class WindowRunner:
             ready.append((m, checked.document))
         if records:
             await asyncio.to_thread(self._save, records)
-        for i in range(0, len(ready), SUBMIT_AT_ONCE):
-            chunk = ready[i : i + SUBMIT_AT_ONCE]
-            answers = await asyncio.gather(*(self.submit(doc) for _, doc in chunk))
-            rows = []
-            for (m, _), answer in zip(chunk, answers, strict=True):
-                rows.append(self._record(shop.name, m, "imported", None))
-                if answer == "duplicate":
-                    result.duplicates += 1
-                else:
-                    result.imported += 1
-                if len(result.orders) < 1000:
-                    result.orders.append(m.order_id)
+        gate = asyncio.Semaphore(SUBMIT_AT_ONCE)
+        done = 0
+
+        async def submit(document: Any) -> str:
+            nonlocal done
+            async with gate:
+                answer = await self.submit(document)
+            done += 1
+            if done % 100 == 0:
+                self.heartbeat(f"handed {done} to intake")
+            return str(answer)
+
+        answers = await asyncio.gather(*(submit(doc) for _, doc in ready))
+        rows = []
+        for (m, _), answer in zip(ready, answers, strict=True):
+            rows.append(self._record(shop.name, m, "imported", None))
+            if answer == "duplicate":
+                result.duplicates += 1
+            else:
+                result.imported += 1
+            if len(result.orders) < 1000:
+                result.orders.append(m.order_id)
+        if rows:
             await asyncio.to_thread(self._save, rows)
-            self.heartbeat(f"imported {i + len(chunk)}")
+
+    async def _write_back(self, shop: Shop, client: Any, result: WindowResult) -> None:
+        """The shop's shipped shipments told to the platform, each once (platforms.writeback)."""
+        from platforms import writeback
+
+        def load() -> list[Any]:
+            with transaction(self.factory) as s:
+                return writeback.pending(s, shop.name)
+
+        def save(records: list[dict[str, Any]]) -> None:
+            with transaction(self.factory) as s:
+                writeback.record(s, shop.name, records)
+
+        items = await asyncio.to_thread(load)
+        if not items:
+            return
+        try:
+            done, records = await asyncio.to_thread(
+                writeback.write_back, client, shop.platform, items, dict(shop.carrier_ids or {})
+            )
+        except PlatformError as exc:  # retryable: keep what was done, then back off
+            await asyncio.to_thread(save, getattr(exc, "recorded", []))
+            raise
+        await asyncio.to_thread(save, records)
+        result.written_back += done.done
+        result.write_back_refused += done.refused
+        if done.session_expired:
+            raise SessionExpired(shop.platform, "write-back", msg=done.session_expired)
 
     async def _retry_held(self, shop: Shop, client: Any, result: WindowResult) -> None:
         """Orders held `pii_unavailable`: the platform is asked again on every run."""
@@ -364,10 +405,16 @@ class WindowRunner:
     def _save(self, records: list[dict[str, Any]]) -> None:
         now = self.clock()
         with transaction(self.factory) as s:
+            ids = [r["order_id"] for r in records]
+            existing: dict[str, ShopOrder] = {}
+            for i in range(0, len(ids), 500):
+                query = select(ShopOrder).where(col(ShopOrder.order_id).in_(ids[i : i + 500]))
+                existing.update((row.order_id, row) for row in s.exec(query))
             for r in records:
-                row = s.get(ShopOrder, r["order_id"])
+                row = existing.get(r["order_id"])
                 if row is None:
                     row = ShopOrder(first_seen=now, last_seen=now, changes=[], **r)
+                    existing[r["order_id"]] = row
                 elif row.outcome == "imported" and r["outcome"] != "imported":
                     continue  # handed to intake once: never taken back by a later reading
                 else:

@@ -103,3 +103,28 @@ class PiiAccess(SQLModel, table=True):
     fields: list[Any] = _json(nullable=False, default=list)
     scene: str = Field(max_length=100)
     outcome: str = Field(default="decrypted", max_length=20)
+
+
+class WriteBack(SQLModel, table=True):
+    """One shipment's tracking told to its platform (SPEC §3.9, §8.11): once per shipped event.
+
+    Keyed by the outbox event (`tracking_to_platform`) that the shipped shipment wrote in its
+    own transaction, so a shipment is written back once, whatever retries. `status`:
+    ``done`` (the platform took it, or had it already), ``refused`` (the platform refused,
+    e.g. a refund; `reason` for a clerk) or ``waiting`` (a session to renew, a carrier id to
+    set: tried again by each run).
+    """
+
+    __tablename__ = "write_backs"
+    __table_args__ = (Index("ix_write_backs_shop_status", "shop", "status"),)
+
+    event_id: str = Field(primary_key=True, max_length=160)
+    order_id: str = Field(max_length=64)
+    shop: str = Field(max_length=40)
+    shipment_id: str = Field(max_length=80)
+    carrier: str = Field(max_length=20)
+    tracking_no: str = Field(max_length=60)
+    status: str = Field(max_length=20)
+    reason: str | None = Field(default=None, max_length=1000)
+    tries: int = 0
+    at: datetime = _ts(nullable=False)

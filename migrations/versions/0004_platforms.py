@@ -65,9 +65,26 @@ def upgrade() -> None:
     )
     op.create_index("ix_pii_access_order", "pii_access_log", ["order_id", "at"])
     op.create_index("ix_pii_access_at", "pii_access_log", ["at"])
+    op.create_table(
+        "write_backs",
+        sa.Column("event_id", sa.String(length=160), nullable=False),
+        sa.Column("order_id", sa.String(length=64), nullable=False),
+        sa.Column("shop", sa.String(length=40), nullable=False),
+        sa.Column("shipment_id", sa.String(length=80), nullable=False),
+        sa.Column("carrier", sa.String(length=20), nullable=False),
+        sa.Column("tracking_no", sa.String(length=60), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("reason", sa.String(length=1000), nullable=True),
+        sa.Column("tries", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("event_id"),
+    )
+    op.create_index("ix_write_backs_shop_status", "write_backs", ["shop", "status"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_write_backs_shop_status", table_name="write_backs")
+    op.drop_table("write_backs")
     op.drop_index("ix_pii_access_at", table_name="pii_access_log")
     op.drop_index("ix_pii_access_order", table_name="pii_access_log")
     op.drop_table("pii_access_log")

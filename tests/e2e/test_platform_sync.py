@@ -274,3 +274,49 @@ async def _is(stage: Any, want: str) -> bool:
 
 async def _not(stage: Any, want: str) -> bool:
     return await stage != want
+
+
+async def test_each_shipment_is_written_back_once_through_a_rate_limit(rig: SyncRig) -> None:
+    from sqlmodel import select
+
+    from models.db import transaction
+    from platforms.tables import WriteBack
+    from tests.harness.reference import load_sample
+
+    load_sample(rig.factory, {("MUG-WHITE", "HZ"): 50})
+    gateway = rig.gateway("taobao")
+    shop = gateway.shop
+    now = time.time()
+    lines = [("MUG-WHITE", 3, "35.00")]  # 105 yuan: free shipping, in stock at SH
+    kept, refunded = (rig.put(gateway, modified=now - 600 + i, lines=lines) for i in range(2))
+    name = rig.add("tb", gateway, since=ago(700))
+    await rig.run(name)
+    client = rig.client
+    for i, tid in enumerate((kept, refunded)):
+        oid = f"taobao-{tid}"
+        await rig.eventually(lambda o=oid: _is(stage_of(rig, o), "released"), f"{oid} released")
+        handle = client.get_workflow_handle(f"order-{oid}")
+        await handle.execute_update("picked", {"shipment": 1})
+        await handle.execute_update("packed", {"shipment": 1, "parcels": 1})
+        await handle.execute_update(
+            "shipped", {"shipment": 1, "carrier": "SF", "tracking_no": f"SF1000{i}"}
+        )
+        await rig.eventually(lambda o=oid: _is(stage_of(rig, o), "completed"), f"{oid} done")
+    # meanwhile the buyer of the second asked Taobao for a refund
+    shop.trades[refunded]["orders"]["order"][0]["refund_status"] = "WAIT_SELLER_AGREE"
+    shop.faults.rate_limit_next = 1  # the first write-back call is turned away once
+    result = await rig.run(name)
+    assert result.state == "syncing"
+    assert [(s.tid, s.tracking, s.carrier) for s in shop.shipments] == [(kept, "SF10000", "SF")]
+    with transaction(rig.factory) as s:
+        rows = {r.order_id: r for r in s.exec(select(WriteBack)).all()}
+    assert rows[f"taobao-{kept}"].status == "done"
+    assert rows[f"taobao-{refunded}"].status == "refused"
+    assert "退款" in (rows[f"taobao-{refunded}"].reason or "")
+    sends = shop.calls["taobao.logistics.offline.send"]
+    assert sends == 3  # limited once, then one each
+    # later runs write nothing back again
+    await rig.run(name)
+    await rig.run(name)
+    assert shop.calls["taobao.logistics.offline.send"] == sends
+    assert len(shop.shipments) == 1
