@@ -24,6 +24,8 @@ second time, so nothing is lost or doubled.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -116,6 +118,8 @@ class WindowRunner:
         self.heartbeat = heartbeat
         self.clock = clock
         self.calls = 0  # gateway calls made (the benchmark's calls per order)
+        # seconds spent per phase, summed over windows (logged; the benchmark prints them)
+        self.timings: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ the window
     async def run(self, inp: WindowInput) -> WindowResult:
@@ -167,7 +171,11 @@ class WindowRunner:
             self.calls += client.calls
             if self.http is None:
                 client.close()
+        t0 = time.perf_counter()
         await asyncio.to_thread(self._commit, shop.name, window, result, backfill)
+        self.timings["commit"] += time.perf_counter() - t0
+        log.info("shop window", shop=shop.name, seen=result.seen, imported=result.imported,
+                 **{f"{k}_s": round(v, 2) for k, v in self.timings.items()})
         return result
 
     async def _window(
@@ -200,7 +208,9 @@ class WindowRunner:
                 client, int(window.start.timestamp()), int(window.end.timestamp()), on_page=beat
             )
 
+        t0 = time.perf_counter()
         raw = await asyncio.to_thread(read)
+        self.timings["read"] += time.perf_counter() - t0
         result.seen = len(raw)
         ship_within = timedelta(seconds=shop.ship_within_s)
         mapped = [
@@ -255,8 +265,13 @@ class WindowRunner:
 
         connector = taobao if shop.platform == "taobao" else pinduoduo
         sealed = [m.sealed for m in batch if m.sealed is not None]
+        t0 = time.perf_counter()
         receivers, refused = await asyncio.to_thread(connector.decrypt, client, sealed)
+        t1 = time.perf_counter()
         await asyncio.to_thread(self._log_pii, shop, batch, receivers, refused)
+        t2 = time.perf_counter()
+        self.timings["decrypt"] += t1 - t0
+        self.timings["pii_log"] += t2 - t1
         ready: list[tuple[Mapped, Any]] = []
         records: list[dict[str, Any]] = []
         for m in batch:
@@ -289,7 +304,11 @@ class WindowRunner:
                 self.heartbeat(f"handed {done} to intake")
             return str(answer)
 
+        t3 = time.perf_counter()
+        self.timings["check"] += t3 - t2
         answers = await asyncio.gather(*(submit(doc) for _, doc in ready))
+        t4 = time.perf_counter()
+        self.timings["intake"] += t4 - t3
         rows = []
         for (m, _), answer in zip(ready, answers, strict=True):
             rows.append(self._record(shop.name, m, "imported", None))
@@ -301,6 +320,7 @@ class WindowRunner:
                 result.orders.append(m.order_id)
         if rows:
             await asyncio.to_thread(self._save, rows)
+            self.timings["save"] += time.perf_counter() - t4
 
     async def _write_back(self, shop: Shop, client: Any, result: WindowResult) -> None:
         """The shop's shipped shipments told to the platform, each once (platforms.writeback)."""
