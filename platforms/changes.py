@@ -6,7 +6,11 @@ so the order's own rules judge it and its timeline records it:
 
 * ``paid`` -> ``pay`` (amount, the platform's transaction id);
 * ``closed`` -> ``cancel`` ("closed on <platform>");
-* ``refunded`` (every line) -> ``cancel`` ("refunded on <platform>").
+* ``refunded`` (every line) -> ``cancel`` ("refunded on <platform>");
+* ``refund_requested`` / ``refund_closed`` -> the ``platform_refund`` signal (the order is
+  stopped before it ships while a refund is asked for; withdrawn, it goes on). A signal,
+  as it comes from another process and needs no answer: the order records it in its
+  timeline, or records why it did not apply (a second time, say).
 
 A change already applied (a window read twice after a crash) meets an order that no
 longer takes it, and the update is refused: the second time changes nothing.
@@ -75,6 +79,20 @@ def _update_for(change: str, m: Mapped) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+SIGNALS = {REFUND_REQUESTED: "requested", REFUND_CLOSED: "closed"}
+
+
+async def send_signal(
+    client: Client, order_id: str, name: str, payload: dict[str, Any]
+) -> tuple[bool, str | None]:
+    handle = client.get_workflow_handle(f"order-{order_id}")
+    try:
+        await handle.signal(name, payload)
+    except RPCError as exc:
+        return False, f"the order's workflow did not take it: {exc.message}"[:500]
+    return True, None
+
+
 async def send_update(
     client: Client, order_id: str, update: str, payload: dict[str, Any]
 ) -> tuple[bool, str | None]:
@@ -95,6 +113,19 @@ async def apply_changes(client: Client, m: Mapped, changes: list[str]) -> list[d
     outcomes = []
     for change in changes:
         at = datetime.now(UTC).isoformat()
+        if change in SIGNALS:
+            payload = {"status": SIGNALS[change], "platform": m.platform}
+            sent, reason = await send_signal(client, m.order_id, "platform_refund", payload)
+            outcomes.append(
+                {
+                    "at": at,
+                    "change": change,
+                    "signal": "platform_refund",
+                    "applied": sent,
+                    "reason": reason,
+                }
+            )
+            continue
         wanted = _update_for(change, m)
         if wanted is None:
             outcomes.append(

@@ -320,3 +320,56 @@ async def test_each_shipment_is_written_back_once_through_a_rate_limit(rig: Sync
     await rig.run(name)
     assert shop.calls["taobao.logistics.offline.send"] == sends
     assert len(shop.shipments) == 1
+
+
+async def test_a_refund_asked_for_on_the_platform_stops_the_order_before_it_ships(
+    rig: SyncRig,
+) -> None:
+    from tests.harness.reference import load_sample
+
+    load_sample(rig.factory, {("MUG-WHITE", "HZ"): 50})
+    gateway = rig.gateway("taobao")
+    shop = gateway.shop
+    tid = rig.put(gateway, modified=time.time() - 600, lines=[("MUG-WHITE", 3, "35.00")])
+    name = rig.add("tb", gateway, since=ago(700))
+    await rig.run(name)
+    oid = f"taobao-{tid}"
+    await rig.eventually(lambda: _is(stage_of(rig, oid), "released"), "released")
+    handle = rig.client.get_workflow_handle(f"order-{oid}")
+    await handle.execute_update("picked", {"shipment": 1})
+    # the buyer asks Taobao for a refund: the next window sees it
+    cursor = datetime.fromisoformat(rig.shop(name)["synced_through"]).timestamp()
+    shop.trades[tid]["orders"]["order"][0]["refund_status"] = "WAIT_SELLER_AGREE"
+    shop.change(tid, at=cursor)
+    await rig.run(name)
+
+    async def flags() -> list[str]:
+        return list((await handle.query("state"))["flags"])
+
+    await rig.eventually(lambda: _has(flags(), "refund_requested"), "flagged refund_requested")
+    shipped = {"shipment": 1, "carrier": "SF", "tracking_no": "SF20001"}
+    from temporalio.client import WorkflowUpdateFailedError
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update("shipped", shipped)
+    assert "refund" in str(refused.value.cause)
+    # seen again, it changes nothing
+    await rig.run(name, since=ago(700).isoformat(), until=ago(70).isoformat())
+    row = next(r for r in rig.orders(name) if r.order_id == oid)
+    assert [c["change"] for c in row.changes] == ["refund_requested"]
+    # the buyer withdraws it: the order goes on and ships
+    cursor = datetime.fromisoformat(rig.shop(name)["synced_through"]).timestamp()
+    shop.trades[tid]["orders"]["order"][0]["refund_status"] = "CLOSED"
+    shop.change(tid, at=cursor)
+    await rig.run(name)
+    await rig.eventually(lambda: _lacks(flags(), "refund_requested"), "the refund flag gone")
+    await handle.execute_update("shipped", shipped)
+    await rig.eventually(lambda: _is(stage_of(rig, oid), "completed"), "completed")
+
+
+async def _has(values: Any, item: str) -> bool:
+    return item in await values
+
+
+async def _lacks(values: Any, item: str) -> bool:
+    return item not in await values
