@@ -94,6 +94,8 @@ class Flag(StrEnum):
     NEEDS_APPROVAL = "needs_approval"
     STEP_FAILED = "step_failed"  # a step failed for good (bad data): the order waits for an operator
     REFUND_REQUESTED = "refund_requested"  # the buyer asked the platform for a refund (issue 19)
+    SHIP_BY_SOON = "ship_by_soon"  # not shipped `ship_by.warn` before the platform's ship-by time
+    SHIP_BY_LATE = "ship_by_late"  # not shipped by the platform's ship-by time
 
 
 class SignalName(StrEnum):

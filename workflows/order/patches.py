@@ -45,6 +45,10 @@ FLOW_2026_11_30 = "order-flow-2026-11-30"
 # from a Temporal cancellation.
 FLOW_2026_12_01 = "order-flow-2026-12-01"
 
+# 2026-12-05, first activation, only for an order whose document carries a platform's
+# `ship_by` (issue 19): two durable timers flag it `ship_by_soon`, then `ship_by_late`.
+SHIP_BY_TIMERS = "ship-by-timers"
+
 
 class Patches:
     """What the order's history says about the changes above, decided once at its start."""
