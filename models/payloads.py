@@ -168,6 +168,8 @@ class PickException(_Signal):
 class Cancel(_Signal):
     reason: str = Field(min_length=1, max_length=500)
     by: str | None = Field(default=None, max_length=100)
+    # the platform that already refunded the buyer (a shop's sync, issue 19): no second refund
+    refunded_on: str | None = Field(default=None, max_length=40)
 
 
 class Resume(_Signal):

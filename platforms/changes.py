@@ -75,7 +75,11 @@ def _update_for(change: str, m: Mapped) -> tuple[str, dict[str, Any]] | None:
     if change == CLOSED:
         return "cancel", {"reason": f"closed on {platform_name}", "by": f"{m.platform} sync"}
     if change == REFUNDED:
-        return "cancel", {"reason": f"refunded on {platform_name}", "by": f"{m.platform} sync"}
+        return "cancel", {
+            "reason": f"refunded on {platform_name}",
+            "by": f"{m.platform} sync",
+            "refunded_on": m.platform,
+        }
     return None
 
 

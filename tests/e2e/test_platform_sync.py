@@ -373,3 +373,32 @@ async def _has(values: Any, item: str) -> bool:
 
 async def _lacks(values: Any, item: str) -> bool:
     return item not in await values
+
+
+async def test_refunded_on_every_line_cancels_without_a_second_refund(rig: SyncRig) -> None:
+    from sqlmodel import select
+
+    from models.db import transaction
+    from models.tables import Refund
+
+    gateway = rig.gateway("taobao")
+    shop = gateway.shop
+    tid = rig.put(gateway, modified=time.time() - 600, lines=[("TSHIRT-RED-M", 2, "59.00")])
+    name = rig.add("tb", gateway, since=ago(700))
+    await rig.run(name)
+    oid = f"taobao-{tid}"
+    await rig.eventually(lambda: rig.workflow_exists(oid), "started")
+    cursor = datetime.fromisoformat(rig.shop(name)["synced_through"]).timestamp()
+    shop.trades[tid]["orders"]["order"][0]["refund_status"] = "SUCCESS"
+    shop.change(tid, at=cursor, status="TRADE_CLOSED")
+    await rig.run(name)
+    outcome = await rig.client.get_workflow_handle(f"order-{oid}").result()
+    assert outcome["stage"] == "cancelled" and outcome["reason"] == "refunded on taobao"
+    with transaction(rig.factory) as s:
+        assert s.exec(select(Refund).where(Refund.order_id == oid)).all() == []
+    timeline = await rig.eventually(
+        lambda: _timeline(rig, oid, "refunded_elsewhere"), "the platform's refund in the timeline"
+    )
+    assert any(e.get("type") == "refunded_elsewhere" for e in timeline)
+    row = next(r for r in rig.orders(name) if r.order_id == oid)
+    assert [c["change"] for c in row.changes] == ["refunded"]
