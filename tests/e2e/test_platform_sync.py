@@ -402,3 +402,40 @@ async def test_refunded_on_every_line_cancels_without_a_second_refund(rig: SyncR
     assert any(e.get("type") == "refunded_elsewhere" for e in timeline)
     row = next(r for r in rig.orders(name) if r.order_id == oid)
     assert [c["change"] for c in row.changes] == ["refunded"]
+
+
+async def test_pdd_write_back_waits_for_a_token_and_a_carrier_id(rig: SyncRig) -> None:
+    from sqlmodel import select
+
+    from models.db import transaction
+    from platforms.tables import WriteBack
+    from tests.harness.reference import load_sample
+
+    load_sample(rig.factory, {("MUG-WHITE", "HZ"): 50})
+    gateway = rig.gateway("pdd")
+    shop = gateway.shop
+    lines = [("MUG-WHITE", 3, "35.00")]
+    sns = [rig.put(gateway, modified=time.time() - 900 + i, lines=lines) for i in range(2)]
+    name = rig.add("pdd", gateway, since=ago(1000), carrier_ids="SF=44")
+    await rig.run(name)
+    for sn, carrier in zip(sns, ("SF", "ZTO"), strict=True):
+        oid = f"pdd-{sn}"
+        await rig.eventually(lambda o=oid: _is(stage_of(rig, o), "released"), f"{oid} released")
+        handle = rig.client.get_workflow_handle(f"order-{oid}")
+        await handle.execute_update(
+            "shipped", {"shipment": 1, "carrier": carrier, "tracking_no": f"{carrier}3000{sn[-2:]}"}
+        )
+        await rig.eventually(lambda o=oid: _is(stage_of(rig, o), "completed"), f"{oid} done")
+    shop.faults.session_expired = True
+    result = await rig.run(name)
+    assert result.state == "token_expired" and shop.shipments == []
+    shop.renew_session("pdd-renewed")
+    rig.renew(name, "pdd-renewed")
+    result = await rig.run(name)
+    assert result.state == "syncing"
+    assert [(s.tid, s.carrier) for s in shop.shipments] == [(sns[0], "44")]
+    with transaction(rig.factory) as s:
+        rows = {r.order_id: r for r in s.exec(select(WriteBack)).all()}
+    assert rows[f"pdd-{sns[0]}"].status == "done"
+    assert rows[f"pdd-{sns[1]}"].status == "waiting"
+    assert "--carrier-ids" in (rows[f"pdd-{sns[1]}"].reason or "")
