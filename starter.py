@@ -227,6 +227,10 @@ async def cmd_restock(ctx: Context, a: argparse.Namespace) -> int:
 def cmd_load(ctx: Context, a: argparse.Namespace) -> int:
     from activities.ledger import LedgerError
     from activities.queries import load_reference
+    from shipping import cli as shipping_cli
+
+    if a.kind == "carriers":
+        return shipping_cli.load_carriers(ctx, a.file)
 
     try:
         items = json.loads(Path(a.file).read_text(encoding="utf-8"))
@@ -239,6 +243,7 @@ def cmd_load(ctx: Context, a: argparse.Namespace) -> int:
             count, errors = load_reference(session, a.kind, items)
             if errors:
                 raise CliError(f"{a.file}: nothing loaded:\n  " + "\n  ".join(errors))
+            shipping_cli.load_extras(session, a.kind, items, a.file)
     except LedgerError as exc:
         raise CliError(f"{a.file}: nothing loaded: {exc}") from exc
     out(f"loaded {count} {a.kind} record(s)")
@@ -506,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--keep", action="store_true", help="leave the stack running to browse the Web UI")
 
     ld = sub.add_parser("load", help="load reference data (idempotent upsert)")
-    ld.add_argument("kind", choices=["catalog", "warehouses", "stock"])
+    ld.add_argument("kind", choices=["catalog", "warehouses", "stock", "carriers"])
     ld.add_argument("file")
 
     s = sub.add_parser("submit", help="start one workflow per valid order")
@@ -604,6 +609,9 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub = add_keys_parser(sub)
     add_serve_parser(sub)
     add_privacy_parsers(sub, keys_sub)
+    from shipping.cli import add_parsers as add_shipping_parsers
+
+    add_shipping_parsers(sub)
     return p
 
 
@@ -654,6 +662,15 @@ COMMANDS: dict[str, Any] = {
 }
 
 COMMANDS_KEYS: dict[str, Any] = {"rotate-codec": cmd_keys_rotate_codec}
+
+
+def _shipping_commands() -> dict[str, Any]:
+    from shipping.cli import COMMANDS as SHIPPING
+
+    return SHIPPING
+
+
+COMMANDS.update(_shipping_commands())
 
 
 def run(argv: Iterable[str] | None = None) -> int:
