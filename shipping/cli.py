@@ -111,7 +111,28 @@ def cmd_pick_carrier(ctx: Context, a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_labels(ctx: Context, a: argparse.Namespace) -> int:
+    from shipping.desk import LabelProblem, labels_for
+    from shipping.parcels import ParcelProblem
+
+    try:
+        size = a.size or ctx.settings.policy.shipping.label_size
+        pdf, printed = labels_for(ctx.factory, a.order_ids, size=size)
+    except (LabelProblem, ParcelProblem) as exc:
+        raise CliError(str(exc)) from exc
+    Path(a.out).write_bytes(pdf)
+    for p in printed:
+        out(f"{p['waybill']}  {p['parcel_id']}  orders {', '.join(p['orders'])}")
+    out(f"{len(printed)} label(s) written to {a.out}")
+    return 0
+
+
 def add_parsers(sub: Any) -> None:
+    lb = sub.add_parser("labels", help="the labels of orders' parcels, one PDF (waybills issued)")
+    lb.add_argument("order_ids", nargs="+", metavar="ORDER_ID")
+    lb.add_argument("--size", choices=["76x130", "100x180"], default=None)
+    lb.add_argument("--out", required=True, help="the PDF file to write")
+
     wb = sub.add_parser("waybills", help="waybill number pools: load a range, what is left")
     wb_sub = wb.add_subparsers(dest="waybills_command", required=True)
     wl = wb_sub.add_parser("load", help="add numbers (one a line) to a carrier's pool")
@@ -130,6 +151,7 @@ def add_parsers(sub: Any) -> None:
 
 
 COMMANDS: dict[str, Any] = {
+    "labels": cmd_labels,
     "waybills": cmd_waybills,
     "parcels": cmd_parcels,
     "pick-carrier": cmd_pick_carrier,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from models.db import SessionFactory, transaction
+from models.tables import Order
 from shipping import parcels as P
 from shipping.pool import PoolEmpty
 from shipping.reference import carrier as find_carrier
@@ -108,3 +109,86 @@ def cainiao_request(session: Any, parcel: P.ParcelRow, cp_code: str) -> dict[str
                           "oaid": doc.get("oaid"), "tid": doc.get("platform_order_id")},
         }],
     }
+
+
+class LabelProblem(ValueError):
+    """Labels that cannot be printed (an order with no shipment yet, a parcel held...)."""
+
+
+def label_of(session: Any, parcel: P.ParcelRow) -> Any:
+    """The `Label` of a parcel, masked: built from its orders, lines and warehouse."""
+    from shipping.labels import Label, mask_name, mask_phone
+    from shipping.reference import sender_of
+
+    members = P.orders_in(session, parcel.parcel_id)
+    doc = P.document_of(session, members[0].order_id)
+    buyer, address = doc.get("buyer") or {}, doc.get("address") or {}
+    sender = sender_of(session, parcel.warehouse) or {}
+    carrier = find_carrier(session, parcel.carrier or "")
+    remarks = []
+    for m in members:
+        text = P.document_of(session, m.order_id).get("remarks") if m is not members[0] else \
+            doc.get("remarks")
+        if text and text not in remarks:
+            remarks.append(str(text))
+    return Label(
+        waybill=parcel.waybill or "",
+        carrier=parcel.carrier or "",
+        carrier_name=carrier.name if carrier else (parcel.carrier or ""),
+        receiver_name=mask_name(buyer.get("name")),
+        receiver_phone=mask_phone(buyer.get("phone")),
+        address="".join(str(address.get(k) or "") for k in
+                        ("province", "city", "district", "detail")),
+        sender=" ".join(str(sender.get(k) or "") for k in
+                        ("name", "phone", "province", "city", "district", "detail")).strip()
+        or parcel.warehouse,
+        items=[(ln.name or ln.sku, ln.qty) for ln in P.lines_of(session, parcel.parcel_id)],
+        order_ids=[m.order_id for m in members],
+        remarks="；".join(remarks),
+        routing_code=parcel.routing_code,
+    )
+
+
+def labels_for(factory: SessionFactory, order_ids: list[str], *, size: str = "76x130",
+               cainiao: CainiaoIssuer | None = None) -> tuple[bytes, list[dict[str, Any]]]:
+    """One PDF of the parcels of these orders (each parcel once, in the orders' order); a
+    parcel with no waybill yet gets one first. Answers the PDF and what was printed."""
+    from shipping.labels import SIZES, render
+
+    if size not in SIZES:
+        raise LabelProblem(f"size must be one of {', '.join(SIZES)}, not {size!r}")
+    if not order_ids:
+        raise LabelProblem("order_ids: give at least one order")
+    shipment_ids: list[str] = []
+    with transaction(factory) as session:
+        for order_id in order_ids:
+            order = session.get(Order, order_id)
+            if order is None:
+                raise LabelProblem(f"unknown order {order_id}")
+            if order.stage == "cancelled":
+                raise LabelProblem(f"order {order_id} is cancelled: no label")
+            found = [s.id for s in P.shipments_of(session, order_id) if s.status != "cancelled"]
+            if not found:
+                raise LabelProblem(f"order {order_id} has no shipment yet ({order.stage}): "
+                                   "a label is printed once the order is released")
+            shipment_ids += found
+    parcel_ids: list[str] = []
+    for sid in shipment_ids:
+        done = prepare(factory, sid, cainiao=cainiao)
+        if done.hold:
+            raise LabelProblem(f"parcel {done.parcel_id} is held ({done.hold}): {done.reason}")
+        if done.parcel_id not in parcel_ids:
+            parcel_ids.append(done.parcel_id)
+    labels, printed = [], []
+    with transaction(factory) as session:
+        for pid in parcel_ids:
+            parcel = session.get(P.ParcelRow, pid, with_for_update=True)
+            assert parcel is not None
+            labels.append(label_of(session, parcel))
+            if parcel.state == "allocated":
+                parcel.state, parcel.printed_at = "printed", P.now()
+                parcel.updated_at = P.now()
+                session.add(parcel)
+            printed.append({"parcel_id": pid, "waybill": parcel.waybill,
+                            "orders": labels[-1].order_ids})
+    return render(labels, size), printed
