@@ -127,7 +127,77 @@ def cmd_labels(ctx: Context, a: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_verify(ctx: Context, a: argparse.Namespace) -> int:
+    """The packing check from a shell: each scan in order, then the weight (SPEC §5.11)."""
+    from models.db import transaction
+    from shipping import packing
+    from shipping.ship import due, ship_parcel
+
+    policy = ctx.settings.policy
+    report: dict[str, Any] = {"waybill": a.waybill, "scans": [], "complete": False,
+                              "weight": None, "state": None}
+    refused = False
+    grams = None
+    if a.weight_g is not None:
+        try:
+            grams = packing.parse_weight(a.weight_g)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+    parcel_id = None
+    reached: list[str] = []
+    for barcode in a.scan or []:
+        try:
+            with transaction(ctx.factory) as session:
+                got = packing.scan(session, a.waybill, barcode)
+                parcel_id = packing.P.by_waybill(session, a.waybill).parcel_id  # type: ignore[union-attr]
+        except packing.PackingRefused as exc:
+            got = packing.ScanAnswer(barcode, False, str(exc))
+        refused |= not got.accepted
+        report["scans"].append({"barcode": barcode, "accepted": got.accepted, "reason": got.reason})
+        report["complete"], report["state"] = got.complete, got.state
+        if got.accepted and got.state == "verified":
+            reached.append("verify")
+    if grams is not None:
+        try:
+            with transaction(ctx.factory) as session:
+                w = packing.weigh(session, a.waybill, grams, policy.weigh)
+                parcel_id = packing.P.by_waybill(session, a.waybill).parcel_id  # type: ignore[union-attr]
+            report["weight"] = {"accepted": w.accepted, "reason": w.reason,
+                                "expected_g": list(w.expected_g) if w.expected_g else None}
+            report["state"] = w.state
+            refused |= not w.accepted
+            if w.accepted:
+                reached.append("weigh")
+        except packing.PackingRefused as exc:
+            report["weight"] = {"accepted": False, "reason": str(exc), "expected_g": None}
+            refused = True
+    if parcel_id and any(due(r, policy.shipping.ship_on) for r in reached):
+        outcomes = await ship_parcel(await ctx.client(), ctx.factory, parcel_id)
+        report["shipped"] = outcomes
+        if all(o["accepted"] for o in outcomes):
+            report["state"] = "shipped"
+    if a.json:
+        emit_json(report)
+    else:
+        for s in report["scans"]:
+            out(f"{s['barcode']:>16}  " + ("ok" if s["accepted"] else f"REFUSED: {s['reason']}"))
+        if report["weight"] is not None:
+            w = report["weight"]
+            out(f"{'weight':>16}  " + ("ok" if w["accepted"] else f"REFUSED: {w['reason']}"))
+        out(f"{a.waybill}: {report['state'] or 'not packed'}"
+            + (" (complete)" if report["complete"] else ""))
+        for o in report.get("shipped", []):
+            out(f"  shipped {o['order_id']}: " + ("accepted" if o["accepted"] else o["reason"]))
+    return 1 if refused else 0
+
+
 def add_parsers(sub: Any) -> None:
+    ve = sub.add_parser("verify", help="the packing check: scans in order, then the weight")
+    ve.add_argument("waybill")
+    ve.add_argument("--scan", nargs="+", metavar="BARCODE", default=[])
+    ve.add_argument("--weight-g", help="the parcel's weight in grams")
+    ve.add_argument("--json", action="store_true")
+
     lb = sub.add_parser("labels", help="the labels of orders' parcels, one PDF (waybills issued)")
     lb.add_argument("order_ids", nargs="+", metavar="ORDER_ID")
     lb.add_argument("--size", choices=["76x130", "100x180"], default=None)
@@ -152,6 +222,7 @@ def add_parsers(sub: Any) -> None:
 
 COMMANDS: dict[str, Any] = {
     "labels": cmd_labels,
+    "verify": cmd_verify,
     "waybills": cmd_waybills,
     "parcels": cmd_parcels,
     "pick-carrier": cmd_pick_carrier,

@@ -67,3 +67,32 @@ def test_a_clerk_picks_a_carrier_for_a_parcel_nobody_serves(db_url: str, factory
     picked = oms(db_url, tmp_path, "pick-carrier", held.parcel_id, "EMS")
     assert picked.returncode == 0, picked.stderr
     assert "carrier EMS (picked by cli although it takes at most 40000 g" in picked.stdout
+
+
+def test_verify_prints_each_scan_and_the_weight_and_exits_1_on_a_refusal(
+        db_url: str, factory, tmp_path: Path) -> None:
+    seed_reference(factory)
+    waybill = prepare(factory, released(factory, "CLI-3")).waybill
+    red, mug = "6901234567892", "6901234567908"
+    answer = oms(db_url, tmp_path, "verify", waybill, "--scan", red, "6901234567915", "--json")
+    assert answer.returncode == 1
+    report = json.loads(answer.stdout)
+    assert report == {
+        "waybill": waybill, "complete": False, "weight": None, "state": "allocated",
+        "scans": [{"barcode": red, "accepted": True, "reason": None},
+                  {"barcode": "6901234567915", "accepted": False,
+                   "reason": "TEA-250G is not in this parcel: take it out"}],
+    }
+    # A refused weight ships nothing, so no Temporal is needed here.
+    done = oms(db_url, tmp_path, "verify", waybill, "--scan", red, mug, "--weight-g", "1500",
+               "--json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 1 and report["complete"] is True and report["state"] == "verified"
+    assert report["weight"] == {"accepted": False, "expected_g": [810, 990], "reason":
+                                "1500 g is outside the expected 810-990 g (items 900 g + "
+                                "packaging 0 g): check the parcel's contents"}
+    bad = oms(db_url, tmp_path, "verify", waybill, "--weight-g", "-3")
+    assert bad.returncode == 1 and "weight_g: must be more than 0 g" in bad.stderr
+    unknown = oms(db_url, tmp_path, "verify", "NOPE1234", "--scan", red, "--json")
+    assert unknown.returncode == 1
+    assert json.loads(unknown.stdout)["scans"][0]["reason"] == "unknown waybill 'NOPE1234': not a label of this desk"
