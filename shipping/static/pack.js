@@ -49,7 +49,7 @@
   function show(parcel) {
     var section = root.querySelector("[data-parcel]");
     section.hidden = false;
-    root.querySelector("[data-carrier]").textContent = parcel.carrier || "";
+    if (parcel.carrier) { root.querySelector("[data-carrier]").textContent = parcel.carrier; }
     root.querySelector("[data-waybill]").textContent = parcel.waybill || current.waybill;
     root.querySelector("[data-state]").textContent = parcel.state || "";
     if (parcel.orders) { root.querySelector("[data-orders]").textContent = parcel.orders.join(", "); }

@@ -1,0 +1,106 @@
+"""The packing page in Debian's Chromium: a scanner types into the focused input and presses Enter."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.service_helpers import ServiceStack, running_service
+from tests.shipping.desk_stack import barcode, seed_desk
+
+pytestmark = pytest.mark.e2e
+STOCK = {("TSHIRT-RED-M", "HZ"): 50, ("MUG-WHITE", "HZ"): 50}
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path="/usr/bin/chromium",
+                                    args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def scanner(page: Page, code: str) -> None:
+    """What a USB scanner does: types into whatever has the focus, then Enter."""
+    await page.keyboard.type(code, delay=5)
+    await page.keyboard.press("Enter")
+
+
+async def labelled(stack: ServiceStack, order_id: str, lines: list[tuple[str, int]]) -> str:
+    [answer] = await stack.submit(stack.doc(order_id, lines))
+    assert answer["result"] == "started", answer
+    await stack.wait_stage(order_id, "released")
+    r = await stack.post("/v1/labels", "warehouse", json={"order_ids": [order_id]})
+    assert r.status_code == 200, r.text
+    return r.headers["x-oms-waybills"]
+
+
+async def test_a_packer_scans_a_label_the_items_a_wrong_one_weighs_and_ships(
+        dev_env: Any, browser: Browser, tmp_path: Path) -> None:
+    async with running_service(dev_env, tmp_path / "svc", stock=STOCK) as stack:
+        seed_desk(stack.factory)
+        first = await labelled(stack, "PACK-1", [("TSHIRT-RED-M", 2), ("MUG-WHITE", 1)])
+        second = await labelled(stack, "PACK-2", [("MUG-WHITE", 1)])
+
+        context = await browser.new_context(viewport={"width": 1366, "height": 768})
+        page = await context.new_page()
+        page.set_default_timeout(20_000)
+        await page.goto(stack.url + "/pack")
+        await expect(page).to_have_url(re.compile(r"/login"))
+        await page.fill("input[name=key]", stack.keys["clerk"])
+        await page.click("button[data-action=sign-in]")
+        await expect(page).to_have_url(re.compile(r"/pack$"))
+        scan = page.locator("input[name=scan]")
+        await expect(scan).to_be_focused()
+
+        await scanner(page, first)
+        await expect(page.locator("[data-waybill]")).to_have_text(first)
+        await expect(page.locator("[data-lines] tr")).to_have_count(2)
+        await expect(page.locator("tr[data-sku=TSHIRT-RED-M] [data-qty]")).to_have_text("2")
+
+        await scanner(page, barcode("TEA-LONGJING-250G"))
+        refusal = page.locator("[data-refusal]")
+        await expect(refusal).to_be_visible()
+        await expect(refusal).to_contain_text("TEA-LONGJING-250G is not in this parcel")
+        assert await refusal.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(204, 0, 0)"
+        await expect(page.locator("#pack")).to_have_attribute("data-beeps", "1")
+        await page.screenshot(path=str(tmp_path / "pack-refused.png"), full_page=True)
+
+        await page.click("h1")  # the packer touches the screen: the scanner still types in
+        await expect(scan).to_be_focused()
+        await scanner(page, barcode("TSHIRT-RED-M"))
+        await expect(page.locator("tr[data-sku=TSHIRT-RED-M] [data-scanned]")).to_have_text("1")
+        await expect(refusal).to_be_hidden()
+        await scanner(page, barcode("TSHIRT-RED-M"))
+        await scanner(page, barcode("TSHIRT-RED-M"))  # one too many
+        await expect(refusal).to_contain_text("one TSHIRT-RED-M too many")
+        await expect(page.locator("#pack")).to_have_attribute("data-beeps", "2")
+        await expect(page.locator("[data-weigh]")).to_be_hidden()
+        await scanner(page, barcode("MUG-WHITE"))
+        weight = page.locator("input[name=weight_g]")
+        await expect(weight).to_be_visible()
+        await expect(weight).to_be_focused()
+
+        await scanner(page, "5000")  # a scale typing as a keyboard
+        await expect(refusal).to_contain_text("5000 g is outside the expected 810-990 g")
+        await scanner(page, "905")
+        await expect(page.locator("[data-ok]")).to_contain_text("shipped")
+        await expect(page.locator("#pack")).to_have_attribute("data-state", "shipped")
+        await page.screenshot(path=str(tmp_path / "pack-shipped.png"), full_page=True)
+        order = await stack.wait_stage("PACK-1", "shipped", "completed")
+        assert order["shipments"][0]["tracking_no"] == first
+
+        await expect(scan).to_be_focused()
+        await scanner(page, second)  # the next label starts the next parcel
+        await expect(page.locator("[data-waybill]")).to_have_text(second)
+        await expect(page.locator("[data-lines] tr")).to_have_count(1)
+        await expect(page.locator("#pack")).to_have_attribute("data-state", "printed")
+        await context.close()
