@@ -104,6 +104,9 @@ class PickPolicy(BaseModel):
 class ShippingPolicy(BaseModel):
     """The shipping desk (SPEC §3.10): where a parcel counts as shipped, the label size."""
 
+    # Whether each release gets its parcel, carrier and waybill (off: the warehouse's own WMS
+    # does labels and reports `shipped` itself).
+    desk: bool = True
     ship_on: Literal["print", "verify", "weigh"] = "weigh"
     label_size: Literal["76x130", "100x180"] = "76x130"
 

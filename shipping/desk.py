@@ -12,11 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlalchemy import select
+
 from models.db import SessionFactory, transaction
 from models.tables import Order
 from shipping import parcels as P
 from shipping.pool import PoolEmpty
 from shipping.reference import carrier as find_carrier
+from shipping.tables import CarrierRow
 
 
 class CainiaoIssuer(Protocol):
@@ -25,6 +28,9 @@ class CainiaoIssuer(Protocol):
     def issue(self, request: dict[str, Any]) -> tuple[str, str | None]: ...
 
     def cancel(self, *, shop: str, cp_code: str, waybill: str) -> bool: ...
+
+
+NOT_IN_USE = "no carriers loaded: the shipping desk is not in use (oms load carriers FILE)"
 
 
 @dataclass
@@ -44,8 +50,22 @@ class Prepared:
 def prepare(factory: SessionFactory, shipment_id: str, *,
             cainiao: CainiaoIssuer | None = None) -> Prepared:
     """Parcel, carrier and waybill of a shipment; a hold (no_carrier, waybill_pool_empty)
-    is an answer, not an error: the parcel waits for a clerk or for more numbers."""
+    is an answer, not an error: the parcel waits for a clerk or for more numbers. Two
+    callers at once (the release and a label printed meanwhile) agree: the one that loses
+    the race to make the parcel finds it made and goes on from there."""
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        return _prepare(factory, shipment_id, cainiao)
+    except IntegrityError:
+        return _prepare(factory, shipment_id, cainiao)
+
+
+def _prepare(factory: SessionFactory, shipment_id: str,
+             cainiao: CainiaoIssuer | None) -> Prepared:
     with transaction(factory) as session:
+        if session.execute(select(CarrierRow.code).limit(1)).first() is None:
+            return Prepared(P.parcel_id_for(shipment_id), None, None, None, NOT_IN_USE)
         parcel = P.ensure_parcel(session, shipment_id=shipment_id)
         if parcel.waybill:
             return Prepared(parcel.parcel_id, parcel.carrier, parcel.waybill, None,
@@ -177,6 +197,8 @@ def labels_for(factory: SessionFactory, order_ids: list[str], *, size: str = "76
         done = prepare(factory, sid, cainiao=cainiao)
         if done.hold:
             raise LabelProblem(f"parcel {done.parcel_id} is held ({done.hold}): {done.reason}")
+        if done.waybill is None:
+            raise LabelProblem(done.reason)
         if done.parcel_id not in parcel_ids:
             parcel_ids.append(done.parcel_id)
     labels, printed = [], []
@@ -192,3 +214,50 @@ def labels_for(factory: SessionFactory, order_ids: list[str], *, size: str = "76
             printed.append({"parcel_id": pid, "waybill": parcel.waybill,
                             "orders": labels[-1].order_ids})
     return render(labels, size), printed
+
+
+def void_order_parcels(factory: SessionFactory, order_id: str, reason: str, *,
+                       cainiao: CainiaoIssuer | None = None) -> dict[str, list[str]]:
+    """The order's parcels that have not shipped lose their waybills (compensation of a
+    cancel): a pool number is marked void, a Cainiao one cancelled with the service first;
+    neither is ever issued again. Idempotent: a parcel already void is left alone."""
+    todo: list[tuple[str, str, str | None]] = []  # (parcel_id, waybill, cainiao shop)
+    with transaction(factory) as session:
+        for member in session.execute(
+            select(P.ParcelOrderRow).where(P.ParcelOrderRow.order_id == order_id)
+        ).scalars():
+            parcel = session.get(P.ParcelRow, member.parcel_id)
+            if parcel is None or parcel.state in ("shipped", "void") or not parcel.waybill:
+                continue
+            carrier = find_carrier(session, parcel.carrier or "")
+            shop = carrier.waybill.shop if carrier and carrier.waybill.kind == "cainiao" else None  # type: ignore[union-attr]
+            todo.append((parcel.parcel_id, parcel.waybill, shop))
+    cancelled: list[str] = []
+    for _pid, waybill, shop in todo:
+        if shop is not None:
+            if cainiao is None:
+                raise P.ParcelProblem(f"waybill {waybill} was issued by Cainiao and no Cainiao "
+                                      "client is configured to cancel it")
+            cainiao.cancel(shop=shop, cp_code=waybill_carrier(factory, waybill), waybill=waybill)
+            cancelled.append(waybill)
+    voided: list[str] = []
+    with transaction(factory) as session:
+        for pid, waybill, shop in todo:
+            parcel = session.get(P.ParcelRow, pid, with_for_update=True)
+            if parcel is None or parcel.waybill != waybill:
+                continue
+            P.void_waybill(session, parcel, f"order {order_id} cancelled: {reason}")
+            row = session.get(P.WaybillRow, waybill)
+            if row is not None and shop is not None:
+                row.status = "cancelled"
+                session.add(row)
+            parcel.state = "void"
+            session.add(parcel)
+            voided.append(waybill)
+    return {"voided": voided, "cancelled": cancelled}
+
+
+def waybill_carrier(factory: SessionFactory, waybill: str) -> str:
+    with transaction(factory) as session:
+        row = session.get(P.WaybillRow, waybill)
+        return row.carrier if row else ""

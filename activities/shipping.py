@@ -1,0 +1,81 @@
+"""The shipping desk's activities: a thin adapter over `shipping.desk` (issue 20).
+
+Ordinary activities (not local ones): a Cainiao waybill is an HTTP call to the platform,
+retried with backoff by Temporal while the service is down (`RETRY_WAYBILL`); the parcel
+key makes every retry ask for the same waybill. A parcel's problem that no retry can fix
+(bad data, no carrier configured to issue) is a non-retryable `ParcelProblem`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import activity
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+from shipping.payloads import (
+    PrepareParcelInput,
+    PrepareParcelResult,
+    VoidParcelsInput,
+    VoidParcelsResult,
+)
+
+RETRY_WAYBILL = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=["ParcelProblem", "PlatformRefused", "ValueError", "KeyError",
+                               "TypeError", "ValidationError"],
+)
+WAYBILL_TIMEOUT = timedelta(seconds=60)
+
+
+def _business(exc: Exception) -> ApplicationError:
+    return ApplicationError(str(exc), type="ParcelProblem", non_retryable=True)
+
+
+def _platform(exc: Any) -> Exception:
+    """A platform error: retried when it may pass (rate limit, down, expired session),
+    else a non-retryable refusal carrying the platform's reason."""
+    if getattr(exc, "retryable", False) or getattr(exc, "kind", "") == "session_expired":
+        return exc
+    return ApplicationError(str(exc), type="PlatformRefused", non_retryable=True)
+
+
+class ShippingActivities:
+    def __init__(self, factory: Any, cainiao: Any = None) -> None:
+        self._factory = factory
+        self._cainiao = cainiao
+
+    @activity.defn(name="prepare_parcel")
+    def prepare_parcel(self, inp: PrepareParcelInput) -> PrepareParcelResult:
+        """The shipment's parcel, carrier and waybill (each once, under the parcel key)."""
+        from platforms.errors import PlatformError
+        from shipping.desk import prepare
+        from shipping.parcels import ParcelProblem
+
+        try:
+            done = prepare(self._factory, inp.shipment_id, cainiao=self._cainiao)
+        except ParcelProblem as exc:
+            raise _business(exc) from exc
+        except PlatformError as exc:
+            raise _platform(exc) from exc
+        return PrepareParcelResult(**done.as_dict())
+
+    @activity.defn(name="void_parcels")
+    def void_parcels(self, inp: VoidParcelsInput) -> VoidParcelsResult:
+        """Compensation of a cancel: the order's waybills voided (Cainiao's cancelled)."""
+        from platforms.errors import PlatformError
+        from shipping.desk import void_order_parcels
+        from shipping.parcels import ParcelProblem
+
+        try:
+            done = void_order_parcels(self._factory, inp.order_id, inp.reason,
+                                      cainiao=self._cainiao)
+        except ParcelProblem as exc:
+            raise _business(exc) from exc
+        except PlatformError as exc:
+            raise _platform(exc) from exc
+        return VoidParcelsResult(**done)
