@@ -54,10 +54,11 @@ class ShippingActivities:
         """The shipment's parcel, carrier and waybill (each once, under the parcel key)."""
         from platforms.errors import PlatformError
         from shipping.desk import prepare
-        from shipping.parcels import ParcelProblem
+        from shipping.parcels import MergeRule, ParcelProblem
 
+        merge = MergeRule(enabled=inp.merge, window=timedelta(seconds=inp.merge_window_s))
         try:
-            done = prepare(self._factory, inp.shipment_id, cainiao=self._cainiao)
+            done = prepare(self._factory, inp.shipment_id, cainiao=self._cainiao, merge=merge)
         except ParcelProblem as exc:
             raise _business(exc) from exc
         except PlatformError as exc:

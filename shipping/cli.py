@@ -76,17 +76,14 @@ def cmd_waybills(ctx: Context, a: argparse.Namespace) -> int:
 
 def cmd_parcels(ctx: Context, a: argparse.Namespace) -> int:
     from models.tables import Order
-    from shipping.parcels import parcels_of
+    from shipping.parcels import json_view, parcels_of
 
     with ctx.session() as session:
         if session.get(Order, a.order_id) is None:
             raise CliError(f"unknown order {a.order_id}")
         rows = parcels_of(session, a.order_id)
     if a.json:
-        emit_json([{k: r[k] for k in ("parcel_id", "carrier", "waybill", "orders", "state",
-                                      "weight_g")} | {"lines": [
-            {"order_id": ln["order_id"], "sku": ln["sku"], "qty": ln["qty"]} for ln in r["lines"]
-        ]} for r in rows])
+        emit_json([json_view(r) for r in rows])
         return 0
     if not rows:
         out(f"{a.order_id}: no parcel yet")
@@ -191,7 +188,24 @@ async def cmd_verify(ctx: Context, a: argparse.Namespace) -> int:
     return 1 if refused else 0
 
 
+def cmd_split_parcel(ctx: Context, a: argparse.Namespace) -> int:
+    from shipping.desk import split_parcel
+    from shipping.parcels import ParcelProblem
+
+    try:
+        parts = split_parcel(ctx.factory, a.waybill)
+    except ParcelProblem as exc:
+        raise CliError(f"refused: {exc}") from exc
+    for p in parts:
+        out(f"{p['parcel_id']}  {p['carrier'] or '-'} {p['waybill'] or '(no waybill yet)'}  "
+            f"orders {', '.join(p['orders'])}")
+    return 0
+
+
 def add_parsers(sub: Any) -> None:
+    sp = sub.add_parser("split-parcel", help="undo a merge before printing: one parcel an order")
+    sp.add_argument("waybill")
+
     ve = sub.add_parser("verify", help="the packing check: scans in order, then the weight")
     ve.add_argument("waybill")
     ve.add_argument("--scan", nargs="+", metavar="BARCODE", default=[])
@@ -226,6 +240,7 @@ COMMANDS: dict[str, Any] = {
     "waybills": cmd_waybills,
     "parcels": cmd_parcels,
     "pick-carrier": cmd_pick_carrier,
+    "split-parcel": cmd_split_parcel,
 }
 
 

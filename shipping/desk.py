@@ -48,7 +48,7 @@ class Prepared:
 
 
 def prepare(factory: SessionFactory, shipment_id: str, *,
-            cainiao: CainiaoIssuer | None = None) -> Prepared:
+            cainiao: CainiaoIssuer | None = None, merge: P.MergeRule | None = None) -> Prepared:
     """Parcel, carrier and waybill of a shipment; a hold (no_carrier, waybill_pool_empty)
     is an answer, not an error: the parcel waits for a clerk or for more numbers. Two
     callers at once (the release and a label printed meanwhile) agree: the one that loses
@@ -56,17 +56,18 @@ def prepare(factory: SessionFactory, shipment_id: str, *,
     from sqlalchemy.exc import IntegrityError
 
     try:
-        return _prepare(factory, shipment_id, cainiao)
+        return _prepare(factory, shipment_id, cainiao, merge)
     except IntegrityError:
-        return _prepare(factory, shipment_id, cainiao)
+        return _prepare(factory, shipment_id, cainiao, merge)
 
 
 def _prepare(factory: SessionFactory, shipment_id: str,
-             cainiao: CainiaoIssuer | None) -> Prepared:
+             cainiao: CainiaoIssuer | None, merge: P.MergeRule | None) -> Prepared:
     with transaction(factory) as session:
         if session.execute(select(CarrierRow.code).limit(1)).first() is None:
             return Prepared(P.parcel_id_for(shipment_id), None, None, None, NOT_IN_USE)
-        parcel = P.ensure_parcel(session, shipment_id=shipment_id)
+        parcel = P.ensure_parcel(session, shipment_id=shipment_id, merge=merge)
+        pid = parcel.parcel_id
         if parcel.waybill:
             return Prepared(parcel.parcel_id, parcel.carrier, parcel.waybill, None,
                             parcel.carrier_reason or "")
@@ -93,11 +94,16 @@ def _prepare(factory: SessionFactory, shipment_id: str,
                               "and no Cainiao client is configured")
     number, routing = cainiao.issue({"shop": shop, **request})
     with transaction(factory) as session:
-        parcel = session.get(P.ParcelRow, P.parcel_id_for(shipment_id), with_for_update=True)
+        parcel = session.get(P.ParcelRow, pid, with_for_update=True)
         assert parcel is not None
         if parcel.waybill is None:
             P.record_waybill(session, parcel, number, kind="cainiao", routing_code=routing)
         return Prepared(parcel.parcel_id, parcel.carrier, parcel.waybill, None, choice.reason)
+
+
+def object_id(parcel: P.ParcelRow) -> str:
+    """The parcel key as Cainiao's `object_id`; a parcel re-labelled asks under a new one."""
+    return parcel.parcel_id if not parcel.issue_no else f"{parcel.parcel_id}-{parcel.issue_no}"
 
 
 def cainiao_request(session: Any, parcel: P.ParcelRow, cp_code: str) -> dict[str, Any]:
@@ -116,7 +122,7 @@ def cainiao_request(session: Any, parcel: P.ParcelRow, cp_code: str) -> dict[str
         "sender": {"name": sender.get("name"), "mobile": sender.get("phone"),
                    "address": {k: sender.get(k) for k in ("province", "city", "district", "detail")}},
         "trade_order_info_dtos": [{
-            "object_id": parcel.parcel_id,
+            "object_id": object_id(parcel),
             "order_info": {"order_channels_type": channel,
                            "trade_order_list": [m.order_id for m in members]},
             "package_info": {"id": parcel.parcel_id,
@@ -218,43 +224,94 @@ def labels_for(factory: SessionFactory, order_ids: list[str], *, size: str = "76
 
 def void_order_parcels(factory: SessionFactory, order_id: str, reason: str, *,
                        cainiao: CainiaoIssuer | None = None) -> dict[str, list[str]]:
-    """The order's parcels that have not shipped lose their waybills (compensation of a
-    cancel): a pool number is marked void, a Cainiao one cancelled with the service first;
-    neither is ever issued again. Idempotent: a parcel already void is left alone."""
-    todo: list[tuple[str, str, str | None]] = []  # (parcel_id, waybill, cainiao shop)
+    """Compensation of a cancel: the order leaves its parcels that have not shipped.
+
+    Alone in its parcel, the parcel is void and its waybill too. In a merged parcel, the
+    order's lines leave and the others stay: before printing the parcel keeps its waybill
+    (nothing was printed under it); after printing the waybill is voided and the rest get a
+    new one, and a new label. A pool number is marked void, a Cainiao one cancelled with the
+    service first; neither is ever issued again. Idempotent: what already left is skipped."""
+    plan: list[tuple[str, str | None, str | None, bool, list[str]]] = []
     with transaction(factory) as session:
         for member in session.execute(
-            select(P.ParcelOrderRow).where(P.ParcelOrderRow.order_id == order_id)
+            select(P.ParcelOrderRow).where(P.ParcelOrderRow.order_id == order_id,
+                                           P.ParcelOrderRow.status == "in")
         ).scalars():
             parcel = session.get(P.ParcelRow, member.parcel_id)
-            if parcel is None or parcel.state in ("shipped", "void") or not parcel.waybill:
+            if parcel is None or parcel.state in ("shipped", "void"):
                 continue
+            others = [m.shipment_id for m in P.orders_in(session, parcel.parcel_id)
+                      if m.order_id != order_id]
+            printed = parcel.state != "allocated"
             carrier = find_carrier(session, parcel.carrier or "")
             shop = carrier.waybill.shop if carrier and carrier.waybill.kind == "cainiao" else None  # type: ignore[union-attr]
-            todo.append((parcel.parcel_id, parcel.waybill, shop))
+            void_number = parcel.waybill if (not others or printed) else None
+            plan.append((parcel.parcel_id, void_number, shop, printed, others))
     cancelled: list[str] = []
-    for _pid, waybill, shop in todo:
-        if shop is not None:
+    for _pid, number, shop, _printed, _others in plan:
+        if number and shop is not None:
             if cainiao is None:
-                raise P.ParcelProblem(f"waybill {waybill} was issued by Cainiao and no Cainiao "
+                raise P.ParcelProblem(f"waybill {number} was issued by Cainiao and no Cainiao "
                                       "client is configured to cancel it")
-            cainiao.cancel(shop=shop, cp_code=waybill_carrier(factory, waybill), waybill=waybill)
-            cancelled.append(waybill)
+            cainiao.cancel(shop=shop, cp_code=waybill_carrier(factory, number), waybill=number)
+            cancelled.append(number)
     voided: list[str] = []
+    relabel: list[str] = []
     with transaction(factory) as session:
-        for pid, waybill, shop in todo:
+        for pid, number, shop, _printed, others in plan:
             parcel = session.get(P.ParcelRow, pid, with_for_update=True)
-            if parcel is None or parcel.waybill != waybill:
+            if parcel is None:
                 continue
-            P.void_waybill(session, parcel, f"order {order_id} cancelled: {reason}")
-            row = session.get(P.WaybillRow, waybill)
-            if row is not None and shop is not None:
-                row.status = "cancelled"
-                session.add(row)
-            parcel.state = "void"
+            if number and parcel.waybill == number:
+                P.void_waybill(session, parcel, f"order {order_id} cancelled: {reason}")
+                row = session.get(P.WaybillRow, number)
+                if row is not None and shop is not None:
+                    row.status = "cancelled"
+                    session.add(row)
+                voided.append(number)
+            if not others:
+                parcel.state = "void"
+            else:
+                P.leave(session, parcel, order_id)
+                if number:
+                    parcel.state, parcel.issue_no = "allocated", parcel.issue_no + 1
+                    relabel.append(others[0])
+            parcel.updated_at = P.now()
             session.add(parcel)
-            voided.append(waybill)
+    for shipment_id in relabel:  # the rest of a printed merged parcel: a new waybill now
+        try:
+            prepare(factory, shipment_id, cainiao=cainiao)
+        except Exception:  # a service down: the next label issues it (labels_for)
+            continue
     return {"voided": voided, "cancelled": cancelled}
+
+
+def split_parcel(factory: SessionFactory, waybill: str, *,
+                 cainiao: CainiaoIssuer | None = None) -> list[dict[str, Any]]:
+    """Undo a merge before printing: the first order keeps the parcel and its waybill, each
+    other order gets a parcel of its own (and its own waybill). Answers every parcel."""
+    moved: list[str] = []
+    with transaction(factory) as session:
+        parcel = P.by_waybill(session, waybill, lock=True)
+        if parcel is None:
+            raise P.ParcelProblem(f"unknown waybill {waybill!r}")
+        if parcel.state != "allocated":
+            raise P.ParcelProblem(f"parcel {parcel.parcel_id} is already {parcel.state}: "
+                                  "a printed parcel is not split (cancel and re-release instead)")
+        members = P.orders_in(session, parcel.parcel_id)
+        if len(members) < 2:
+            raise P.ParcelProblem(f"parcel {parcel.parcel_id} holds one order: nothing to split")
+        parcel.merge_key = None  # never merged into again
+        for member in members[1:]:
+            P.split_off(session, parcel, member)
+            moved.append(member.shipment_id)
+        session.add(parcel)
+        keep = parcel.parcel_id
+    for shipment_id in moved:
+        prepare(factory, shipment_id, cainiao=cainiao)
+    with transaction(factory) as session:
+        ids = [keep] + [P.parcel_id_for(sid) for sid in moved]
+        return [P.view(session, session.get(P.ParcelRow, pid)) for pid in ids]
 
 
 def waybill_carrier(factory: SessionFactory, waybill: str) -> str:

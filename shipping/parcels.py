@@ -7,7 +7,9 @@ step finds the parcel its first try made. A parcel's states run
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -43,43 +45,111 @@ def document_of(session: Session, order_id: str) -> dict[str, Any]:
     return dict(order.document or {})
 
 
-def ensure_parcel(session: Session, *, shipment_id: str) -> ParcelRow:
-    """The shipment's parcel, made with its lines the first time (idempotent)."""
+@dataclass(frozen=True)
+class MergeRule:
+    """Merged parcels (合单, SPEC §3.10 item 4): on or off, and the release window."""
+
+    enabled: bool = True
+    window: timedelta = timedelta(minutes=30)
+
+
+def merge_key(doc: dict[str, Any], warehouse: str) -> str | None:
+    """What orders must share to share a parcel: the shop, the buyer, the receiver (name,
+    phone and address, or the platform's receiver id) and the warehouse; none for COD. A
+    hash: the key names nobody."""
+    if (doc.get("payment") or {}).get("status") == "cod":
+        return None
+    buyer, address = doc.get("buyer") or {}, doc.get("address") or {}
+    receiver = doc.get("oaid") or doc.get("open_address_id")
+    if not receiver:
+        receiver = "|".join(str(v or "").strip() for v in (
+            buyer.get("name"), buyer.get("phone"), address.get("province"), address.get("city"),
+            address.get("district"), address.get("detail")))
+    shop = doc.get("shop") or doc.get("platform") or ""
+    raw = "\x1f".join([str(shop), str(buyer.get("id") or ""), str(receiver), warehouse])
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def lock_merge_key(session: Session, key: str) -> None:
+    """Two releases for one receiver meet here one after the other: a transaction-scoped
+    advisory lock on PostgreSQL; SQLite's writers are already serialised (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                        {"k": int(key[:15], 16)})
+
+
+def parcel_of_shipment(session: Session, shipment_id: str) -> ParcelRow | None:
+    member = session.execute(
+        select(ParcelOrderRow).where(ParcelOrderRow.shipment_id == shipment_id,
+                                     ParcelOrderRow.status == "in")
+    ).scalars().first()
+    return session.get(ParcelRow, member.parcel_id) if member else None
+
+
+def ensure_parcel(session: Session, *, shipment_id: str,
+                  merge: MergeRule | None = None) -> ParcelRow:
+    """The shipment's parcel, made with its lines the first time (idempotent: a retry finds
+    the parcel the shipment is in). With `merge`, a shipment to the same receiver as an
+    open parcel released within the window, none printed yet, joins that parcel instead."""
+    found = parcel_of_shipment(session, shipment_id)
+    if found is not None:
+        return found
     pid = parcel_id_for(shipment_id)
     found = session.get(ParcelRow, pid)
-    if found is not None:
+    if found is not None:  # made before, the shipment since split off or left
         return found
     shipment = session.get(Shipment, shipment_id)
     if shipment is None:
         raise ParcelProblem(f"unknown shipment {shipment_id}")
     doc = document_of(session, shipment.order_id)
+    key = merge_key(doc, shipment.warehouse) if merge is not None and merge.enabled else None
+    t = now()
+    parcel = None
+    if key is not None:
+        lock_merge_key(session, key)
+        parcel = session.execute(
+            select(ParcelRow).where(ParcelRow.merge_key == key, ParcelRow.state == "allocated",
+                                    ParcelRow.created_at >= t - merge.window)  # type: ignore[union-attr]
+            .order_by(ParcelRow.created_at).limit(1).with_for_update()
+        ).scalars().first()
+        if parcel is not None and parcel_of_shipment(session, shipment_id) is not None:
+            return parcel  # joined by a retry that raced this one
+    if parcel is None:
+        parcel = ParcelRow(
+            parcel_id=pid, warehouse=shipment.warehouse, state="allocated", merge_key=key,
+            cod=((doc.get("payment") or {}).get("status") == "cod"), expected_g=0,
+            created_at=t, updated_at=t,
+        )
+        session.add(parcel)
+        session.flush()
+    add_lines(session, parcel, shipment)
+    session.add(ParcelOrderRow(parcel_id=parcel.parcel_id, order_id=shipment.order_id,
+                               shipment_id=shipment_id, joined_at=t))
+    parcel.updated_at = t
+    session.add(parcel)
+    session.flush()
+    return parcel
+
+
+def add_lines(session: Session, parcel: ParcelRow, shipment: Shipment) -> None:
     lines = list((shipment.pick_list or {}).get("lines") or [])
     skus = [str(line["sku"]) for line in lines]
     catalog = {c.sku: c for c in session.execute(
         select(CatalogRow).where(CatalogRow.sku.in_(skus))  # type: ignore[attr-defined]
     ).scalars()} if skus else {}
-    t = now()
     merged: dict[str, dict[str, Any]] = {}
     for line in lines:
         sku = str(line["sku"])
         item = merged.setdefault(sku, {"qty": 0, "name": line.get("name") or sku})
         item["qty"] += int(line["qty"])
-    expected = 0
     for sku, item in merged.items():
         weight = catalog[sku].weight_g if sku in catalog else 0
-        expected += weight * item["qty"]
-        session.add(ParcelLineRow(parcel_id=pid, order_id=shipment.order_id, sku=sku,
-                                  name=str(item["name"])[:200], qty=item["qty"], weight_g=weight))
-    parcel = ParcelRow(
-        parcel_id=pid, warehouse=shipment.warehouse, state="allocated",
-        cod=((doc.get("payment") or {}).get("status") == "cod"), expected_g=expected,
-        created_at=t, updated_at=t,
-    )
-    session.add(parcel)
-    session.add(ParcelOrderRow(parcel_id=pid, order_id=shipment.order_id,
-                               shipment_id=shipment_id, joined_at=t))
-    session.flush()
-    return parcel
+        parcel.expected_g += weight * item["qty"]
+        session.add(ParcelLineRow(parcel_id=parcel.parcel_id, order_id=shipment.order_id,
+                                  sku=sku, name=str(item["name"])[:200], qty=item["qty"],
+                                  weight_g=weight))
 
 
 def orders_in(session: Session, parcel_id: str) -> list[ParcelOrderRow]:
@@ -206,6 +276,43 @@ def void_waybill(session: Session, parcel: ParcelRow, reason: str) -> str | None
     return number
 
 
+def leave(session: Session, parcel: ParcelRow, order_id: str) -> None:
+    """An order leaves a merged parcel: its lines go, its membership is marked `left`."""
+    for line in lines_of(session, parcel.parcel_id):
+        if line.order_id == order_id:
+            parcel.expected_g -= line.weight_g * line.qty
+            session.delete(line)
+    for member in orders_in(session, parcel.parcel_id):
+        if member.order_id == order_id:
+            member.status = "left"
+            session.add(member)
+    session.flush()
+
+
+def split_off(session: Session, parcel: ParcelRow, member: ParcelOrderRow) -> ParcelRow:
+    """One order of a merged parcel into a parcel of its own (same carrier, no waybill yet)."""
+    t = now()
+    own = ParcelRow(parcel_id=parcel_id_for(member.shipment_id), warehouse=parcel.warehouse,
+                    carrier=parcel.carrier, carrier_reason=f"split from {parcel.parcel_id}",
+                    state="allocated", cod=parcel.cod, expected_g=0, created_at=t, updated_at=t)
+    session.add(own)
+    session.flush()
+    for line in lines_of(session, parcel.parcel_id):
+        if line.order_id == member.order_id:
+            parcel.expected_g -= line.weight_g * line.qty
+            own.expected_g += line.weight_g * line.qty
+            session.add(ParcelLineRow(parcel_id=own.parcel_id, order_id=line.order_id,
+                                      sku=line.sku, name=line.name, qty=line.qty,
+                                      weight_g=line.weight_g))
+            session.delete(line)
+    member.status = "left"
+    session.add(member)
+    session.add(ParcelOrderRow(parcel_id=own.parcel_id, order_id=member.order_id,
+                               shipment_id=member.shipment_id, joined_at=t))
+    session.flush()
+    return own
+
+
 def by_waybill(session: Session, waybill: str, *, lock: bool = False) -> ParcelRow | None:
     stmt = select(ParcelRow).where(ParcelRow.waybill == waybill)
     if lock:
@@ -234,7 +341,8 @@ def view(session: Session, parcel: ParcelRow) -> dict[str, Any]:
 
 def parcels_of(session: Session, order_id: str) -> list[dict[str, Any]]:
     ids = session.execute(
-        select(ParcelOrderRow.parcel_id).where(ParcelOrderRow.order_id == order_id)
+        select(ParcelOrderRow.parcel_id).where(ParcelOrderRow.order_id == order_id,
+                                               ParcelOrderRow.status == "in")
         .order_by(ParcelOrderRow.joined_at, ParcelOrderRow.parcel_id)
     ).scalars().all()
     out = []
@@ -249,3 +357,31 @@ def shipments_of(session: Session, order_id: str) -> list[Shipment]:
     return list(session.execute(
         select(Shipment).where(Shipment.order_id == order_id).order_by(Shipment.shipment_no)
     ).scalars())
+
+
+def json_view(parcel: dict[str, Any]) -> dict[str, Any]:
+    """A parcel as `oms parcels --json` prints it (SPEC §5.11)."""
+    return {k: parcel[k] for k in ("parcel_id", "carrier", "waybill", "orders", "state",
+                                   "weight_g")} | {
+        "lines": [{"order_id": ln["order_id"], "sku": ln["sku"], "qty": ln["qty"]}
+                  for ln in parcel["lines"]]}
+
+
+def add_to_status(session: Session, status: dict[str, Any]) -> dict[str, Any]:
+    """`status --json` gains `parcels` (as `parcels --json`), and per shipment the parcel's
+    `carrier` (where the warehouse has not reported one) and `waybill`."""
+    parcels = parcels_of(session, status["order_id"])
+    status["parcels"] = [json_view(p) for p in parcels]
+    by_shipment = {}
+    for member in session.execute(
+        select(ParcelOrderRow).where(ParcelOrderRow.order_id == status["order_id"],
+                                     ParcelOrderRow.status == "in")
+    ).scalars():
+        by_shipment[member.shipment_id] = next(
+            (p for p in parcels if p["parcel_id"] == member.parcel_id), None)
+    for shipment in status.get("shipments", []):
+        parcel = by_shipment.get(shipment["id"])
+        shipment["waybill"] = parcel["waybill"] if parcel else None
+        if parcel and not shipment.get("carrier"):
+            shipment["carrier"] = parcel["carrier"]
+    return status

@@ -8,6 +8,8 @@ from pydantic import BaseModel, Field
 class PrepareParcelInput(BaseModel):
     order_id: str
     shipment_id: str
+    merge: bool = True  # the order's policy: merge.enabled
+    merge_window_s: float = 1800.0  # ... and merge.window
 
 
 class PrepareParcelResult(BaseModel):

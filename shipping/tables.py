@@ -112,6 +112,7 @@ class ParcelRow(SQLModel, table=True):
     expected_g: int = 0
     hold: str | None = Field(default=None, max_length=40)
     cost: str | None = Field(default=None, max_length=20)
+    issue_no: int = 0  # how many waybills it had before this one (a relabel asks afresh)
     created_at: datetime = _ts(nullable=False)
     printed_at: datetime | None = _ts(nullable=True)
     verified_at: datetime | None = _ts(nullable=True)
@@ -127,7 +128,7 @@ class ParcelOrderRow(SQLModel, table=True):
 
     parcel_id: str = Field(primary_key=True, max_length=120)
     order_id: str = Field(primary_key=True, max_length=64, index=True)
-    shipment_id: str = Field(max_length=80)
+    shipment_id: str = Field(max_length=80, index=True)
     status: str = Field(default="in", max_length=10)  # in | left
     joined_at: datetime = _ts(nullable=False)
 

@@ -2,7 +2,6 @@
 
 Revision ID: 0005_shipping
 Revises: 0003
-Create Date: 2026-12-05 12:56:19.461148
 """
 from alembic import op
 import sqlalchemy as sa
@@ -57,6 +56,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('parcel_orders', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_parcel_orders_order_id'), ['order_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_parcel_orders_shipment_id'), ['shipment_id'], unique=False)
 
     op.create_table('parcels',
     sa.Column('parcel_id', sa.String(length=120), nullable=False),
@@ -72,6 +72,7 @@ def upgrade() -> None:
     sa.Column('expected_g', sa.Integer(), nullable=False),
     sa.Column('hold', sa.String(length=40), nullable=True),
     sa.Column('cost', sa.String(length=20), nullable=True),
+    sa.Column('issue_no', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('printed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('verified_at', sa.DateTime(timezone=True), nullable=True),
@@ -136,6 +137,7 @@ def downgrade() -> None:
 
     op.drop_table('parcels')
     with op.batch_alter_table('parcel_orders', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_parcel_orders_shipment_id'))
         batch_op.drop_index(batch_op.f('ix_parcel_orders_order_id'))
 
     op.drop_table('parcel_orders')

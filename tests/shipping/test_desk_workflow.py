@@ -59,6 +59,13 @@ async def test_the_release_chooses_the_carrier_issues_the_waybill_and_a_cancel_v
         assert event["reason"].startswith("the cheapest: 中通快递")
         assert event["parcel"] == f"pcl-{wf1}-1"
         waybill = event["waybill"]
+        status = await stack.order(wf1)
+        assert status["parcels"] == [{
+            "parcel_id": f"pcl-{wf1}-1", "carrier": "ZTO", "waybill": waybill, "orders": [wf1],
+            "state": "allocated", "weight_g": None,
+            "lines": [{"order_id": wf1, "sku": "TSHIRT-RED-M", "qty": 1}]}]
+        assert status["shipments"][0]["waybill"] == waybill
+        assert status["shipments"][0]["carrier"] == "ZTO"
         r = await stack.get(f"/v1/orders/{wf1}/labels.pdf", "warehouse")
         assert r.headers["x-oms-waybills"] == waybill  # the label reuses the release's waybill
 
@@ -106,3 +113,25 @@ async def test_no_carrier_flags_the_order_and_a_clerk_picks_one(dev_env, tmp_pat
         assert refused.json()["error"] == "ZTO does not collect cash on delivery and the order is COD"
         assert (await stack.post(f"/v1/parcels/by-id/pcl-{wf3}-1/carrier", "warehouse",
                                  json={"carrier": "ZTO"})).status_code == 403
+
+
+async def test_two_orders_released_together_share_one_parcel(dev_env, tmp_path: Path,
+                                                             db_url: str) -> None:
+    import asyncio
+
+    async with running_service(dev_env, tmp_path / "svc", db_url, stock=STOCK) as stack:
+        seed_desk(stack.factory)
+        ids = [tag("TWO-A"), tag("TWO-B")]
+        docs = [stack.doc(ids[0], [("TSHIRT-RED-M", 1)]), stack.doc(ids[1], [("MUG-WHITE", 1)])]
+        for doc in docs:
+            doc["buyer"]["id"] = "buyer-same"
+        answers = await stack.submit(*docs)
+        assert [a["result"] for a in answers] == ["started", "started"]
+        await asyncio.gather(*(stack.wait_stage(i, "released") for i in ids))
+        events = await asyncio.gather(*(parcel_event(stack, i) for i in ids))
+        assert events[0]["parcel"] == events[1]["parcel"]
+        assert events[0]["waybill"] == events[1]["waybill"]
+        status = await stack.order(ids[1])
+        assert sorted(status["parcels"][0]["orders"]) == sorted(ids)
+        r = await stack.post("/v1/labels", "warehouse", json={"order_ids": ids})
+        assert r.headers["x-oms-waybills"] == events[0]["waybill"]  # one label for both

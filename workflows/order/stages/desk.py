@@ -39,7 +39,9 @@ async def prepare_parcels(o: Order, released: int) -> None:
         try:
             result = await workflow.execute_activity_method(
                 ShippingActivities.prepare_parcel,
-                PrepareParcelInput(order_id=s.order_id, shipment_id=shipment.id),
+                PrepareParcelInput(order_id=s.order_id, shipment_id=shipment.id,
+                                   merge=s.policy.merge.enabled,
+                                   merge_window_s=s.policy.merge.window.total_seconds()),
                 start_to_close_timeout=WAYBILL_TIMEOUT,
                 retry_policy=RETRY_WAYBILL,
             )
