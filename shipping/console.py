@@ -45,6 +45,80 @@ async def pack_page(request: Request) -> Response:
     return Response(page, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
 
 
+def _label_rows(session: Any) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from models.tables import Order
+
+    orders = session.execute(
+        select(Order.order_id, Order.stage).where(Order.stage.in_(("released", "picking", "packed")))
+        .order_by(Order.created_at, Order.order_id).limit(200)
+    ).all()
+    rows = []
+    for order_id, stage in orders:
+        parcels = P.parcels_of(session, order_id)
+        first = parcels[0] if parcels else {}
+        rows.append({"order_id": order_id, "stage": stage, "carrier": first.get("carrier"),
+                     "waybill": first.get("waybill"), "state": first.get("state"),
+                     "hold": first.get("hold")})
+    return rows
+
+
+def _render(request: Request, template: str, status: int = 200, **context: Any) -> Response:
+    page = env.get_template(template).render(request=request, csrf=csrf_token(request), **context)
+    return Response(page, status_code=status, media_type="text/html; charset=utf-8",
+                    headers=SECURITY_HEADERS)
+
+
+@router.get("/labels")
+async def labels_page(request: Request) -> Response:
+    """Released orders with their parcels; tick some and print their labels as one PDF."""
+    principal = await run_in_threadpool(signed_in, request)
+    if principal is None:
+        return to_login(request)
+    rows = await run_in_threadpool(services(request).read, _label_rows)
+    return _render(request, "labels.html", principal=principal, page="labels", rows=rows)
+
+
+@router.post("/labels")
+async def print_labels(request: Request) -> Response:
+    """The print button: one PDF of the selected orders' labels (waybills issued first)."""
+    from service.console import checked_form, expired
+    from shipping.desk import LabelProblem, labels_for
+
+    principal = await run_in_threadpool(signed_in, request)
+    if principal is None:
+        return to_login(request)
+    form = await request.form()
+    if await checked_form(request) is None:
+        return expired(request)
+    order_ids = [v for v in form.getlist("order_ids") if isinstance(v, str)][:500]
+    size = form.get("size") if form.get("size") in ("76x130", "100x180") else None
+    svc = services(request)
+
+    async def again(error: str) -> Response:
+        rows = await run_in_threadpool(svc.read, _label_rows)
+        return _render(request, "labels.html", 409, principal=principal, page="labels",
+                       rows=rows, error=error)
+
+    if not order_ids:
+        return await again("请先勾选订单 Select at least one order")
+    try:
+        pdf, printed = await run_in_threadpool(
+            labels_for, svc.factory, order_ids,
+            size=size or svc.settings.policy.shipping.label_size)
+    except (LabelProblem, P.ParcelProblem) as exc:
+        return await again(str(exc))
+    from shipping.ship import due, ship_parcel
+
+    if due("print", svc.settings.policy.shipping.ship_on):
+        for p in printed:
+            await ship_parcel(svc.client, svc.factory, p["parcel_id"])
+    return Response(pdf, media_type="application/pdf", headers={
+        "Content-Disposition": 'attachment; filename="labels.pdf"',
+        "X-OMS-Waybills": ",".join(p["waybill"] for p in printed), "Cache-Control": "no-store"})
+
+
 @router.get("/pack/pack.js")
 async def pack_script() -> FileResponse:
     return FileResponse(HERE / "static" / "pack.js", media_type="text/javascript",

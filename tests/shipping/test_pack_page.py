@@ -104,3 +104,46 @@ async def test_a_packer_scans_a_label_the_items_a_wrong_one_weighs_and_ships(
         await expect(page.locator("[data-lines] tr")).to_have_count(1)
         await expect(page.locator("#pack")).to_have_attribute("data-state", "printed")
         await context.close()
+
+
+async def test_the_print_button_prints_the_selected_orders_labels(
+        dev_env: Any, browser: Browser, tmp_path: Path) -> None:
+    from tests.shipping.test_labels import pdf_pages_decoded, pdf_text
+
+    async with running_service(dev_env, tmp_path / "svc", stock=STOCK) as stack:
+        seed_desk(stack.factory)
+        ids = []
+        for i, lines in enumerate(([("MUG-WHITE", 1)], [("TSHIRT-RED-M", 1)], [("MUG-WHITE", 2)])):
+            order_id = f"PRINT-{i}-{tmp_path.name[-6:]}"
+            [answer] = await stack.submit(stack.doc(order_id, lines, phone=f"1390000{i:04d}"))
+            assert answer["result"] == "started"
+            ids.append(order_id)
+        for order_id in ids:
+            await stack.wait_stage(order_id, "released")
+        context = await browser.new_context(viewport={"width": 1366, "height": 768},
+                                            accept_downloads=True)
+        page = await context.new_page()
+        page.set_default_timeout(20_000)
+        await page.goto(stack.url + "/labels")
+        await page.fill("input[name=key]", stack.keys["clerk"])
+        await page.click("button[data-action=sign-in]")
+        await expect(page).to_have_url(re.compile(r"/labels$"))
+        await page.click("button[data-action=print-labels]")  # nothing ticked
+        await expect(page.locator("[data-answer=refused]")).to_contain_text("Select at least one order")
+        for order_id in (ids[0], ids[2]):
+            await page.check(f"input[name=order_ids][value='{order_id}']")
+        async with page.expect_download() as info:
+            await page.click("button[data-action=print-labels]")
+        download = await info.value
+        pdf = tmp_path / "printed.pdf"
+        await download.save_as(str(pdf))
+        pages = pdf_text(pdf)
+        assert len(pages) == 2
+        assert ids[0] in pages[0] and ids[2] in pages[1] and ids[1] not in "".join(pages)
+        decoded = pdf_pages_decoded(pdf, tmp_path)
+        for order_id, waybill in zip((ids[0], ids[2]), decoded, strict=True):
+            assert (await stack.order(order_id))["parcels"][0]["waybill"] == waybill
+        await page.goto(stack.url + "/labels")
+        row = page.locator(f"tr[data-order='{ids[0]}']")
+        await expect(row).to_contain_text("printed")
+        await context.close()
