@@ -119,6 +119,49 @@ async def print_labels(request: Request) -> Response:
         "X-OMS-Waybills": ",".join(p["waybill"] for p in printed), "Cache-Control": "no-store"})
 
 
+@router.post("/parcels/{parcel_id}/carrier")
+async def pick_carrier_form(request: Request, parcel_id: str) -> Response:
+    """The order page's carrier pick for a parcel without a waybill (e.g. `no_carrier`):
+    accepted, the parcel gets its waybill at once; refused with why. Back to the order."""
+    from urllib.parse import quote
+
+    from fastapi.responses import RedirectResponse
+
+    from service.console import checked_form, expired
+    from shipping.desk import prepare
+
+    principal = await run_in_threadpool(signed_in, request)
+    if principal is None:
+        return to_login(request)
+    form = await checked_form(request)
+    if form is None:
+        return expired(request)
+    svc = services(request)
+    order_id = form.get("order_id", "")
+    try:
+        view = await run_in_threadpool(svc.write, P.pick_carrier, parcel_id,
+                                       form.get("carrier", "").strip().upper(), by=principal.name)
+        members = view["orders"]
+        done = await run_in_threadpool(prepare, svc.factory, _shipment_of(svc, parcel_id))
+        note = f"accepted: {view['carrier']}" + (f", waybill {done.waybill}" if done.waybill
+                                                 else f" ({done.reason})")
+        order_id = order_id or (members[0] if members else "")
+    except P.ParcelProblem as exc:
+        note = f"refused: {exc}"
+    return RedirectResponse(f"/orders/{quote(order_id)}?parcel_note={quote(note)}#parcels",
+                            status_code=303)
+
+
+def _shipment_of(svc: Any, parcel_id: str) -> str:
+    def read(session: Any) -> str:
+        members = P.orders_in(session, parcel_id)
+        if not members:
+            raise P.ParcelProblem("no such parcel")
+        return members[0].shipment_id
+
+    return svc.read(read)
+
+
 @router.get("/pack/pack.js")
 async def pack_script() -> FileResponse:
     return FileResponse(HERE / "static" / "pack.js", media_type="text/javascript",

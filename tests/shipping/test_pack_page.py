@@ -147,3 +147,52 @@ async def test_the_print_button_prints_the_selected_orders_labels(
         row = page.locator(f"tr[data-order='{ids[0]}']")
         await expect(row).to_contain_text("printed")
         await context.close()
+
+
+async def test_a_clerk_picks_a_carrier_on_the_order_page_for_a_parcel_nobody_serves(
+        dev_env: Any, browser: Browser, tmp_path: Path) -> None:
+    from sqlmodel import select
+
+    from models.db import transaction
+    from shipping.tables import CarrierRow
+
+    async with running_service(dev_env, tmp_path / "svc", stock=STOCK) as stack:
+        seed_desk(stack.factory)
+        with transaction(stack.factory) as session:  # nobody delivers to 浙江省 any more
+            for row in session.exec(select(CarrierRow)).all():
+                row.excluded_provinces = ["浙江省"]
+                session.add(row)
+        order_id = f"PICK-{tmp_path.name[-6:]}"
+        [answer] = await stack.submit(stack.doc(order_id, [("MUG-WHITE", 1)]))
+        assert answer["result"] == "started"
+        await stack.wait_stage(order_id, "released")
+        import asyncio
+
+        for _ in range(100):
+            status = await stack.order(order_id)
+            if "no_carrier" in status["flags"]:
+                break
+            await asyncio.sleep(0.2)
+        assert "no_carrier" in status["flags"] and status["parcels"][0]["carrier"] is None
+        context = await browser.new_context(viewport={"width": 1366, "height": 768})
+        page = await context.new_page()
+        page.set_default_timeout(20_000)
+        await page.goto(f"{stack.url}/orders/{order_id}")
+        await page.fill("input[name=key]", stack.keys["clerk"])
+        await page.click("button[data-action=sign-in]")
+        await expect(page.locator("#parcels")).to_contain_text(f"pcl-{order_id}-1")
+        await page.fill("#parcels input[name=carrier]", "NOPE")
+        await page.click("button[data-action=pick-carrier]")
+        await expect(page.locator("[data-answer-action=pick-carrier]")).to_have_attribute(
+            "data-answer", "refused")
+        await expect(page.locator("[data-answer-action=pick-carrier]")).to_contain_text(
+            "unknown carrier 'NOPE'")
+        await page.fill("#parcels input[name=carrier]", "sf")
+        await page.click("button[data-action=pick-carrier]")
+        answer_box = page.locator("[data-answer-action=pick-carrier]")
+        await expect(answer_box).to_have_attribute("data-answer", "accepted")
+        await expect(answer_box).to_contain_text("accepted: SF, waybill SF14")
+        parcel = (await stack.order(order_id))["parcels"][0]
+        assert parcel["carrier"] == "SF" and parcel["waybill"].startswith("SF14")
+        await page.screenshot(path=str(tmp_path / "order-parcels.png"), full_page=True)
+        await context.close()
