@@ -168,8 +168,11 @@ async def weigh(request: Request, waybill: str, body: WeighBody = Body(...),
 async def pick_carrier(request: Request, parcel_id: str, body: CarrierBody = Body(...),
                        principal: Principal = Depends(allow("operator_action"))) -> dict[str, Any]:
     """A clerk's carrier for a parcel (one held `no_carrier`, say); 409 with why if refused."""
+    from shipping.ship import pick_and_issue
+
+    svc = services(request)
     try:
-        return await run_in_threadpool(services(request).write, P.pick_carrier, parcel_id,
-                                       body.carrier, by=principal.name)
+        return await pick_and_issue(svc.client, svc.factory, parcel_id, body.carrier,
+                                    by=principal.name)
     except P.ParcelProblem as exc:
         raise ApiError(409 if str(exc) != "no such parcel" else 404, str(exc)) from exc

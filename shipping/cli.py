@@ -96,15 +96,21 @@ def cmd_parcels(ctx: Context, a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_pick_carrier(ctx: Context, a: argparse.Namespace) -> int:
-    from shipping.parcels import ParcelProblem, pick_carrier
+async def cmd_pick_carrier(ctx: Context, a: argparse.Namespace) -> int:
+    from shipping.parcels import ParcelProblem
+    from shipping.ship import pick_and_issue
 
     try:
-        with ctx.session() as session:
-            parcel = pick_carrier(session, a.parcel_id, a.carrier, by="cli")
+        client = await ctx.client()
+    except CliError as exc:  # picked all the same; the order's flag clears when it is told
+        out(f"warning: {exc}")
+        client = None
+    try:
+        parcel = await pick_and_issue(client, ctx.factory, a.parcel_id, a.carrier, by="cli")
     except ParcelProblem as exc:
         raise CliError(f"refused: {exc}") from exc
-    out(f"{parcel['parcel_id']}: carrier {parcel['carrier']} ({parcel['carrier_reason']})")
+    out(f"{parcel['parcel_id']}: carrier {parcel['carrier']} ({parcel['carrier_reason']}), "
+        + (f"waybill {parcel['waybill']}" if parcel["waybill"] else f"no waybill yet: {parcel['note']}"))
     return 0
 
 

@@ -128,7 +128,6 @@ async def pick_carrier_form(request: Request, parcel_id: str) -> Response:
     from fastapi.responses import RedirectResponse
 
     from service.console import checked_form, expired
-    from shipping.desk import prepare
 
     principal = await run_in_threadpool(signed_in, request)
     if principal is None:
@@ -138,28 +137,18 @@ async def pick_carrier_form(request: Request, parcel_id: str) -> Response:
         return expired(request)
     svc = services(request)
     order_id = form.get("order_id", "")
+    from shipping.ship import pick_and_issue
+
     try:
-        view = await run_in_threadpool(svc.write, P.pick_carrier, parcel_id,
-                                       form.get("carrier", "").strip().upper(), by=principal.name)
-        members = view["orders"]
-        done = await run_in_threadpool(prepare, svc.factory, _shipment_of(svc, parcel_id))
-        note = f"accepted: {view['carrier']}" + (f", waybill {done.waybill}" if done.waybill
-                                                 else f" ({done.reason})")
-        order_id = order_id or (members[0] if members else "")
+        view = await pick_and_issue(svc.client, svc.factory, parcel_id, form.get("carrier", ""),
+                                    by=principal.name)
+        note = f"accepted: {view['carrier']}" + (f", waybill {view['waybill']}"
+                                                 if view["waybill"] else f" ({view['note']})")
+        order_id = order_id or (view["orders"][0] if view["orders"] else "")
     except P.ParcelProblem as exc:
         note = f"refused: {exc}"
     return RedirectResponse(f"/orders/{quote(order_id)}?parcel_note={quote(note)}#parcels",
                             status_code=303)
-
-
-def _shipment_of(svc: Any, parcel_id: str) -> str:
-    def read(session: Any) -> str:
-        members = P.orders_in(session, parcel_id)
-        if not members:
-            raise P.ParcelProblem("no such parcel")
-        return members[0].shipment_id
-
-    return svc.read(read)
 
 
 @router.get("/pack/pack.js")

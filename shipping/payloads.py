@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class PrepareParcelInput(BaseModel):
@@ -29,3 +29,13 @@ class VoidParcelsInput(BaseModel):
 class VoidParcelsResult(BaseModel):
     voided: list[str] = Field(default_factory=list)  # the waybill numbers given back
     cancelled: list[str] = Field(default_factory=list)  # ... of them cancelled at Cainiao
+
+
+class ParcelReady(BaseModel):
+    """Signal `parcel_ready` (from the desk, never typed by a clerk): a parcel that waited
+    (`no_carrier`, `waybill_pool_empty`) has its carrier and waybill now."""
+
+    model_config = ConfigDict(extra="forbid")
+    parcel_id: str = Field(min_length=1, max_length=120)
+    carrier: str = Field(min_length=1, max_length=20)
+    waybill: str = Field(min_length=1, max_length=40)

@@ -51,3 +51,38 @@ async def ship_parcel(client: Any, factory: SessionFactory, parcel_id: str) -> l
                 parcel.state, parcel.shipped_at, parcel.updated_at = "shipped", P.now(), P.now()
                 session.add(parcel)
     return outcomes
+
+
+async def tell_ready(client: Any, parcel: dict[str, Any]) -> None:
+    """Signal `parcel_ready` to every order of a parcel that now has carrier and waybill."""
+    from models.documents import workflow_id_for
+
+    if not parcel.get("carrier") or not parcel.get("waybill"):
+        return
+    payload = {"parcel_id": parcel["parcel_id"], "carrier": parcel["carrier"],
+               "waybill": parcel["waybill"]}
+    for order_id in parcel["orders"]:
+        await client.get_workflow_handle(workflow_id_for(order_id)).signal("parcel_ready", payload)
+
+
+async def pick_and_issue(client: Any, factory: SessionFactory, parcel_id: str, carrier: str, *,
+                         by: str, cainiao: Any = None) -> dict[str, Any]:
+    """A clerk's carrier for a held parcel (refused with why: `ParcelProblem`), its waybill
+    issued at once, and its orders told (`parcel_ready` clears their `no_carrier`). A
+    waybill that cannot be issued now (an empty pool) leaves the parcel held, said in `note`."""
+    import asyncio
+
+    from shipping.desk import prepare
+
+    def pick() -> tuple[dict[str, Any], str]:
+        with transaction(factory) as session:
+            view = P.pick_carrier(session, parcel_id, carrier.strip().upper(), by=by)
+            return view, P.orders_in(session, parcel_id)[0].shipment_id
+
+    view, shipment_id = await asyncio.to_thread(pick)
+    done = await asyncio.to_thread(prepare, factory, shipment_id, cainiao=cainiao)
+    view = view | {"waybill": done.waybill, "hold": done.hold,
+                   "note": None if done.waybill else done.reason}
+    if done.waybill and client is not None:
+        await tell_ready(client, view)
+    return view

@@ -67,6 +67,7 @@ def test_a_clerk_picks_a_carrier_for_a_parcel_nobody_serves(db_url: str, factory
     picked = oms(db_url, tmp_path, "pick-carrier", held.parcel_id, "EMS")
     assert picked.returncode == 0, picked.stderr
     assert "carrier EMS (picked by cli although it takes at most 40000 g" in picked.stdout
+    assert "no waybill yet: the waybill pool of EMS is empty" in picked.stdout  # none loaded
 
 
 def test_verify_prints_each_scan_and_the_weight_and_exits_1_on_a_refusal(

@@ -194,5 +194,13 @@ async def test_a_clerk_picks_a_carrier_on_the_order_page_for_a_parcel_nobody_ser
         await expect(answer_box).to_contain_text("accepted: SF, waybill SF14")
         parcel = (await stack.order(order_id))["parcels"][0]
         assert parcel["carrier"] == "SF" and parcel["waybill"].startswith("SF14")
+        for _ in range(100):  # the order was told (parcel_ready): its hold flag goes
+            status = await stack.order(order_id)
+            if "no_carrier" not in status["flags"]:
+                break
+            await asyncio.sleep(0.2)
+        assert "no_carrier" not in status["flags"]
+        ready = [e for e in status["events"] if e.get("signal") == "parcel_ready"]
+        assert ready and ready[0]["waybill"] == parcel["waybill"]
         await page.screenshot(path=str(tmp_path / "order-parcels.png"), full_page=True)
         await context.close()
