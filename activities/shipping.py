@@ -36,11 +36,14 @@ def _business(exc: Exception) -> ApplicationError:
     return ApplicationError(str(exc), type="ParcelProblem", non_retryable=True)
 
 
-def _platform(exc: Any) -> Exception:
-    """A platform error: retried when it may pass (rate limit, down, expired session),
-    else a non-retryable refusal carrying the platform's reason."""
-    if getattr(exc, "retryable", False) or getattr(exc, "kind", "") == "session_expired":
-        return exc
+def _retry_may_pass(exc: Any) -> bool:
+    """A platform error that may pass (rate limit, the service down, an expired session that
+    a clerk renews): the activity is retried with backoff. Any other is the platform's
+    refusal, not retried."""
+    return bool(getattr(exc, "retryable", False)) or getattr(exc, "kind", "") == "session_expired"
+
+
+def _refused(exc: Any) -> ApplicationError:
     return ApplicationError(str(exc), type="PlatformRefused", non_retryable=True)
 
 
@@ -62,7 +65,9 @@ class ShippingActivities:
         except ParcelProblem as exc:
             raise _business(exc) from exc
         except PlatformError as exc:
-            raise _platform(exc) from exc
+            if _retry_may_pass(exc):
+                raise
+            raise _refused(exc) from exc
         return PrepareParcelResult(**done.as_dict())
 
     @activity.defn(name="void_parcels")
@@ -78,5 +83,7 @@ class ShippingActivities:
         except ParcelProblem as exc:
             raise _business(exc) from exc
         except PlatformError as exc:
-            raise _platform(exc) from exc
+            if _retry_may_pass(exc):
+                raise
+            raise _refused(exc) from exc
         return VoidParcelsResult(**done)
