@@ -25,7 +25,7 @@ from models.db import make_engine, migrate, session_factory, transaction  # noqa
 from shipping.desk import label_of, labels_for  # noqa: E402
 from shipping.labels import render  # noqa: E402
 from shipping.parcels import ParcelRow  # noqa: E402
-from tests.shipping.helpers import released, seed_reference  # noqa: E402
+from tests.harness.desk import released, seed_reference  # noqa: E402
 
 TARGET = 50.0
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.service import codec_keys, free_port, make_key, percentile, pg_database  # noqa: E402
 from models.db import make_engine, migrate, session_factory  # noqa: E402
 from shipping.desk import prepare  # noqa: E402
-from tests.shipping.helpers import CATALOG, released, seed_reference  # noqa: E402
+from tests.harness.desk import CATALOG, released, seed_reference  # noqa: E402
 
 TARGET_P95_MS = 50.0
 BARCODES = {item["sku"]: item["barcode"] for item in CATALOG}
@@ -70,7 +70,7 @@ async def main() -> int:
     args = parser.parse_args()
     from temporalio.testing import WorkflowEnvironment
 
-    from activities.runtime import temporal_binary
+    from runtime.devserver import temporal_binary
 
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary(),
                                                 dev_server_log_level="error")

@@ -24,10 +24,11 @@ async def main() -> None:
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
 
-    from activities.runtime import configure_logging, temporal_binary
+    from models.search import SEARCH_ATTRIBUTES
     from models.settings import Settings
-    from tests.service_helpers import running_service
-    from workflows.order import SEARCH_ATTRIBUTES
+    from runtime.devserver import temporal_binary
+    from runtime.logs import configure_logging
+    from tests.harness.service import running_service
 
     configure_logging(Settings(log_level="WARNING"))
     env = await WorkflowEnvironment.start_local(

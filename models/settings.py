@@ -174,7 +174,7 @@ class Settings(BaseSettings):
     webhook_secrets: SecretStr | None = None
     webhook_timeout: float = 10.0
     # Payload-codec keys, `id:base64key` pairs, newest first (OMS_CODEC_KEYS); unset: the
-    # embedded default key file under `home` (activities/codec.py). No key lives in code.
+    # embedded default key file under `home` (runtime/codec.py). No key lives in code.
     codec_keys: SecretStr | None = None
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: str = "INFO"

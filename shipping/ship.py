@@ -21,8 +21,8 @@ def due(reached: str, ship_on: str) -> bool:
 
 async def ship_parcel(client: Any, factory: SessionFactory, parcel_id: str) -> list[dict[str, Any]]:
     """Send `shipped` for every order of the parcel; answer each order's outcome."""
+    from commands.actions import UnknownOrder, act
     from models.tables import Shipment
-    from ops.actions import UnknownOrder, act
 
     with transaction(factory) as session:
         parcel = session.get(P.ParcelRow, parcel_id)

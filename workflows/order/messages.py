@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         TransferArrived,
         WarehouseEvent,
     )
+    from privacy.mask import mask_correction
     from shipping.payloads import ParcelReady
     from workflows.order.state import CLOSED_SHIPMENT, OrderState
 
@@ -262,15 +263,8 @@ def accept(s: OrderState, message: Message, parsed: Any, **how: Any) -> None:
     """Record the message in the timeline (PII masked) and hand it to the stage that takes it."""
     data = parsed.model_dump(mode="json", exclude_none=True)
     if message.signal == SignalName.BUYER_CONFIRMED:
-        data = {k: (mask(v) if k in ("phone", "detail") else v) for k, v in data.items()}
+        data = {k: (mask_correction(v) if k in ("phone", "detail") else v) for k, v in data.items()}
     s.log("signal", signal=message.signal, **data, **how)
     message.apply(s, parsed)
     s.touch()
 
-
-def mask(value: Any) -> Any:
-    """The middle of a phone number or an address detail starred out (for the timeline)."""
-    if not isinstance(value, str) or len(value) < 4:
-        return value
-    keep = max(1, len(value) // 4)
-    return value[:keep] + "*" * (len(value) - 2 * keep) + value[-keep:]

@@ -10,12 +10,19 @@ an operator's query), replay resolves the activity inside the earlier task, befo
 server's record of the patch is known, takes the old branch and fails on the marker
 (seen on `release-writes-state`; `tests/histories/split-after-check-cancelled.json`).
 
-Drop a guard (and the old branch it keeps) once no order older than it is running:
-orders live for days, at most `backorder_deadline` / `timeout` plus a hold, so about a
-month after the date given here, checked with
-`temporal workflow count --query 'ExecutionStatus="Running" AND StartTime < "<date>"'`.
-`tests/histories/` keeps histories recorded before each change; they must go on
-replaying until the guard goes (then delete them with it).
+A guard is retired only by the SDK's procedure, in two steps, each a deploy:
+
+1. once no order started before the change is running (orders live for days, at most
+   `backorder_deadline` / `timeout` plus a hold, so about a month after the date given here,
+   checked with `temporal workflow count --query 'ExecutionStatus="Running" AND StartTime <
+   "<date>"'`): `workflow.patched(id)` becomes `workflow.deprecate_patch(id)` and the old
+   branch goes. Histories recorded before the change are deleted from `tests/histories/` in
+   the same commit, which names the guard they alone needed; every other history must go on
+   replaying;
+2. once no order that ran step 1's code is running (the same query, with step 1's date):
+   the `deprecate_patch` call goes too.
+
+None is due yet (2026-12-05): the oldest guards date from 2026-11-29.
 """
 
 from __future__ import annotations
