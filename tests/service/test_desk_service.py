@@ -102,7 +102,9 @@ async def test_a_cancelled_orders_parcel_is_refused_at_the_desk_with_why(dev_env
         refused = await stack.post(f"/v1/parcels/{waybill}/scan", "warehouse",
                                    json={"barcode": barcode("MUG-WHITE")})
         assert refused.status_code == 409
-        assert refused.json()["reason"].startswith("order DESK-2 is cancelled (buyer asked)")
+        # The cancel's compensation voided the waybill: the desk says so, and why.
+        assert refused.json()["reason"] == (f"waybill {waybill} is void (order DESK-2 cancelled: "
+                                            "buyer asked): do not pack or ship under it")
         labels = await stack.post("/v1/labels", "warehouse", json={"order_ids": ["DESK-2"]})
         assert labels.status_code == 409 and "cancelled" in labels.json()["error"]
         for body in ({"order_ids": []}, {"order_ids": "DESK-2"}, {"order_ids": ["X"], "size": "A4"}):
