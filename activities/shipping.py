@@ -1,7 +1,7 @@
 """The shipping desk's activities: a thin adapter over `shipping.desk` (issue 20).
 
 Ordinary activities (not local ones): a Cainiao waybill is an HTTP call to the platform,
-retried with backoff by Temporal while the service is down (`RETRY_WAYBILL`); the parcel
+retried with backoff by Temporal while the service is down (`shipping.retry`); the parcel
 key makes every retry ask for the same waybill. A parcel's problem that no retry can fix
 (bad data, no carrier configured to issue) is a non-retryable `ParcelProblem`.
 """
@@ -12,9 +12,9 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
+from models.errors import ErrorType, application_error
 from shipping.payloads import (
     PrepareParcelInput,
     PrepareParcelResult,
@@ -22,18 +22,9 @@ from shipping.payloads import (
     VoidParcelsResult,
 )
 
-RETRY_WAYBILL = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-    non_retryable_error_types=["ParcelProblem", "PlatformRefused", "ValueError", "KeyError",
-                               "TypeError", "ValidationError"],
-)
-WAYBILL_TIMEOUT = timedelta(seconds=60)
-
 
 def _business(exc: Exception) -> ApplicationError:
-    return ApplicationError(str(exc), type="ParcelProblem", non_retryable=True)
+    return application_error(ErrorType.PARCEL, str(exc))
 
 
 def _retry_may_pass(exc: Any) -> bool:
@@ -44,7 +35,7 @@ def _retry_may_pass(exc: Any) -> bool:
 
 
 def _refused(exc: Any) -> ApplicationError:
-    return ApplicationError(str(exc), type="PlatformRefused", non_retryable=True)
+    return application_error(ErrorType.PLATFORM_REFUSED, str(exc))
 
 
 class ShippingActivities:

@@ -38,7 +38,27 @@ def load_extras(session: Any, kind: str, items: list[Any], path: str) -> None:
         raise CliError(f"{path}: nothing loaded:\n  " + "\n  ".join(errors))
 
 
-def cmd_waybills(ctx: Context, a: argparse.Namespace) -> int:
+async def _resume_held(ctx: Context, carrier: str) -> int:
+    """Parcels that waited for numbers get them now; their orders are told (`parcel_ready`)."""
+    from commands.shipping import tell_ready
+    from shipping.desk import resume_pool_holds
+
+    served = resume_pool_holds(ctx.factory, carrier)
+    if not served:
+        return 0
+    try:
+        client = await ctx.client()
+    except CliError as exc:
+        out(f"warning: {exc}: the orders are not told yet")
+        client = None
+    for parcel in served:
+        out(f"  {parcel['parcel_id']} waited for a number: waybill {parcel['waybill']}")
+        if client is not None:
+            await tell_ready(client, parcel)
+    return 0
+
+
+async def cmd_waybills(ctx: Context, a: argparse.Namespace) -> int:
     from shipping import pool
 
     if a.waybills_command == "load":
@@ -58,7 +78,7 @@ def cmd_waybills(ctx: Context, a: argparse.Namespace) -> int:
             raise CliError(str(exc)) from exc
         out(f"{a.carrier}: {answer['added']} added, {answer['skipped']} known before and "
             f"skipped, {answer['free']} free")
-        return 0
+        return await _resume_held(ctx, a.carrier)
     with ctx.session() as session:
         rows = pool.status(session)
     if a.json:
@@ -95,8 +115,8 @@ def cmd_parcels(ctx: Context, a: argparse.Namespace) -> int:
 
 
 async def cmd_pick_carrier(ctx: Context, a: argparse.Namespace) -> int:
+    from commands.shipping import pick_and_issue
     from shipping.parcels import ParcelProblem
-    from shipping.ship import pick_and_issue
 
     try:
         client = await ctx.client()
@@ -130,9 +150,9 @@ def cmd_labels(ctx: Context, a: argparse.Namespace) -> int:
 
 async def cmd_verify(ctx: Context, a: argparse.Namespace) -> int:
     """The packing check from a shell: each scan in order, then the weight (SPEC §5.11)."""
+    from commands.shipping import due, ship_parcel
     from models.db import transaction
     from shipping import packing
-    from shipping.ship import due, ship_parcel
 
     policy = ctx.settings.policy
     report: dict[str, Any] = {"waybill": a.waybill, "scans": [], "complete": False,

@@ -101,8 +101,8 @@ def create_app(
     app.include_router(api.router)
     app.include_router(codec.router)
     app.include_router(console.router)
-    from shipping import api as shipping_api
-    from shipping import console as shipping_console
+    from service import pack as shipping_console
+    from service import shipping as shipping_api
 
     app.include_router(shipping_api.router)
     app.include_router(shipping_console.router)

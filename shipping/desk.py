@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from models.db import SessionFactory, transaction
+from models.errors import OmsError
 from models.tables import Order
 from shipping import parcels as P
 from shipping.pool import PoolEmpty
@@ -137,7 +138,7 @@ def cainiao_request(session: Any, parcel: P.ParcelRow, cp_code: str) -> dict[str
     }
 
 
-class LabelProblem(ValueError):
+class LabelProblem(OmsError, ValueError):
     """Labels that cannot be printed (an order with no shipment yet, a parcel held...)."""
 
 
@@ -318,3 +319,26 @@ def waybill_carrier(factory: SessionFactory, waybill: str) -> str:
     with transaction(factory) as session:
         row = session.get(P.WaybillRow, waybill)
         return row.carrier if row else ""
+
+
+def resume_pool_holds(factory: SessionFactory, carrier: str, *,
+                      cainiao: CainiaoIssuer | None = None) -> list[dict[str, Any]]:
+    """After numbers were loaded: the parcels of `carrier` held `waybill_pool_empty` get their
+    waybills now, oldest first, as long as the pool lasts. Answers each parcel served."""
+    with transaction(factory) as session:
+        held = [(p.parcel_id, P.orders_in(session, p.parcel_id)) for p in session.execute(
+            select(P.ParcelRow).where(P.ParcelRow.carrier == carrier,
+                                      P.ParcelRow.hold == "waybill_pool_empty",
+                                      P.ParcelRow.waybill.is_(None))  # type: ignore[union-attr]
+            .order_by(P.ParcelRow.created_at)
+        ).scalars()]
+    served = []
+    for parcel_id, members in held:
+        if not members:
+            continue
+        done = prepare(factory, members[0].shipment_id, cainiao=cainiao)
+        if done.waybill is None:
+            break  # the pool ran out again
+        served.append({"parcel_id": parcel_id, "carrier": done.carrier, "waybill": done.waybill,
+                       "orders": [m.order_id for m in members]})
+    return served

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlmodel import Session
 
+from models.errors import OmsError
 from models.settings import WeighPolicy
 from models.tables import Order
 from shipping import parcels as P
@@ -56,7 +57,7 @@ class WeighAnswer:
                 "state": self.state, "weight_g": self.weight_g}
 
 
-class PackingRefused(Exception):
+class PackingRefused(OmsError):
     """The parcel cannot be packed at all (unknown, void, cancelled): the reason is for the packer."""
 
 

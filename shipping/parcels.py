@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
+from models.errors import OmsError
 from models.tables import CatalogRow, Order, Shipment
 from shipping.carriers import Choice, ShipmentFacts, choose, requested_carrier, why_not
 from shipping.pool import PoolEmpty, Taken, take
@@ -26,7 +27,7 @@ from shipping.tables import ParcelLineRow, ParcelOrderRow, ParcelRow, WaybillRow
 STATES = ("allocated", "printed", "verified", "weighed", "shipped", "void")
 
 
-class ParcelProblem(ValueError):
+class ParcelProblem(OmsError, ValueError):
     """A request about a parcel that cannot be done (the message says why)."""
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from models.db import is_postgres
+from models.errors import OmsError
 from shipping.reference import carrier as find_carrier
 from shipping.tables import PoolNumberRow, WaybillRow
 
@@ -25,11 +26,11 @@ NUMBER_RE = re.compile(r"^[A-Za-z0-9]{6,40}$")
 POOL = PoolNumberRow.__table__
 
 
-class PoolProblem(ValueError):
+class PoolProblem(OmsError, ValueError):
     """A range that cannot be loaded, or a carrier that has no pool (message for the clerk)."""
 
 
-class PoolEmpty(Exception):
+class PoolEmpty(OmsError):
     """No free number is left for this carrier: the parcel waits (`waybill_pool_empty`)."""
 
     def __init__(self, carrier: str) -> None:

@@ -8,11 +8,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session, select
 
+from models.errors import OmsError
 from shipping.carriers import Carrier, parse_carriers
 from shipping.tables import CarrierRow, ItemBarcodeRow, WarehouseSenderRow
 
 
-class BadReference(ValueError):
+class BadReference(OmsError, ValueError):
     """A reference file that cannot be loaded; nothing of it was written."""
 
 

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from models.db import transaction
 from shipping import pool
-from shipping.desk import prepare
+from shipping.desk import prepare, resume_pool_holds
 from shipping.parcels import ParcelProblem, parcels_of, pick_carrier, void_waybill
 from shipping.tables import ParcelRow, PoolNumberRow, WaybillRow
 from tests.harness.desk import pool_numbers, released, seed_reference
@@ -60,7 +60,10 @@ def test_a_low_pool_warns_and_an_empty_pool_holds_the_parcel(factory) -> None:
     assert "oms waybills load ZTO" in held.reason
     with transaction(factory) as session:
         pool.load(session, "ZTO", pool_numbers("ZTO", 1, start=500))
-    assert prepare(factory, "T-6-1").waybill == pool_numbers("ZTO", 1, start=500)[0]
+    [served] = resume_pool_holds(factory, "ZTO")  # what `oms waybills load` does next
+    assert served["waybill"] == pool_numbers("ZTO", 1, start=500)[0]
+    assert served["orders"] == ["T-6"]
+    assert prepare(factory, "T-6-1").waybill == served["waybill"]
 
 
 def test_a_bad_numbers_file_names_each_line() -> None:

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.shipping import RETRY_WAYBILL, WAYBILL_TIMEOUT, ShippingActivities
+    from activities.shipping import ShippingActivities
     from shipping.payloads import PrepareParcelInput, VoidParcelsInput
+    from shipping.retry import RETRY_WAYBILL, WAYBILL_TIMEOUT
     from workflows.order.steps import STEP_FAILED, cause
 
 if TYPE_CHECKING:

@@ -1,4 +1,6 @@
-"""The packing desk page (`/pack`, SPEC §5.11) for a barcode scanner that types and presses Enter.
+"""The shipping desk's console pages: the packing desk (`/pack`) and the labels page (`/labels`).
+
+The packing desk page (`/pack`, SPEC §5.11) for a barcode scanner that types and presses Enter.
 
 One input, always focused. The first scan is a label's barcode: the parcel's lines appear
 with scanned / ordered. Each further scan is an item: counted, or refused large in red with
@@ -17,19 +19,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from service.console import SECURITY_HEADERS, csrf_token, signed_in, to_login
 from service.deps import services
+from service.shipping import do_scan, do_weigh
 from shipping import parcels as P
-from shipping.api import do_scan, do_weigh
 
 HERE = Path(__file__).resolve().parent
-SERVICE = HERE.parent / "service"
 router = APIRouter(include_in_schema=False)
 env = Environment(
-    loader=ChoiceLoader([FileSystemLoader(HERE / "templates"),
-                         FileSystemLoader(SERVICE / "templates")]),
+    loader=FileSystemLoader(HERE / "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True, lstrip_blocks=True,
 )
@@ -109,7 +109,7 @@ async def print_labels(request: Request) -> Response:
             size=size or svc.settings.policy.shipping.label_size)
     except (LabelProblem, P.ParcelProblem) as exc:
         return await again(str(exc))
-    from shipping.ship import due, ship_parcel
+    from commands.shipping import due, ship_parcel
 
     if due("print", svc.settings.policy.shipping.ship_on):
         for p in printed:
@@ -137,7 +137,7 @@ async def pick_carrier_form(request: Request, parcel_id: str) -> Response:
         return expired(request)
     svc = services(request)
     order_id = form.get("order_id", "")
-    from shipping.ship import pick_and_issue
+    from commands.shipping import pick_and_issue
 
     try:
         view = await pick_and_issue(svc.client, svc.factory, parcel_id, form.get("carrier", ""),

@@ -14,12 +14,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from commands.shipping import due, ship_parcel
 from service.deps import ApiError, allow, services
 from service.keys import Principal
 from shipping import packing
 from shipping import parcels as P
 from shipping.desk import LabelProblem, labels_for
-from shipping.ship import due, ship_parcel
 
 router = APIRouter(prefix="/v1", tags=["shipping desk"])
 
@@ -168,7 +168,7 @@ async def weigh(request: Request, waybill: str, body: WeighBody = Body(...),
 async def pick_carrier(request: Request, parcel_id: str, body: CarrierBody = Body(...),
                        principal: Principal = Depends(allow("operator_action"))) -> dict[str, Any]:
     """A clerk's carrier for a parcel (one held `no_carrier`, say); 409 with why if refused."""
-    from shipping.ship import pick_and_issue
+    from commands.shipping import pick_and_issue
 
     svc = services(request)
     try:
