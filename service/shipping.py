@@ -9,19 +9,69 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from commands.shipping import due, ship_parcel
+from service.api import _ERRORS
 from service.deps import ApiError, allow, services
 from service.keys import Principal
+from service.schemas import ErrorBody
 from shipping import packing
 from shipping import parcels as P
 from shipping.desk import LabelProblem, labels_for
 
-router = APIRouter(prefix="/v1", tags=["shipping desk"])
+router = APIRouter(prefix="/v1", tags=["shipping desk"], responses=_ERRORS)
+
+PDF = {200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+             "description": "one PDF, a page a parcel; `X-OMS-Waybills` lists their waybills"}}
+NOT_PRINTED = {404: {"model": ErrorBody, "description": "an unknown order"},
+               409: {"model": ErrorBody, "description": "not printable now (not released, "
+                                                        "cancelled, a held parcel), with why"}}
+
+
+class ParcelLineOut(BaseModel):
+    order_id: str
+    sku: str
+    qty: int
+    scanned: int = 0
+    name: str | None = None
+
+
+class ParcelOut(BaseModel):
+    """A parcel: carrier, waybill, the orders in it, its lines with what is scanned, state."""
+
+    model_config = ConfigDict(extra="allow")
+    parcel_id: str
+    carrier: str | None
+    waybill: str | None
+    orders: list[str]
+    lines: list[ParcelLineOut]
+    state: str
+    weight_g: int | None
+
+
+class ScanOut(BaseModel):
+    """A scan's answer: accepted or refused with the reason; the lines as they stand."""
+
+    model_config = ConfigDict(extra="allow")
+    accepted: bool
+    reason: str | None = None
+    lines: list[ParcelLineOut] = Field(default_factory=list)
+    complete: bool = False
+    state: str | None = None
+
+
+class WeighOut(BaseModel):
+    """A weight's answer: accepted, or refused with the expected range [low, high] in grams."""
+
+    model_config = ConfigDict(extra="allow")
+    accepted: bool
+    reason: str | None = None
+    expected_g: list[int] | None = None
+    state: str | None = None
 
 
 class LabelsBody(BaseModel):
@@ -65,17 +115,15 @@ async def _labels(request: Request, order_ids: list[str], size: str | None) -> R
 
 
 @router.get("/orders/{order_id}/labels.pdf", response_class=Response,
-            responses={200: {"content": {"application/pdf": {}}}})
-async def order_labels(request: Request, order_id: str, size: str | None = None,
+            responses={**PDF, **NOT_PRINTED})
+async def order_labels(request: Request, order_id: str,
+                       size: str | None = Query(None, pattern=r"^(76x130|100x180)$"),
                        _p: Principal = Depends(allow("warehouse_action"))) -> Response:
     """The labels of one order's parcels (a parcel with no waybill yet gets one first)."""
-    if size is not None and size not in ("76x130", "100x180"):
-        raise ApiError(422, "size: one of 76x130, 100x180", field="size")
     return await _labels(request, [order_id], size)
 
 
-@router.post("/labels", response_class=Response,
-             responses={200: {"content": {"application/pdf": {}}}})
+@router.post("/labels", response_class=Response, responses={**PDF, **NOT_PRINTED})
 async def batch_labels(request: Request, body: LabelsBody = Body(...),
                        _p: Principal = Depends(allow("warehouse_action"))) -> Response:
     """One PDF of the labels of these orders' parcels, a page a parcel."""
@@ -89,7 +137,8 @@ def _parcel(session: Any, waybill: str) -> dict[str, Any]:
     return P.view(session, parcel)
 
 
-@router.get("/parcels/{waybill}")
+@router.get("/parcels/{waybill}", response_model=ParcelOut,
+            responses={404: {"model": ErrorBody, "description": "an unknown waybill"}})
 async def get_parcel(request: Request, waybill: str,
                      _p: Principal = Depends(allow("warehouse_action"))) -> dict[str, Any]:
     """A parcel by its waybill: carrier, orders, lines with what is scanned, state."""
@@ -147,7 +196,9 @@ async def do_weigh(svc: Any, waybill: str, weight: Any) -> tuple[int, dict[str, 
     return (200 if got.accepted else 409), result
 
 
-@router.post("/parcels/{waybill}/scan")
+@router.post("/parcels/{waybill}/scan", response_model=ScanOut, responses={
+    404: {"model": ScanOut, "description": "an unknown waybill"},
+    409: {"model": ScanOut, "description": "refused, counting nothing: the reason says why"}})
 async def scan(request: Request, waybill: str, body: ScanBody = Body(...),
                _p: Principal = Depends(allow("warehouse_action"))) -> JSONResponse:
     """One item's barcode: counted (200), or refused with why (409), counting nothing."""
@@ -155,7 +206,10 @@ async def scan(request: Request, waybill: str, body: ScanBody = Body(...),
     return JSONResponse(result, status_code=status)
 
 
-@router.post("/parcels/{waybill}/weigh")
+@router.post("/parcels/{waybill}/weigh", response_model=WeighOut, responses={
+    404: {"model": WeighOut, "description": "an unknown waybill"},
+    409: {"model": WeighOut, "description": "refused: outside the expected range, or not "
+                                            "complete; the reason says why"}})
 async def weigh(request: Request, waybill: str, body: WeighBody = Body(...),
                 _p: Principal = Depends(allow("warehouse_action"))) -> JSONResponse:
     """The parcel's weight: accepted (200), or refused (409) with the expected range; a
@@ -164,7 +218,9 @@ async def weigh(request: Request, waybill: str, body: WeighBody = Body(...),
     return JSONResponse(result, status_code=status)
 
 
-@router.post("/parcels/by-id/{parcel_id}/carrier")
+@router.post("/parcels/by-id/{parcel_id}/carrier", response_model=ParcelOut, responses={
+    404: {"model": ErrorBody, "description": "no such parcel"},
+    409: {"model": ErrorBody, "description": "refused (unknown carrier, COD, printed), with why"}})
 async def pick_carrier(request: Request, parcel_id: str, body: CarrierBody = Body(...),
                        principal: Principal = Depends(allow("operator_action"))) -> dict[str, Any]:
     """A clerk's carrier for a parcel (one held `no_carrier`, say); 409 with why if refused."""
