@@ -64,6 +64,9 @@ async def test_the_waybill_service_down_at_release_retries_and_the_order_goes_on
                 "activity_task_started_event_attributes") and
                 e.activity_task_started_event_attributes.attempt > 1]
             assert failed, "the activity was retried"
+            described = await handle.describe()
+            assert described.status is not None and described.status.name == "RUNNING", (
+                described.status, [e.event_type for e in history.events][-8:])
             await handle.signal("cancel", Cancel(reason="buyer asked").model_dump())
             status = await s.status_when(order_id, lambda st: st["stage"] == "cancelled",
                                          "cancelled")
