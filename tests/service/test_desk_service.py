@@ -116,3 +116,26 @@ async def test_a_cancelled_orders_parcel_is_refused_at_the_desk_with_why(dev_env
         r = await stack.post("/v1/parcels/NOPE999/scan", "warehouse", json={"barcode": "1"})
         assert r.status_code == 404 and r.json()["accepted"] is False
         await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("ship_on", ["print", "verify"])
+async def test_the_merchants_ship_on_point_ships_the_order(dev_env, tmp_path: Path,
+                                                          ship_on: str) -> None:
+    from tests.harness.service import service_policy
+
+    policy = service_policy()
+    policy.shipping.ship_on = ship_on
+    async with running_service(dev_env, tmp_path / "svc", stock=STOCK, policy=policy) as stack:
+        seed_desk(stack.factory)
+        order_id = f"SHIP-ON-{ship_on}-{tmp_path.name[-6:]}"
+        await released(stack, order_id, [("MUG-WHITE", 1)])
+        r = await stack.post("/v1/labels", "warehouse", json={"order_ids": [order_id]})
+        waybill = r.headers["x-oms-waybills"]
+        if ship_on == "verify":
+            assert (await stack.order(order_id))["stage"] == "released"  # printing is not it
+            scanned = await stack.post(f"/v1/parcels/{waybill}/scan", "warehouse",
+                                       json={"barcode": barcode("MUG-WHITE")})
+            assert scanned.json()["state"] == "shipped", scanned.text
+        order = await stack.wait_stage(order_id, "shipped", "completed")
+        assert order["shipments"][0]["tracking_no"] == waybill
+        assert order["parcels"][0]["state"] == "shipped"
