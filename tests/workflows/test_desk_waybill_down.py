@@ -73,6 +73,7 @@ async def test_the_waybill_service_down_at_release_retries_and_the_order_goes_on
             voided = [e for e in status["events"] if e["type"] == "waybills_voided"]
             assert voided[0]["cancelled"] == [event["waybill"]]
             assert event["waybill"] in cainiao_standin.state(shop).cancelled
+            await handle.result()  # closed before the harness looks (it cancels what still runs)
     finally:
         top.close()
         gateway.stop()
