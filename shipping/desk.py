@@ -230,61 +230,62 @@ def void_order_parcels(factory: SessionFactory, order_id: str, reason: str, *,
     Alone in its parcel, the parcel is void and its waybill too. In a merged parcel, the
     order's lines leave and the others stay: before printing the parcel keeps its waybill
     (nothing was printed under it); after printing the waybill is voided and the rest get a
-    new one, and a new label. A pool number is marked void, a Cainiao one cancelled with the
-    service first; neither is ever issued again. Idempotent: what already left is skipped."""
-    plan: list[tuple[str, str | None, str | None, bool, list[str]]] = []
+    new one, and a new label. Every number is first marked void here, in one transaction (no
+    packer can use it from then on, and no one is ever given it again); a Cainiao number is
+    then cancelled with the service, and marked `cancelled` once it answered. Idempotent: a
+    retry finds the parcels already left and only the Cainiao cancels still owed."""
+    void_note = f"order {order_id} cancelled: {reason}"[:200]
+    voided: list[str] = []
+    relabel: list[str] = []
     with transaction(factory) as session:
         for member in session.execute(
             select(P.ParcelOrderRow).where(P.ParcelOrderRow.order_id == order_id,
                                            P.ParcelOrderRow.status == "in")
-        ).scalars():
-            parcel = session.get(P.ParcelRow, member.parcel_id)
+        ).scalars().all():
+            parcel = session.get(P.ParcelRow, member.parcel_id, with_for_update=True)
             if parcel is None or parcel.state in ("shipped", "void"):
                 continue
             others = [m.shipment_id for m in P.orders_in(session, parcel.parcel_id)
                       if m.order_id != order_id]
             printed = parcel.state != "allocated"
-            carrier = find_carrier(session, parcel.carrier or "")
-            shop = carrier.waybill.shop if carrier and carrier.waybill.kind == "cainiao" else None  # type: ignore[union-attr]
-            void_number = parcel.waybill if (not others or printed) else None
-            plan.append((parcel.parcel_id, void_number, shop, printed, others))
-    cancelled: list[str] = []
-    for _pid, number, shop, _printed, _others in plan:
-        if number and shop is not None:
-            if cainiao is None:
-                raise P.ParcelProblem(f"waybill {number} was issued by Cainiao and no Cainiao "
-                                      "client is configured to cancel it")
-            cainiao.cancel(shop=shop, cp_code=waybill_carrier(factory, number), waybill=number)
-            cancelled.append(number)
-    voided: list[str] = []
-    relabel: list[str] = []
-    with transaction(factory) as session:
-        for pid, number, shop, _printed, others in plan:
-            parcel = session.get(P.ParcelRow, pid, with_for_update=True)
-            if parcel is None:
-                continue
-            if number and parcel.waybill == number:
-                P.void_waybill(session, parcel, f"order {order_id} cancelled: {reason}")
-                row = session.get(P.WaybillRow, number)
-                if row is not None and shop is not None:
-                    row.status = "cancelled"
-                    session.add(row)
-                voided.append(number)
+            if parcel.waybill and (not others or printed):
+                voided.append(P.void_waybill(session, parcel, void_note) or "")
+                if others:
+                    parcel.state, parcel.issue_no = "allocated", parcel.issue_no + 1
+                    relabel.append(others[0])
             if not others:
                 parcel.state = "void"
             else:
                 P.leave(session, parcel, order_id)
-                if number:
-                    parcel.state, parcel.issue_no = "allocated", parcel.issue_no + 1
-                    relabel.append(others[0])
             parcel.updated_at = P.now()
             session.add(parcel)
+        owed = [(row.number, row.carrier) for row in session.execute(
+            select(P.WaybillRow).where(P.WaybillRow.kind == "cainiao",
+                                       P.WaybillRow.status == "void",
+                                       P.WaybillRow.void_reason == void_note)
+        ).scalars()]
+        shops = {code: find_carrier(session, code) for _, code in owed}
+    cancelled: list[str] = []
+    for number, code in owed:
+        carrier = shops.get(code)
+        if carrier is None or carrier.waybill.kind != "cainiao":
+            continue
+        if cainiao is None:
+            raise P.ParcelProblem(f"waybill {number} was issued by Cainiao and no Cainiao "
+                                  "client is configured to cancel it (it is void here)")
+        cainiao.cancel(shop=carrier.waybill.shop, cp_code=code, waybill=number)
+        with transaction(factory) as session:
+            row = session.get(P.WaybillRow, number, with_for_update=True)
+            if row is not None:
+                row.status = "cancelled"
+                session.add(row)
+        cancelled.append(number)
     for shipment_id in relabel:  # the rest of a printed merged parcel: a new waybill now
         try:
             prepare(factory, shipment_id, cainiao=cainiao)
-        except Exception:  # a service down: the next label issues it (labels_for)
+        except Exception:  # noqa: BLE001 (a service down: the next label issues it)
             continue
-    return {"voided": voided, "cancelled": cancelled}
+    return {"voided": [v for v in voided if v], "cancelled": cancelled}
 
 
 def split_parcel(factory: SessionFactory, waybill: str, *,
@@ -313,12 +314,6 @@ def split_parcel(factory: SessionFactory, waybill: str, *,
     with transaction(factory) as session:
         ids = [keep] + [P.parcel_id_for(sid) for sid in moved]
         return [P.view(session, session.get(P.ParcelRow, pid)) for pid in ids]
-
-
-def waybill_carrier(factory: SessionFactory, waybill: str) -> str:
-    with transaction(factory) as session:
-        row = session.get(P.WaybillRow, waybill)
-        return row.carrier if row else ""
 
 
 def resume_pool_holds(factory: SessionFactory, carrier: str, *,

@@ -21,3 +21,5 @@ RETRY_WAYBILL = RetryPolicy(
                                *BAD_DATA_TYPES],
 )
 WAYBILL_TIMEOUT = timedelta(seconds=60)
+# How long a cancel's compensation keeps asking Cainiao to cancel a waybill (already void here).
+VOID_WITHIN = timedelta(minutes=10)

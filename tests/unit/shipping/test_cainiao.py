@@ -105,3 +105,29 @@ def test_a_cainiao_waybill_is_cancelled(factory, gateway) -> None:
     done = prepare(factory, released(factory, "CN-4"), cainiao=cainiao)
     assert cainiao.cancel(shop="tb-main", cp_code="YUNDA", waybill=done.waybill) is True
     assert done.waybill in cainiao_standin.state(shop).cancelled
+
+
+def test_a_cancel_voids_the_number_at_once_and_cancels_at_cainiao_when_it_answers(
+        factory, gateway) -> None:
+    from models.tables import Order
+    from shipping.desk import void_order_parcels
+    from shipping.tables import WaybillRow
+
+    shop, cainiao = gateway
+    seed(factory)
+    done = prepare(factory, released(factory, "CN-5"), cainiao=cainiao)
+    shop.faults.down_next = 1
+    with pytest.raises(GatewayUnavailable):
+        void_order_parcels(factory, "CN-5", "buyer asked", cainiao=cainiao)
+    with transaction(factory) as session:
+        assert session.get(WaybillRow, done.waybill).status == "void"  # never used again
+        assert session.get(ParcelRow, done.parcel_id).state == "void"
+        assert session.get(Order, "CN-5") is not None
+    assert done.waybill not in cainiao_standin.state(shop).cancelled
+    again = void_order_parcels(factory, "CN-5", "buyer asked", cainiao=cainiao)  # the retry
+    assert again == {"voided": [], "cancelled": [done.waybill]}
+    assert done.waybill in cainiao_standin.state(shop).cancelled
+    with transaction(factory) as session:
+        assert session.get(WaybillRow, done.waybill).status == "cancelled"
+    assert void_order_parcels(factory, "CN-5", "buyer asked", cainiao=cainiao) == {
+        "voided": [], "cancelled": []}

@@ -23,7 +23,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.shipping import ShippingActivities
     from shipping.payloads import PrepareParcelInput, VoidParcelsInput
-    from shipping.retry import RETRY_WAYBILL, WAYBILL_TIMEOUT
+    from shipping.retry import RETRY_WAYBILL, VOID_WITHIN, WAYBILL_TIMEOUT
     from workflows.order.steps import STEP_FAILED, cause
 
 if TYPE_CHECKING:
@@ -66,6 +66,10 @@ async def void_waybills(o: Order) -> None:
         ShippingActivities.void_parcels,
         VoidParcelsInput(order_id=s.order_id, reason=s.cancel_reason or "cancelled"),
         start_to_close_timeout=WAYBILL_TIMEOUT,
+        # The numbers are void at the first attempt; only Cainiao's cancel may be owed. A
+        # service down for longer than this does not hold the cancel: the undo is reported
+        # failed (`undo_failed`, in the timeline) and the number stays void here.
+        schedule_to_close_timeout=VOID_WITHIN,
         retry_policy=RETRY_WAYBILL,
     )
     if result.voided:
