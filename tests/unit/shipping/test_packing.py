@@ -6,7 +6,7 @@ import threading
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models.db import transaction
@@ -144,3 +144,32 @@ def test_two_packers_scanning_one_parcel_at_once_keep_the_counts_exact(factory) 
         lines = {ln["sku"]: ln["scanned"] for ln in packing.line_views(session, "pcl-PK-6-1")}
         assert lines == {"TSHIRT-RED-M": 7, "MUG-WHITE": 3}
         assert session.get(ParcelRow, "pcl-PK-6-1").state == "verified"
+
+
+@given(st.lists(st.sampled_from([RED, MUG, TEA, "0000000000000"]), max_size=9))
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_run_of_scans_counts_exactly_what_the_lines_take(scans: list[str]) -> None:
+    """Invariant 12: whatever a packer scans, each line counts min(offered, ordered); every
+    other scan is refused and counts nothing; verified exactly when every line is complete."""
+    import tempfile
+
+    from models.db import make_engine, migrate, session_factory
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/p.db"
+        migrate(url)
+        engine = make_engine(url)
+        try:
+            factory = session_factory(engine)
+            waybill = parcel(factory, "HY-1")  # 2 x T-shirt, 1 x mug
+            answers = [scan(factory, waybill, code) for code in scans]
+            with transaction(factory) as session:
+                lines = {ln["sku"]: ln["scanned"]
+                         for ln in packing.line_views(session, "pcl-HY-1-1")}
+                state = session.get(ParcelRow, "pcl-HY-1-1").state
+        finally:
+            engine.dispose()
+    assert lines == {"TSHIRT-RED-M": min(scans.count(RED), 2),
+                     "MUG-WHITE": min(scans.count(MUG), 1)}
+    assert sum(a.accepted for a in answers) == sum(lines.values())
+    assert (state == "verified") == (lines == {"TSHIRT-RED-M": 2, "MUG-WHITE": 1})
