@@ -132,7 +132,8 @@ async def cmd_pick_carrier(ctx: Context, a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_labels(ctx: Context, a: argparse.Namespace) -> int:
+async def cmd_labels(ctx: Context, a: argparse.Namespace) -> int:
+    from commands.shipping import due, ship_parcel
     from shipping.desk import LabelProblem, labels_for
     from shipping.parcels import ParcelProblem
 
@@ -145,6 +146,11 @@ def cmd_labels(ctx: Context, a: argparse.Namespace) -> int:
     for p in printed:
         out(f"{p['waybill']}  {p['parcel_id']}  orders {', '.join(p['orders'])}")
     out(f"{len(printed)} label(s) written to {a.out}")
+    if due("print", ctx.settings.policy.shipping.ship_on):  # shipped once printed
+        client = await ctx.client()
+        for p in printed:
+            for o in await ship_parcel(client, ctx.factory, p["parcel_id"]):
+                out(f"  shipped {o['order_id']}: " + ("accepted" if o["accepted"] else o["reason"]))
     return 0
 
 
