@@ -10,8 +10,10 @@ def all_activities(factory: Any, sender: Any) -> list[Any]:
     from activities.inventory import InventoryActivities
     from activities.orders import OrderActivities
     from activities.outbox import OutboxActivities
+    from activities.shipping import ShippingActivities
 
     orders = OrderActivities(factory)
+    shipping = ShippingActivities(factory)
     inventory = InventoryActivities(factory)
     outbox = OutboxActivities(factory, sender)
     return [
@@ -32,5 +34,7 @@ def all_activities(factory: Any, sender: Any) -> list[Any]:
         inventory.transfer_arrival,
         inventory.pick_exception,
         outbox.deliver_event,
+        shipping.prepare_parcel,
+        shipping.void_parcels,
     ]
 

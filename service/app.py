@@ -101,6 +101,11 @@ def create_app(
     app.include_router(api.router)
     app.include_router(codec.router)
     app.include_router(console.router)
+    from service import pack as shipping_console
+    from service import shipping as shipping_api
+
+    app.include_router(shipping_api.router)
+    app.include_router(shipping_console.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _add_system_routes(app)
     _add_error_handlers(app)
