@@ -213,6 +213,7 @@ def labels_for(factory: SessionFactory, order_ids: list[str], *, size: str = "76
         for pid in parcel_ids:
             parcel = session.get(P.ParcelRow, pid, with_for_update=True)
             assert parcel is not None
+            P.sync_lines(session, parcel)
             labels.append(label_of(session, parcel))
             if parcel.state == "allocated":
                 parcel.state, parcel.printed_at = "printed", P.now()

@@ -112,6 +112,8 @@ def open_parcel(session: Session, waybill: str, *, lock: bool = True) -> P.Parce
                                  "do not pack this parcel; set it aside")
     if parcel.state == "void":
         raise PackingRefused(f"parcel {parcel.parcel_id} is void")
+    if lock and parcel.state in ("allocated", "printed"):
+        P.sync_lines(session, parcel)  # a pick exception since took units off
     return parcel
 
 

@@ -277,6 +277,37 @@ def void_waybill(session: Session, parcel: ParcelRow, reason: str) -> str | None
     return number
 
 
+def sync_lines(session: Session, parcel: ParcelRow) -> None:
+    """Take off the parcel's lines what a pick exception took off its shipments since (the
+    units the ledger no longer holds for them): the packer is never asked for a damaged or
+    missing unit, and the expected weight drops with it. Lines only shrink."""
+    from models.tables import Reservation
+
+    for member in orders_in(session, parcel.parcel_id):
+        rows = session.execute(
+            select(Reservation.sku, Reservation.qty, Reservation.status)
+            .where(Reservation.shipment_id == member.shipment_id)
+        ).all()
+        if not rows or any(r.status == "consumed" for r in rows):
+            continue  # not booked through the ledger here, or already shipped
+        held: dict[str, int] = {}
+        for r in rows:
+            if r.status == "held":
+                held[r.sku] = held.get(r.sku, 0) + r.qty
+        for line in lines_of(session, parcel.parcel_id):
+            if line.order_id != member.order_id or held.get(line.sku, 0) >= line.qty:
+                continue
+            keep = held.get(line.sku, 0)
+            parcel.expected_g -= line.weight_g * (line.qty - keep)
+            if keep <= 0:
+                session.delete(line)
+            else:
+                line.qty, line.scanned = keep, min(line.scanned, keep)
+                session.add(line)
+            session.add(parcel)
+    session.flush()
+
+
 def leave(session: Session, parcel: ParcelRow, order_id: str) -> None:
     """An order leaves a merged parcel: its lines go, its membership is marked `left`."""
     for line in lines_of(session, parcel.parcel_id):

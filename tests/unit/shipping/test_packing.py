@@ -173,3 +173,24 @@ def test_any_run_of_scans_counts_exactly_what_the_lines_take(scans: list[str]) -
                      "MUG-WHITE": min(scans.count(MUG), 1)}
     assert sum(a.accepted for a in answers) == sum(lines.values())
     assert (state == "verified") == (lines == {"TSHIRT-RED-M": 2, "MUG-WHITE": 1})
+
+
+def test_a_pick_exception_takes_the_units_off_the_parcel(factory) -> None:
+    """The ledger took one damaged T-shirt off the shipment: the packer is asked for one."""
+    from datetime import UTC, datetime
+
+    from models.tables import Reservation
+
+    waybill = parcel(factory, "PK-7")  # 2 x T-shirt, 1 x mug
+    now = datetime.now(UTC)
+    with transaction(factory) as session:
+        for line_no, sku, qty in ((1, "TSHIRT-RED-M", 1), (2, "MUG-WHITE", 1)):
+            session.add(Reservation(order_id="PK-7", line_no=line_no, sku=sku, warehouse="HZ",
+                                    qty=qty, shipment_id="PK-7-1", status="held",
+                                    created_at=now, updated_at=now))
+    assert scan(factory, waybill, RED).accepted
+    more = scan(factory, waybill, RED)
+    assert not more.accepted and more.reason == "one TSHIRT-RED-M too many: the parcel takes 1, all scanned"
+    assert scan(factory, waybill, MUG).complete
+    with transaction(factory) as session:
+        assert session.get(ParcelRow, "pcl-PK-7-1").expected_g == 250 + 400
