@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 
-def all_activities(factory: Any, sender: Any) -> list[Any]:
-    """Every activity of the OMS, bound to its dependencies (one list, used by every worker)."""
+def all_activities(factory: Any, sender: Any, *, cainiao: Any = None) -> list[Any]:
+    """Every activity of the OMS, bound to its dependencies (one list, used by every worker).
+    `cainiao`: the shipping desk's Cainiao client (`shipping.cainiao.TopCainiao`), built from
+    the shops' TOP credentials; without one a `cainiao` carrier's parcel is flagged for a clerk."""
     from activities.inventory import InventoryActivities
     from activities.orders import OrderActivities
     from activities.outbox import OutboxActivities
+    from activities.shipping import ShippingActivities
 
     orders = OrderActivities(factory)
+    shipping = ShippingActivities(factory, cainiao)
     inventory = InventoryActivities(factory)
     outbox = OutboxActivities(factory, sender)
     return [
@@ -32,6 +36,8 @@ def all_activities(factory: Any, sender: Any) -> list[Any]:
         inventory.transfer_arrival,
         inventory.pick_exception,
         outbox.deliver_event,
+        shipping.prepare_parcel,
+        shipping.void_parcels,
     ]
 
 

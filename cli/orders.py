@@ -116,8 +116,12 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_load(ctx: Context, a: argparse.Namespace) -> int:
+    from cli import shipping as desk
     from inventory.ledger import LedgerError
     from reads.queries import load_reference
+
+    if a.kind == "carriers":  # the shipping desk's reference data
+        return desk.load_carriers(ctx, a.file)
 
     try:
         items = json.loads(Path(a.file).read_text(encoding="utf-8"))
@@ -130,6 +134,7 @@ def cmd_load(ctx: Context, a: argparse.Namespace) -> int:
             count, errors = load_reference(session, a.kind, items)
             if errors:
                 raise CliError(f"{a.file}: nothing loaded:\n  " + "\n  ".join(errors))
+            desk.load_extras(session, a.kind, items, a.file)  # barcodes, senders
     except LedgerError as exc:
         raise CliError(f"{a.file}: nothing loaded: {exc}") from exc
     out(f"loaded {count} {a.kind} record(s)")
@@ -138,7 +143,7 @@ def cmd_load(ctx: Context, a: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     ld = sub.add_parser("load", help="load reference data (idempotent upsert)")
-    ld.add_argument("kind", choices=["catalog", "warehouses", "stock"])
+    ld.add_argument("kind", choices=["catalog", "warehouses", "stock", "carriers"])
     ld.add_argument("file")
     ld.set_defaults(handler=cmd_load)
 

@@ -208,7 +208,14 @@ def build_summary(
         "overdue_picks": {"count": len(overdue), "orders": overdue},
         "exceptions": exceptions,
         "exceptions_count": len(exceptions),
+        "parcels": _parcels(session, since),
     }
+
+
+def _parcels(session: Session, since: datetime) -> dict[str, Any]:
+    from shipping.report import summary  # the shipping desk's figures (issue 20)
+
+    return summary(session, since=since)
 
 
 def _pick_overdue(order: Order) -> bool:
@@ -482,9 +489,17 @@ def render_html(summary: dict[str, Any]) -> str:
         f"<p>{f['shipped_on_time']} of {f['due']} shipment(s) due shipped within the pick SLA "
         f"of {_duration(f['sla_s'])} ({rate}); {f['shipped_late']} late, {f['open']} still open "
         f"of {f['released']} released.</p>",
+        _parcels_html(summary),
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _parcels_html(summary: dict[str, Any]) -> str:
+    from shipping.report import html
+
+    figures = summary.get("parcels") or {}
+    return html(figures, svg_bar_chart) if figures.get("parcels") else ""  # no desk: no section
 
 
 def write_report(

@@ -114,6 +114,7 @@ class SignalName(StrEnum):
     DELIVERED = "delivered"
     CANCEL = "cancel"
     RESUME = "resume"
+    PARCEL_READY = "parcel_ready"  # the shipping desk: a held parcel got its carrier and waybill
 
 
 class Action(StrEnum):

@@ -44,6 +44,8 @@ class ErrorType(StrEnum):
     WEBHOOK_REJECTED = "WebhookRejected"  # a 4xx from the webhook receiver
     PLATFORM_UNAVAILABLE = "PlatformUnavailable"  # a platform's rate limit or outage: retried
     SHOP_UNKNOWN = "ShopUnknown"  # a shop's sync for a shop that is not there
+    PARCEL = "ParcelProblem"  # the shipping desk: a parcel no retry can help (no Cainiao client...)
+    PLATFORM_REFUSED = "PlatformRefused"  # the shipping desk: the waybill service refused the call
 
 
 def application_error(kind: ErrorType, message: str) -> ApplicationError:

@@ -61,7 +61,7 @@ def order_status(session: Session, order_id: str) -> dict[str, Any] | None:
         select(ContactLog).where(ContactLog.order_id == order_id).order_by(ContactLog.contact_no)
     ).scalars()
     transfers = session.execute(select(Transfer).where(Transfer.order_id == order_id)).scalars()
-    return {
+    status = {
         "order_id": order.order_id,
         "stage": order.stage,
         "waiting_for": order.waiting_for,
@@ -112,6 +112,9 @@ def order_status(session: Session, order_id: str) -> dict[str, Any] | None:
         ],
         "events": [{"at": _iso(e.at), "type": e.type, **(e.data or {})} for e in timeline],
     }
+    from shipping.parcels import add_to_status  # the shipping desk: parcels, carrier, waybill
+
+    return add_to_status(session, status)
 
 
 class BadCursor(OmsError, ValueError):

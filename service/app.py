@@ -104,6 +104,11 @@ def create_app(
     from service import shops as shops_api  # issue 19: /v1/shops
 
     app.include_router(shops_api.router)
+    from service import pack as shipping_console
+    from service import shipping as shipping_api
+
+    app.include_router(shipping_api.router)
+    app.include_router(shipping_console.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _add_system_routes(app)
     _add_error_handlers(app)

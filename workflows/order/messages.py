@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         WarehouseEvent,
     )
     from privacy.mask import mask_correction
+    from shipping.payloads import ParcelReady
     from workflows.order.state import CLOSED_SHIPMENT, OrderState
 
 _WAREHOUSE_STAGES = {Stage.RELEASED, Stage.PICKING, Stage.PACKED}
@@ -210,6 +211,19 @@ def _apply_warehouse(kind: str) -> Apply:
     return apply
 
 
+# The shipping desk's holds, cleared once the parcel has its carrier and waybill.
+DESK_HOLDS = ("no_carrier", "waybill_pool_empty", "parcel_failed")
+
+
+def _refuse_parcel_ready(s: OrderState, _: ParcelReady) -> str | None:
+    return None if s.open_shipments() else f"{_where(s)}: no open shipment"
+
+
+def _apply_parcel_ready(s: OrderState, _: ParcelReady) -> None:
+    for flag in DESK_HOLDS:
+        s.drop_flag(flag)
+
+
 def _apply_delivered(s: OrderState, _: Delivered) -> None:
     s.inbox.delivered = True
 
@@ -237,6 +251,7 @@ MESSAGES: dict[str, Message] = {
         Message(SignalName.DELIVERED, "delivered", Delivered, _refuse_delivered, _apply_delivered),
         Message(SignalName.CANCEL, "cancel", Cancel, _refuse_cancel, _set("cancel")),
         Message(SignalName.RESUME, "resume", Resume, _refuse_resume, _set("resume")),
+        Message(SignalName.PARCEL_READY, None, ParcelReady, _refuse_parcel_ready, _apply_parcel_ready),
     )
 }
 BY_UPDATE: dict[str, Message] = {m.update: m for m in MESSAGES.values() if m.update}

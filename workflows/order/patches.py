@@ -48,6 +48,9 @@ FLOW_2026_12_01 = "order-flow-2026-12-01"
 # 2026-12-05, first activation, only for an order whose document carries a platform's
 # `ship_by` (issue 19): two durable timers flag it `ship_by_soon`, then `ship_by_late`.
 SHIP_BY_TIMERS = "ship-by-timers"
+# 2026-12-05, first activation: the shipping desk (issue 20): after the release, each new
+# shipment's parcel, carrier and waybill (`stages.desk`), the waybills' undo pushed first.
+SHIPPING_DESK = "order-shipping-desk-2026-12-05"
 
 
 class Patches:
@@ -56,12 +59,14 @@ class Patches:
     def __init__(self) -> None:
         self.flow_12_01 = False  # started on the code of 2026-12-01 or later
         self.flow_11_30 = False  # started on the code of 2026-11-30 or later
+        self.desk = False  # started on the shipping desk's code (2026-12-05) or later
 
     def decide(self) -> None:
         """Called first thing in `run`. A new order marks only the newest flow, which implies
         the older ones; an order started earlier finds its own marker (or none) instead."""
         self.flow_12_01 = workflow.patched(FLOW_2026_12_01)
         self.flow_11_30 = self.flow_12_01 or workflow.patched(FLOW_2026_11_30)
+        self.desk = self.flow_12_01 and workflow.patched(SHIPPING_DESK)
 
     def uses(self, patch_id: str) -> bool:
         """A 2026-11-29 change: in for any order started on the flow of 11-30 or later; for

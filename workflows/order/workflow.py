@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.order import messages, ship_by
     from workflows.order.context import Order
     from workflows.order.stages import cancel as cancel_stage
-    from workflows.order.stages import fulfilment, intake, inventory, review
+    from workflows.order.stages import desk, fulfilment, intake, inventory, review
     from workflows.order.state import OrderState
     from workflows.order.waits import Cancelled
 
@@ -136,6 +136,7 @@ class OrderWorkflow:
                 await review.review(o)
             o.waits.raise_if_cancelled()  # never send a pick list for an order already cancelled
             released = await fulfilment.release(o)
+            await desk.prepare_parcels(o, released)
             await fulfilment.track_warehouse(o)
             if any(line.open_qty > 0 or line.backordered > 0 for line in s.lines):
                 continue

@@ -25,7 +25,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from runtime.codec import AesGcmCodec
 from runtime.worker import ContextFreeRunner, context_free, workflow_runner
 from tests.harness.codec_keys import converter
-from tests.harness.sandbox_probe import SandboxProbe
+from tests.unit.runtime.sandbox_probe import SandboxProbe
 
 
 class _PerWorkflowCodec(PayloadCodec, WithSerializationContext):
