@@ -310,3 +310,34 @@ def touch_run(session: Session, name: str) -> None:
     shop = get_shop(session, name)
     shop.last_run = utcnow()
     session.add(shop)
+
+
+def top_clients(factory: Any, ring: KeyRing) -> Any:
+    """`shop name -> TopClient` from the shops' stored credentials (the shipping desk's Cainiao
+    calls go out as the carrier's shop). The credentials are read at each call, so a renewed
+    token is used at once; one client is kept per shop and token."""
+    from models.db import transaction
+    from platforms.errors import PlatformError
+    from platforms.top import TopClient
+
+    made: dict[tuple[str, int, str], TopClient] = {}
+
+    def client(name: str) -> TopClient:
+        with transaction(factory) as s:
+            shop = s.get(Shop, name)
+            creds = credentials(s, ring, name) if shop is not None else None
+        if creds is None or creds.platform != "taobao":
+            raise PlatformError(
+                "taobao", "cainiao", msg=f"no Taobao shop named {name!r}: oms shops add {name} ..."
+            )
+        key = (name, creds.token_version, creds.app_key)
+        if key not in made:
+            made[key] = TopClient(
+                api_url=creds.api_url,
+                app_key=creds.app_key,
+                app_secret=creds.app_secret,
+                session=creds.session,
+            )
+        return made[key]
+
+    return client

@@ -145,8 +145,13 @@ def build_worker(
     from workflows.shop_sync import ShopSyncWorkflow  # issue 19: each shop's sync
 
     sender = WebhookSender.from_settings(http, settings) if http is not None else None
-    activities = all_activities(factory, sender)
-    activities += platform_activities(factory, settings, key_ring(settings))
+    from platforms.shops import top_clients
+    from shipping.cainiao import TopCainiao
+
+    ring = key_ring(settings)
+    # the desk's Cainiao waybills go out as the carrier's Taobao shop (issue 19's shops)
+    activities = all_activities(factory, sender, cainiao=TopCainiao(top_clients(factory, ring)))
+    activities += platform_activities(factory, settings, ring)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

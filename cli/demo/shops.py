@@ -54,11 +54,15 @@ async def run_shops(ctx: Any, settings: Any, client: Any, run_id: str) -> list[s
                 tid,
                 lines=LINES,
                 modified=now - 3600 + i * 600,
+                receiver=_receiver(base, i),
                 buyer_message="请尽快发货" if i == 0 else "",
             )
         )
     for i, sn in enumerate(sns):
-        pdd.put(*pdd_order(sn, lines=LINES, modified=now - 3000 + i * 600))
+        order = pdd_order(
+            sn, lines=LINES, modified=now - 3000 + i * 600, receiver=_receiver(base, 10 + i)
+        )
+        pdd.put(*order)
     gateways = [StandinGateway(tb).start(), StandinGateway(pdd).start()]
     problems: list[str] = []
     names = {"taobao": f"demo-tb-{run_id}", "pdd": f"demo-pdd-{run_id}"}
@@ -158,6 +162,20 @@ async def run_shops(ctx: Any, settings: Any, client: Any, run_id: str) -> list[s
         for gateway in gateways:
             gateway.stop()
     return problems
+
+
+def _receiver(base: int, i: int) -> dict[str, str]:
+    """A buyer of its own per order (the demo's sample orders share one phone and address,
+    and its fraud rule counts orders per phone and per address)."""
+    return {
+        "name": "王小明",
+        "phone": f"1391{(base + i) % 10**7:07d}",
+        "state": "浙江省",
+        "city": "杭州市",
+        "district": "西湖区",
+        "address": f"文三路{200 + (base + i) % 700}号{1 + i}幢{101 + i}室",
+        "zip": "310000",
+    }
 
 
 async def _eq(value: Any, want: str) -> bool:

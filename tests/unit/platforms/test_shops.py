@@ -146,3 +146,33 @@ def test_the_pii_log_lists_each_decryption_newest_first(factory: SessionFactory)
         assert rows[0]["at"] == (at + timedelta(minutes=2)).isoformat()
         only = pii_log(s, order_id="taobao-1")
         assert len(only) == 2 and all(r["fields"] == ["name", "phone", "address"] for r in only)
+
+
+def test_the_desk_gets_a_top_client_per_shop_from_its_stored_credentials(
+    factory: SessionFactory,
+) -> None:
+    from platforms.errors import PlatformError
+    from platforms.shops import top_clients
+    from platforms.standin import StandinGateway, StandinShop
+    from platforms.top import top_time
+
+    shop = StandinShop("taobao", app_key="12345678", app_secret=SECRET, session=TOKEN)
+    with StandinGateway(shop) as gateway:
+        with transaction(factory) as s:
+            add_shop(s, RING, read_shop_in(spec(api_url=gateway.url)))
+            add_shop(s, RING, read_shop_in(spec(name="pdd1", platform="pdd")))
+        clients = top_clients(factory, RING)
+        window = {
+            "start_modified": top_time(datetime.now(UTC) - timedelta(hours=1)),
+            "end_modified": top_time(datetime.now(UTC)),
+        }
+        assert clients("tb1").call("taobao.trades.sold.increment.get", window)["total_results"] == 0
+        assert clients("tb1") is clients("tb1")
+        for name in ("nope", "pdd1"):
+            with pytest.raises(PlatformError, match="no Taobao shop"):
+                clients(name)
+        shop.renew_session("renewed")
+        with transaction(factory) as s:
+            set_token(s, RING, "tb1", "renewed")
+        assert clients("tb1").session == "renewed"
+        assert clients("tb1").call("taobao.trades.sold.increment.get", window)["total_results"] == 0
