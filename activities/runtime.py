@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import shutil
 import socket
 import subprocess
@@ -45,10 +46,20 @@ SEARCH_ATTRIBUTE_TYPES = {
 _PII_KEYS = {"phone", "detail", "address", "buyer_phone"}
 
 
+# A host address (`127.0.0.1:8080`, `[::1]:7233`, `localhost:8233`, a URL) is no buyer's data.
+_HOST_ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+.-]*://\S+|\[[0-9a-f:.]+\](?::\d+)?|[a-z0-9.-]+:\d{1,5}|"
+                           r"\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f]*:[0-9a-f:]+)$", re.IGNORECASE)
+
+
 def _mask_pii(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Buyer data (phones, address details) masked; a host address (`address=127.0.0.1:8080`)
+    is left readable."""
     for key in list(event):
-        if key in _PII_KEYS and isinstance(event[key], str):
-            event[key] = mask_phone(event[key]) if "phone" in key else mask_address(event[key])
+        value = event[key]
+        if key in _PII_KEYS and isinstance(value, str):
+            if key == "address" and _HOST_ADDRESS.match(value.strip()):
+                continue
+            event[key] = mask_phone(value) if "phone" in key else mask_address(value)
     return event
 
 

@@ -20,11 +20,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from markupsafe import Markup
 from pydantic import ValidationError
 
 from models.enums import Stage, WaitingFor
+from service import localtime, timeline
 from service.deps import ApiError, services
 from service.keys import Principal, find_by_name, find_key
 from service.schemas import Action, ActionBody, RestockBody
@@ -124,13 +125,10 @@ def age(value: str | None, now: datetime | None = None) -> str:
     return f"{days}d {hours}h"
 
 
-def short_time(value: str | None) -> str:
-    if not value:
-        return "—"
-    try:
-        return datetime.fromisoformat(value).astimezone().strftime("%m-%d %H:%M:%S")
-    except ValueError:
-        return value[:19]
+@pass_context
+def short_time(context: Any, value: str | None) -> str:
+    """A time on the merchant's clock (`OMS_TIMEZONE`); the page names the zone once."""
+    return localtime.local(value, context.get("tz"))
 
 
 env.filters["age"] = age
@@ -150,6 +148,9 @@ def csrf_token(request: Request) -> str:
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    tz = services(request).settings.timezone
+    context.setdefault("tz", tz)
+    context.setdefault("tz_label", localtime.label(tz))
     page = env.get_template(template).render(
         request=request, csrf=csrf_token(request), **context
     )
@@ -269,6 +270,8 @@ async def queue(request: Request, tab: str | None = None, cursor: str | None = N
         )
     except BadCursor:
         rows, next_cursor = [], None
+    if tab == str(WaitingFor.STOCK) and rows:  # the Stock tab names the SKU and warehouse waited for
+        await run_in_threadpool(svc.read, _add_waiting_stock, rows)
     now = datetime.now(UTC)
     for row in rows:
         row["overdue"] = sorted(OVERDUE_FLAGS & set(row["flags"]))
@@ -279,6 +282,12 @@ async def queue(request: Request, tab: str | None = None, cursor: str | None = N
         row["summary_en"] = "; ".join(f.get("message") or f["code"] for f in row.get("findings", []))
     return render(request, "queue.html", principal=principal, tabs=TABS, tab=tab, counts=counts,
                   rows=rows, next_cursor=next_cursor, page="queue")
+
+
+def _add_waiting_stock(session: Any, rows: list[dict[str, Any]]) -> None:
+    from activities.queries import add_waiting_skus
+
+    add_waiting_skus(session, rows)
 
 
 # -------------------------------------------------------------------- order
@@ -327,7 +336,7 @@ async def order_page(request: Request, principal: Principal, order_id: str,
         s=status, ctx=context, answer=answer, actions=actions_for(status),
         open_shipments=open_shipments, carriers=svc.settings.policy.pick.carriers,
         transfers=[t for t in status.get("transfers", []) if t["status"] == "in_transit"],
-        events=list(reversed(status["events"]))[:200],
+        events=list(reversed(timeline.sentences(status["events"])))[:200],
     )
 
 

@@ -183,6 +183,7 @@ class OrderWorkflow:
     def judge_action(self, name: str, payload: dict[str, Any]) -> None:
         """The validator of every action: refuse (nothing is written to the history) with the reason."""
         why = self._busy() or messages.validate(self.o.state, messages.BY_UPDATE[name].signal, payload)[0]
+        why = why or messages.update_refusal(self.o.state, name, payload)
         if why:
             raise ApplicationError(why, type="Refused", non_retryable=True)
 
