@@ -426,7 +426,7 @@ def cmd_report(ctx: Context, a: argparse.Namespace) -> int:
     from ops.report import write_report
 
     with ctx.session() as session:
-        path = write_report(session, Path(a.out))
+        path = write_report(session, Path(a.out), tz=ctx.settings.timezone)
     out(f"report written: {path}")
     return 0
 
@@ -668,7 +668,13 @@ COMMANDS_KEYS: dict[str, Any] = {"rotate-codec": cmd_keys_rotate_codec}
 
 def run(argv: Iterable[str] | None = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else None)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValueError as exc:  # pydantic's ValidationError: one line per bad setting
+        errors = getattr(exc, "errors", lambda: [])()
+        for e in errors or [{"loc": ("settings",), "msg": str(exc)}]:
+            sys.stderr.write(f"setting {'.'.join(map(str, e['loc']))}: {e['msg']}\n")
+        return 2
     from activities.runtime import configure_logging
 
     if args.command != "demo":

@@ -191,3 +191,36 @@ def test_the_log_masker_masks_buyer_data_but_not_host_addresses() -> None:
     assert lines[1]["address"] == "http://localhost:8233/namespaces/default"
     assert "文三路100号" not in stream.getvalue() and "13812345678" not in stream.getvalue()
     assert lines[2]["phone"] == "138****5678"
+
+
+def test_list_status_and_report_show_times_in_the_merchants_zone(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from models.db import make_engine, migrate, session_factory, transaction
+    from ops.report import write_report
+    from tests.test_service_cli import env_for, in_process, seed
+
+    migrate(sqlite_url)
+    engine = make_engine(sqlite_url)
+    factory = session_factory(engine)
+    [order_id] = seed(factory, 1, prefix="TZ")  # created 2026-11-26 02:00 UTC
+    env = env_for(tmp_path, sqlite_url)
+    code, out, _ = in_process(monkeypatch, capsys, env, "list")
+    assert code == 0
+    assert "Asia/Shanghai (UTC+08:00)" in out and out.count("Asia/Shanghai") == 1
+    assert f"{order_id:<24} 2026-11-26 10:00" in out
+    code, out, _ = in_process(monkeypatch, capsys, env, "status", order_id)
+    assert code == 0 and "created 2026-11-26 10:00:00  (times in Asia/Shanghai (UTC+08:00))" in out
+    env["OMS_TIMEZONE"] = "Europe/London"
+    code, out, _ = in_process(monkeypatch, capsys, env, "list")
+    assert f"{order_id:<24} 2026-11-26 02:00" in out and "Europe/London (UTC+00:00)" in out
+    env["OMS_TIMEZONE"] = "Nowhere/Else"
+    code, _, err = in_process(monkeypatch, capsys, env, "list")
+    assert code != 0 and "OMS_TIMEZONE" in err and "Traceback" not in err
+    monkeypatch.delenv("OMS_TIMEZONE")
+
+    with transaction(factory) as session:
+        page = write_report(session, tmp_path / "report", tz="Asia/Shanghai").read_text("utf-8")
+    engine.dispose()
+    assert "times in Asia/Shanghai (UTC+08:00)" in page
