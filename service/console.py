@@ -137,6 +137,11 @@ env.globals["STAGE_ZH"] = STAGE_ZH
 env.globals["ACTION_LABELS"] = ACTION_LABELS
 env.globals["OVERDUE_FLAGS"] = OVERDUE_FLAGS
 env.globals["COUNT_CAP"] = COUNT_CAP
+env.globals["BULK_BUTTONS"] = [  # the queue's bulk actions (service/desk.py)
+    ("approve", "批量批准", "Approve", ""), ("confirm", "批量确认", "Confirm with note", "quiet"),
+    ("resume", "批量恢复", "Resume", "quiet"), ("reject", "批量驳回", "Reject", "danger"),
+    ("cancel", "批量取消", "Cancel", "danger"),
+]
 
 
 def csrf_token(request: Request) -> str:
@@ -318,7 +323,8 @@ def _order_context(svc: Any, order_id: str) -> dict[str, Any] | None:
 
 
 async def order_page(request: Request, principal: Principal, order_id: str,
-                     answer: dict[str, Any] | None = None, status_code: int = 200) -> Response:
+                     answer: dict[str, Any] | None = None, status_code: int = 200,
+                     fill: dict[str, Any] | None = None) -> Response:
     svc = services(request)
     context = await run_in_threadpool(_order_context, svc, order_id)
     if context is None:
@@ -336,7 +342,7 @@ async def order_page(request: Request, principal: Principal, order_id: str,
         s=status, ctx=context, answer=answer, actions=actions_for(status),
         open_shipments=open_shipments, carriers=svc.settings.policy.pick.carriers,
         transfers=[t for t in status.get("transfers", []) if t["status"] == "in_transit"],
-        events=list(reversed(timeline.sentences(status["events"])))[:200],
+        events=list(reversed(timeline.sentences(status["events"])))[:200], fill=fill or {},
     )
 
 
@@ -389,6 +395,7 @@ async def order_action(request: Request, order_id: str, action: str) -> Response
         return expired(request)
     from service.api import run_action
 
+    form.pop("paste", None)  # the confirm form's paste box is the clerk's, not the order's
     try:
         act = Action(action)
     except ValueError:
