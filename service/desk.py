@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from temporalio.service import RPCError
 
 from service.deps import ApiError, Services, allow, forbid_unless, services
@@ -47,14 +47,15 @@ class BulkBody(ActionBody):
     order_ids: list[OrderId] = Field(min_length=1, max_length=MAX_BULK,
                                      description=f"at most {MAX_BULK} order ids, each once")
 
-    @model_validator(mode="after")
-    def _each_once(self) -> BulkBody:
+    @field_validator("order_ids")
+    @classmethod
+    def _each_once(cls, order_ids: list[str]) -> list[str]:
         seen: set[str] = set()
-        for order_id in self.order_ids:
+        for order_id in order_ids:
             if order_id in seen:
-                raise ValueError(f"order_ids: {order_id!r} is listed twice")
+                raise ValueError(f"{order_id!r} is listed twice")
             seen.add(order_id)
-        return self
+        return order_ids
 
 
 class BulkResult(BaseModel):
