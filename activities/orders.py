@@ -83,6 +83,7 @@ from models.tables import (
     utcnow,
 )
 from models.types import CatalogEntry, Finding, FraudContext
+from reads.search import index_order
 
 log = structlog.get_logger()
 
@@ -205,17 +206,19 @@ _SAME_ADDRESS = _recent_stmt(Order.__table__.c.address_key)
 
 
 class OrderActivities:
-    def __init__(self, factory: SessionFactory) -> None:
+    def __init__(self, factory: SessionFactory, search_key: bytes | None = None) -> None:
         self._factory = factory
+        self._search_key = search_key  # OMS_SEARCH_KEY: the buyer's name and phone as keyed hashes
 
     @activity.defn(name="record_order")
     @no_retry_on_bad_data
     def record_order(self, inp: RecordOrderInput) -> None:
         with transaction(self._factory) as session:
-            self._record(session, inp.order, inp.submitted_at)
+            self._record(session, inp.order, inp.submitted_at, search_key=self._search_key)
 
     @staticmethod
-    def _record(session: Any, order: OrderDocument, submitted_at: datetime) -> None:
+    def _record(session: Any, order: OrderDocument, submitted_at: datetime,
+                search_key: bytes | None = None) -> None:
         """The order's row and lines, once (a retry or a second call finds them and writes nothing)."""
         now = utcnow()
         row = {
@@ -237,6 +240,7 @@ class OrderActivities:
         }
         if not insert_new(session, Order.__table__, row):
             return
+        index_order(session, order.order_id, row["document"], row["created_at"], search_key)
         session.execute(
             OrderLineRow.__table__.insert(),
             [
@@ -275,7 +279,7 @@ class OrderActivities:
         order = inp.order
         refuse_unprocessable(order)
         if inp.submitted_at is not None:
-            self._record(session, order, inp.submitted_at)
+            self._record(session, order, inp.submitted_at, search_key=self._search_key)
         catalog = catalog_entries(session, [line.sku for line in order.lines])
         since = to_utc(order.created_at or utcnow()) - inp.policy.fraud.window
         fraud = FraudContext(
@@ -402,7 +406,7 @@ class OrderActivities:
             if existing:  # a retry: the pick lists were written the first time
                 shipments = [_shipment_state(s._mapping) for s in existing]
                 return ReleaseResult(
-                    shipments=shipments, event_ids=_released_state(session, inp, shipments)
+                    shipments=shipments, event_ids=_released_state(session, inp, shipments, self._search_key)
                 )
             holds = session.execute(
                 select(res.c.id, res.c.warehouse, res.c.line_no, res.c.sku, res.c.qty)
@@ -464,7 +468,7 @@ class OrderActivities:
                     payload={"shipment_id": shipment_id, **pick_list},
                 )
                 event_ids.append(event_id)
-            event_ids += _released_state(session, inp, states)
+            event_ids += _released_state(session, inp, states, self._search_key)
         log.info("released to warehouse", order_id=inp.order_id, shipments=len(states))
         return ReleaseResult(shipments=states, event_ids=event_ids)
 
@@ -567,7 +571,7 @@ class OrderActivities:
     def persist_state(self, inp: PersistInput) -> PersistResult:
         """Write the workflow's view of the order: row, lines, new timeline entries, status event."""
         with transaction(self._factory) as session:
-            return write_state(session, inp)
+            return write_state(session, inp, search_key=self._search_key)
 
 
 # Built once: write_state runs at every pause of every order (values come as parameters).
@@ -603,7 +607,7 @@ _TIMELINE_SEQS = select(TimelineEntry.__table__.c.seq).where(
 )
 
 
-def write_state(session: Any, inp: PersistInput) -> PersistResult:
+def write_state(session: Any, inp: PersistInput, search_key: bytes | None = None) -> PersistResult:
     """The workflow's view of the order, in the caller's transaction.
 
     First the warehouse events the workflow has applied (each once, under its key), so
@@ -686,6 +690,9 @@ def write_state(session: Any, inp: PersistInput) -> PersistResult:
     for event in new:
         if event.type == "contact_outcome":
             _record_outcome(session, snap.order_id, event.data)
+    if stage_changed:  # after a correction or a shipment: what the order is found by
+        index_order(session, snap.order_id, snap.document.model_dump(mode="json"), created_at,
+                    search_key)
     if stage_changed and inp.status_event_id:
         created = add_event(
             session,
@@ -711,7 +718,8 @@ def _order_time(order: OrderDocument, submitted_at: datetime) -> datetime:
     return order.created_at
 
 
-def _released_state(session: Any, inp: ReleaseInput, shipments: list[dict[str, Any]]) -> list[str]:
+def _released_state(session: Any, inp: ReleaseInput, shipments: list[dict[str, Any]],
+                    search_key: bytes | None = None) -> list[str]:
     """The order's state once released (when the workflow sent it), with the ids of its pick lists."""
     if inp.state is None:
         return []
@@ -721,7 +729,7 @@ def _released_state(session: Any, inp: ReleaseInput, shipments: list[dict[str, A
         else e
         for e in inp.state.events
     ]
-    return write_state(session, inp.state.model_copy(update={"events": events})).event_ids
+    return write_state(session, inp.state.model_copy(update={"events": events}), search_key).event_ids
 
 
 def _shipment_work(session: Any, inp: ShipmentUpdateInput) -> dict[str, Any]:

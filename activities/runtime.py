@@ -360,13 +360,13 @@ class DevServer:
                 self.process.kill()
 
 
-def all_activities(factory: Any, sender: Any) -> list[Any]:
+def all_activities(factory: Any, sender: Any, search_key: bytes | None = None) -> list[Any]:
     """Every activity of the OMS, bound to its dependencies (one list, used by every worker)."""
     from activities.inventory import InventoryActivities
     from activities.orders import OrderActivities
     from activities.outbox import OutboxActivities
 
-    orders = OrderActivities(factory)
+    orders = OrderActivities(factory, search_key)
     inventory = InventoryActivities(factory)
     outbox = OutboxActivities(factory, sender)
     return [
@@ -504,7 +504,9 @@ def build_worker(
     from workflows.restock import RestockWorkflow
 
     sender = WebhookSender.from_settings(http, settings) if http is not None else None
-    activities = all_activities(factory, sender)
+    from reads.search import secret_of
+
+    activities = all_activities(factory, sender, secret_of(settings))
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

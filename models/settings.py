@@ -170,6 +170,10 @@ class Settings(BaseSettings):
     # The merchant's time zone (OMS_TIMEZONE, an IANA name): times in the console, the report,
     # `status` and `list` are shown in it, with the zone named. The API keeps ISO 8601 + offset.
     timezone: str = "Asia/Shanghai"
+    # The key of the search index's hashes of buyers' names and phones' last four digits
+    # (OMS_SEARCH_KEY, reads/search.py). No default: unset, those are neither indexed nor
+    # searchable. A new key finds an order again from its next stage change on.
+    search_key: SecretStr | None = None
 
     @field_validator("timezone")
     @classmethod
