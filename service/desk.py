@@ -177,6 +177,30 @@ async def bulk_action(
     return JSONResponse({"results": results})
 
 
+# ------------------------------------------------------------------ search
+
+
+def search_page(request: Request, principal: Principal, **how: Any) -> JSONResponse:
+    """`GET /v1/orders?q=…&platform=…&province=…` (with the list's filters), from the index."""
+    from activities.queries import BadCursor
+    from reads.search import Filters, looks_like_buyer, search_orders, secret_of
+
+    svc = services(request)
+    q = how.pop("q")
+    pii = principal.role != "platform"
+    if q and not pii and looks_like_buyer(q):
+        raise ApiError(403, "a platform key may not search by the buyer's name or phone", field="q")
+    filters = Filters(platform=how.pop("platform"), province=how.pop("province"),
+                      flag=how.pop("flag"), stage=how.pop("stage"),
+                      waiting_for=how.pop("waiting_for"))
+    try:
+        orders, next_cursor = svc.read(search_orders, q=q, filters=filters, secret=secret_of(svc.settings),
+                                       pii=pii, **how)
+    except BadCursor as exc:
+        raise ApiError(422, f"cursor: {exc}", field="cursor") from exc
+    return JSONResponse({"orders": orders, "next_cursor": next_cursor})
+
+
 # ------------------------------------------------------------------- parse
 
 
