@@ -24,7 +24,7 @@ from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescap
 from markupsafe import Markup
 from pydantic import ValidationError
 
-from models.enums import Stage, WaitingFor
+from models.enums import Flag, Stage, WaitingFor
 from service import localtime, timeline
 from service.deps import ApiError, services
 from service.keys import Principal, find_by_name, find_key
@@ -137,6 +137,7 @@ env.globals["STAGE_ZH"] = STAGE_ZH
 env.globals["ACTION_LABELS"] = ACTION_LABELS
 env.globals["OVERDUE_FLAGS"] = OVERDUE_FLAGS
 env.globals["COUNT_CAP"] = COUNT_CAP
+env.globals["FLAG_CHOICES"] = [str(f) for f in Flag]
 env.globals["BULK_BUTTONS"] = [  # the queue's bulk actions (service/desk.py)
     ("approve", "批量批准", "Approve", ""), ("confirm", "批量确认", "Confirm with note", "quiet"),
     ("resume", "批量恢复", "Resume", "quiet"), ("reject", "批量驳回", "Reject", "danger"),
@@ -263,16 +264,23 @@ async def queue(request: Request, tab: str | None = None, cursor: str | None = N
     if principal is None:
         return to_login(request)
     from activities.queries import BadCursor, page_orders, waiting_counts
+    from service.desk import console_search
 
     svc = services(request)
     counts = await run_in_threadpool(svc.read, waiting_counts, cap=COUNT_CAP)
     tabs = [k for k, _, _ in TABS]
+    search = console_search(request)  # the search box and filters (issue 21), or None
     if tab not in tabs:
         tab = next((k for k in tabs if counts.get(k)), tabs[0])
     try:
-        rows, next_cursor = await run_in_threadpool(
-            svc.read, page_orders, waiting_for=tab, limit=PAGE_SIZE, cursor=cursor, findings=True
-        )
+        if search is not None:
+            tab = ""
+            rows, next_cursor = await run_in_threadpool(search.page, svc, PAGE_SIZE, cursor)
+        else:
+            rows, next_cursor = await run_in_threadpool(
+                svc.read, page_orders, waiting_for=tab, limit=PAGE_SIZE, cursor=cursor,
+                findings=True,
+            )
     except BadCursor:
         rows, next_cursor = [], None
     if tab == str(WaitingFor.STOCK) and rows:  # the Stock tab names the SKU and warehouse waited for
@@ -286,7 +294,7 @@ async def queue(request: Request, tab: str | None = None, cursor: str | None = N
         )
         row["summary_en"] = "; ".join(f.get("message") or f["code"] for f in row.get("findings", []))
     return render(request, "queue.html", principal=principal, tabs=TABS, tab=tab, counts=counts,
-                  rows=rows, next_cursor=next_cursor, page="queue")
+                  rows=rows, next_cursor=next_cursor, page="queue", search=search)
 
 
 def _add_waiting_stock(session: Any, rows: list[dict[str, Any]]) -> None:

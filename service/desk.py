@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -199,6 +200,39 @@ def search_page(request: Request, principal: Principal, **how: Any) -> JSONRespo
     except BadCursor as exc:
         raise ApiError(422, f"cursor: {exc}", field="cursor") from exc
     return JSONResponse({"orders": orders, "next_cursor": next_cursor})
+
+
+@dataclass(frozen=True)
+class ConsoleSearch:
+    """The queue's search box and filters, as the page was asked for them."""
+
+    q: str = ""
+    platform: str = ""
+    province: str = ""
+    flag: str = ""
+
+    def page(self, svc: Services, limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
+        from activities.queries import page_orders
+        from reads.search import Filters, search_orders, secret_of
+
+        if not (self.q or self.platform or self.province):  # a flag alone: the list's own index
+            return svc.read(page_orders, flag=self.flag, limit=limit, cursor=cursor, findings=True)
+        filters = Filters(platform=self.platform or None, province=self.province or None,
+                          flag=self.flag or None)
+        return svc.read(search_orders, q=self.q or None, filters=filters, limit=limit,
+                        cursor=cursor, secret=secret_of(svc.settings), findings=True)
+
+    def query(self) -> str:
+        from urllib.parse import urlencode
+
+        return urlencode({k: v for k, v in asdict(self).items() if v})
+
+
+def console_search(request: Request) -> ConsoleSearch | None:
+    """The search of the queue's URL (`?q=&platform=&province=&flag=`), or None for the tabs."""
+    params = request.query_params
+    values = {k: (params.get(k) or "").strip()[:128] for k in ("q", "platform", "province", "flag")}
+    return ConsoleSearch(**values) if any(values.values()) else None
 
 
 # ------------------------------------------------------------------- parse
