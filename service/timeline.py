@@ -106,7 +106,8 @@ def sentence(e: dict[str, Any]) -> tuple[str, str]:
         findings = e.get("findings") or []
         if not findings:
             return "检查通过，没有问题。", "Checked: nothing to fix."
-        return ("检查发现：" + "；".join(f.get("message_zh") or f.get("code", "") for f in findings) + "。",
+        return ("检查发现：" + "；".join((f.get("message_zh") or f.get("code", "")).rstrip("。")
+                                        for f in findings) + "。",
                 "Checked and found: " + "; ".join(f.get("message") or f.get("code", "") for f in findings))
     if kind == "contact":
         channel = str(e.get("channel") or "")
