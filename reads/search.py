@@ -93,7 +93,7 @@ def keys_for(order_id: str, document: dict[str, Any], trackings: Iterable[str],
         out.add(("province", province_key(province)[:128]))
     if secret:
         buyer = document.get("buyer") or {}
-        if buyer.get("name") and not document.get("pii_purged"):
+        if buyer.get("name"):
             value = name_hash(secret, str(buyer["name"]))
             if value:
                 out.add(("name", value))

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from activities.orders import OrderActivities
 from models.db import SessionFactory, transaction
-from models.tables import OrderSearchKey, Shipment
+from models.tables import Order, OrderSearchKey, Shipment
 from reads.search import Filters, index_order, search_orders
 from tests.flow_helpers import make_order
 
@@ -149,3 +149,17 @@ def test_every_search_reads_an_index_range_in_keyset_order(factory: SessionFacto
                         or "sqlite_autoindex_order_search_keys" in plan, (label, plan)
                     assert "SCAN order_search_keys" not in plan, (label, plan)
                     assert "SCAN orders" not in plan and "TEMP B-TREE" not in plan, (label, plan)
+
+
+def test_purging_the_buyers_data_drops_their_hashes_from_the_index(factory: SessionFactory) -> None:
+    from activities.pii import purge_pii
+
+    seed(factory)
+    with transaction(factory) as session:
+        session.execute(sa.update(Order).where(Order.order_id == "JD-777")
+                        .values(stage="completed", stage_since=T0))
+    result = purge_pii(factory, timedelta(days=1), now=T0 + timedelta(days=30))
+    assert result.orders == ["JD-777"]
+    assert found(factory, "李雷") == ["TB2026-0001"]  # the purged order is no longer found by name
+    assert found(factory, "9999") == []
+    assert found(factory, "JD-777") == ["JD-777"]  # by its id it still is
