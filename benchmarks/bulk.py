@@ -107,7 +107,12 @@ async def clean_latencies(client: Any, settings: Any, factory: Any, start: int, 
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    codec_keys = throughput.codec_keys()
+    from activities.codec import new_key
+    from service import desk
+
+    desk.BULK_CONCURRENCY = args.concurrency  # the service runs in this process
+
+    codec_keys = new_key().text()
     settings = embedded.installation("bulk", codec_keys, http_address="127.0.0.1:0",
                                      session_secret="bulk-bench-" + "s" * 24)
     server = DevServer(settings)
@@ -119,7 +124,7 @@ async def main_async(args: argparse.Namespace) -> int:
     with transaction(factory) as session:
         key = create_key(session, name="bench-clerk", role="clerk")
     worker = embedded.start_worker(settings, codec_keys)
-    service = Beside(settings)
+    service = Beside(settings, dev=False)
     try:
         client = await connect(settings)
         await throughput.wait_for_pollers(client, settings.task_queue, 1)
@@ -159,7 +164,7 @@ async def main_async(args: argparse.Namespace) -> int:
     base_p50, base_p95 = throughput.percentile(baseline, 0.5), throughput.percentile(baseline, 0.95)
     p50, p95 = throughput.percentile(meanwhile, 0.5), throughput.percentile(meanwhile, 0.95)
     print(f"bulk approve of {args.orders}: answered in {answered:.1f}s (target <= {BULK_TARGET_S:.0f}s), "
-          f"{accepted} accepted, {BULK_CONCURRENCY} updates in flight at most; "
+          f"{accepted} accepted, {args.concurrency} updates in flight at most; "
           f"all {args.orders} released {all_released:.1f}s after the request")
     print(f"clean orders submit -> released: alone p50 {base_p50:.2f}s p95 {base_p95:.2f}s; "
           f"during the bulk p50 {p50:.2f}s p95 {p95:.2f}s (target p95 <= {LATE_FACTOR:g}x alone, "
@@ -175,6 +180,8 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=500)
     parser.add_argument("--clean", type=int, default=100)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--concurrency", type=int, default=BULK_CONCURRENCY,
+                        help="updates in flight per bulk (service.desk.BULK_CONCURRENCY)")
     sys.exit(asyncio.run(main_async(parser.parse_args())))
 
 
