@@ -212,6 +212,9 @@ def test_list_status_and_report_show_times_in_the_merchants_zone(
     assert f"{order_id:<24} 2026-11-26 10:00" in out
     code, out, _ = in_process(monkeypatch, capsys, env, "status", order_id)
     assert code == 0 and "created 2026-11-26 10:00:00  (times in Asia/Shanghai (UTC+08:00))" in out
+    timeline_text = out.split("timeline:", 1)[1]  # sentences on the merchant's clock, not data
+    assert "11-26 10:00:00  收到 " in timeline_text and "进入「待买家确认」，等待买家。" in timeline_text
+    assert "Now awaiting buyer, waiting for buyer." in timeline_text and "{" not in timeline_text
     env["OMS_TIMEZONE"] = "Europe/London"
     code, out, _ = in_process(monkeypatch, capsys, env, "list")
     assert f"{order_id:<24} 2026-11-26 02:00" in out and "Europe/London (UTC+00:00)" in out
@@ -224,3 +227,24 @@ def test_list_status_and_report_show_times_in_the_merchants_zone(
         page = write_report(session, tmp_path / "report", tz="Asia/Shanghai").read_text("utf-8")
     engine.dispose()
     assert "times in Asia/Shanghai (UTC+08:00)" in page
+
+
+async def test_the_cli_refuses_an_empty_confirm_too(dev_env: Any, tmp_path: Path) -> None:
+    from tests.e2e_helpers import OmsStack, order_doc, write_orders
+
+    oms = OmsStack.for_env(dev_env, tmp_path / "oms")
+    await oms.start_worker()
+    try:
+        await oms.load_sample()
+        order_id = f"FIX-CLI-{tag()}"
+        path = write_orders(tmp_path / "orders.json", [order_doc(order_id, detail="世纪大道")])
+        await oms.ok("submit", str(path))
+        await oms.wait_for_stage(order_id, "awaiting_buyer")
+        contacts = len((await oms.status(order_id))["contacts"])
+        refused = await oms.cli("confirm", order_id, "--channel", "phone")
+        assert refused.code == 1 and "nothing to confirm" in refused.out + refused.err, refused
+        assert len((await oms.status(order_id))["contacts"]) == contacts
+        await oms.ok("confirm", order_id, "--detail", "世纪大道100号2幢301室", "--note", "电话确认")
+        await oms.wait_for_stage(order_id, "released")
+    finally:
+        oms.close()
