@@ -20,16 +20,11 @@ from typing import Any
 
 import structlog
 
-from activities.runtime import (
-    ConfigRefused,
-    DevServer,
-    configure_logging,
-    connect,
-    preflight,
-    run_worker_until,
-    sdk_metrics_runtime,
-)
 from models.settings import Settings
+from runtime.devserver import DevServer
+from runtime.logs import configure_logging
+from runtime.temporal import ConfigRefused, connect, preflight, sdk_metrics_runtime
+from runtime.worker import run_worker_until
 
 
 async def serve(settings: Settings, *, dev: bool) -> None:

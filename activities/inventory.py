@@ -1,4 +1,4 @@
-"""Inventory activities: thin, idempotent wrappers around the ledger (activities.ledger).
+"""Inventory activities: thin, idempotent wrappers around the ledger (`inventory`).
 
 Each runs in one database transaction under an idempotency key chosen by the
 workflow, so Temporal may retry it freely. Business errors (unknown transfer,
@@ -15,10 +15,12 @@ from typing import Any
 import structlog
 from sqlmodel import Session
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from activities import ledger
+from inventory.booking import allocate_once
+from inventory.ledger import LedgerError, release_order, restock, run_once
+from inventory.warehouse import pick_exception, transfer_arrival
 from models.db import SessionFactory
+from models.errors import ErrorType, application_error
 from models.payloads import (
     AllocateInput,
     AllocateResult,
@@ -34,53 +36,15 @@ from models.payloads import (
 log = structlog.get_logger()
 
 
-def allocate_once(factory: SessionFactory, inp: AllocateInput) -> AllocateResult:
-    """Reserve (or backorder) an order's open units under `inp.op_key`: applied once, however often called.
-
-    The `allocate` activity, in a transaction of its own.
-    """
-    try:
-        result = ledger.run_once(factory, inp.op_key, lambda s: ledger.allocate(s, inp))
-    except ledger.LedgerError as exc:
-        raise ApplicationError(str(exc), type="LedgerError", non_retryable=True) from exc
-    return _allocated(inp, result)
-
-
-def allocate_in(session: Session, inp: AllocateInput) -> AllocateResult:
-    """`allocate_once` in the caller's transaction (`check_order`, when the check clears the order).
-
-    A lost race (`ledger.Oversell`, a duplicate key) propagates: the caller's
-    `ledger.retrying` runs its whole transaction again.
-    """
-    try:
-        result = ledger.apply_once(session, inp.op_key, lambda s: ledger.allocate(s, inp))
-    except ledger.LedgerError as exc:
-        raise ApplicationError(str(exc), type="LedgerError", non_retryable=True) from exc
-    return _allocated(inp, result)
-
-
-def _allocated(inp: AllocateInput, result: dict[str, Any]) -> AllocateResult:
-    out = AllocateResult.model_validate(result)
-    log.info(
-        "allocated",
-        order_id=inp.order_id,
-        reserved=len(out.reserved),
-        backordered=len(out.backordered),
-        transfers=len(out.transfers),
-        short=len(out.plan.shortfalls),
-    )
-    return out
-
-
 class InventoryActivities:
     def __init__(self, factory: SessionFactory) -> None:
         self._factory = factory
 
     def _once(self, op_key: str, fn: Callable[[Session], dict[str, Any]]) -> dict[str, Any]:
         try:
-            return ledger.run_once(self._factory, op_key, fn)
-        except ledger.LedgerError as exc:
-            raise ApplicationError(str(exc), type="LedgerError", non_retryable=True) from exc
+            return run_once(self._factory, op_key, fn)
+        except LedgerError as exc:
+            raise application_error(ErrorType.LEDGER, str(exc)) from exc
 
     @activity.defn(name="allocate")
     def allocate(self, inp: AllocateInput) -> AllocateResult:
@@ -89,7 +53,7 @@ class InventoryActivities:
     @activity.defn(name="release_stock")
     def release_stock(self, inp: ReleaseStockInput) -> ReleaseStockResult:
         def work(session: Session) -> dict[str, Any]:
-            units, served = ledger.release_order(
+            units, served = release_order(
                 session,
                 order_id=inp.order_id,
                 line_nos=inp.line_nos,
@@ -103,7 +67,7 @@ class InventoryActivities:
     @activity.defn(name="restock")
     def restock(self, inp: RestockInput) -> RestockResult:
         def work(session: Session) -> dict[str, Any]:
-            served = ledger.restock(
+            served = restock(
                 session, sku=inp.sku, warehouse=inp.warehouse, qty=inp.qty, ref=inp.op_key
             )
             return {"served": served}
@@ -114,13 +78,13 @@ class InventoryActivities:
     def transfer_arrival(self, inp: TransferArrivalInput) -> dict[str, Any]:
         return self._once(
             inp.op_key,
-            lambda s: ledger.transfer_arrival(s, transfer_id=inp.transfer_id, ref=inp.op_key),
+            lambda s: transfer_arrival(s, transfer_id=inp.transfer_id, ref=inp.op_key),
         )
 
     @activity.defn(name="pick_exception")
     def pick_exception(self, inp: PickExceptionInput) -> PickExceptionResult:
         def work(session: Session) -> dict[str, Any]:
-            lines = ledger.pick_exception(
+            lines = pick_exception(
                 session,
                 order_id=inp.order_id,
                 shipment_id=inp.shipment_id,

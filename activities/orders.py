@@ -14,45 +14,31 @@ retried with backoff by the step's retry policy.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
 from datetime import datetime
-from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
-from pydantic import BaseModel, ValidationError
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.exc import DataError, DBAPIError, StatementError
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from activities import ledger
-from activities.addresses import current_region
-from activities.check_rules import (
-    address_key,
-    check_order,
-    clears_intake,
-    phone_key,
-    standing_findings,
-)
-from activities.inventory import allocate_in
-from activities.messages import buyer_message
-from activities.outbox import add_event
-from activities.pii import Known, scrub
-from activities.pricing import review_prices
+from intake.address_check import address_key
+from intake.buyer import phone_key
+from intake.catalog import catalog_entries, catalog_names
+from intake.check import check_order
+from intake.findings import clears_intake, standing_findings
+from intake.messages import buyer_message
+from inventory.booking import allocate_in
+from inventory.ledger import LedgerError, retrying, run_all_once
 from models.db import SessionFactory, insert_new, transaction
 from models.documents import (
     OrderDocument,
-    created_at_problem,
     stored_document_problems,
-    validation_messages,
 )
 from models.enums import ReservationStatus, ShipmentStatus
+from models.errors import ErrorType, application_error, no_retry_on_bad_data
 from models.payloads import (
-    AllocateInput,
-    AllocateResult,
-    CheckInput,
+    CheckOrderInput,
+    CheckOutcome,
     ContactInput,
     ContactResult,
     EmitInput,
@@ -66,125 +52,35 @@ from models.payloads import (
     ReviewResult,
     ShipmentUpdateInput,
     ShipmentUpdateResult,
+    ShipmentUpdatesInput,
     WithdrawInput,
     WithdrawResult,
 )
 from models.tables import (
-    CatalogRow,
     ContactLog,
     Order,
-    OrderFlag,
     OrderLineRow,
     Refund,
     Reservation,
     Shipment,
-    TimelineEntry,
     to_utc,
     utcnow,
 )
-from models.types import CatalogEntry, Finding, FraudContext
-from reads.search import index_order
+from models.types import FraudContext
+from orders.shipments import pick_list_region, shipment_state, shipment_work
+from orders.store import order_time, released_state, write_state
+from outbox.store import add_event
+from pricing.rules import review_prices
+from privacy.search_keys import index_order
 
 log = structlog.get_logger()
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-# Errors of the data, not of the moment: the same input fails the same way on every attempt.
-BAD_DATA_ERRORS = (ValueError, TypeError, ArithmeticError, LookupError, DataError)
-
-
-def is_bad_data(exc: BaseException) -> bool:
-    """True for an error no retry can fix. A database that is down, locked or busy
-    (OperationalError), a lost race (IntegrityError) and network errors are not: they pass."""
-    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
-        return True  # a value the driver could not bind (raised before any round trip)
-    return isinstance(exc, BAD_DATA_ERRORS)
-
-
-def no_retry_on_bad_data(fn: _F) -> _F:
-    """An activity whose bad-data errors are non-retryable `ApplicationError`s, typed by the
-    error's class and worded without the input's values (a ValidationError by its fields)."""
-
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ApplicationError:
-            raise
-        except Exception as exc:
-            if not is_bad_data(exc):
-                raise
-            if isinstance(exc, ValidationError):
-                message = "; ".join(validation_messages(exc))
-            elif isinstance(exc, StatementError):  # the driver's words, never the statement's parameters
-                message = f"{type(exc).__name__}: {type(exc.orig).__name__}: {exc.orig}"
-            else:
-                message = f"{type(exc).__name__}: {exc}"
-            log.warning("step failed on bad data", activity=fn.__name__, error=type(exc).__name__)
-            raise ApplicationError(
-                message[:1000], type=type(exc).__name__, non_retryable=True
-            ) from exc
-
-    return run  # type: ignore[return-value]
-
-
-def refuse_unprocessable(order: OrderDocument) -> None:
+def _refuse_unprocessable(order: OrderDocument) -> None:
     """The order's document as no step can process it (`stored_document_problems`): one
     non-retryable InvalidDocument naming the fields, before anything is written."""
     problems = stored_document_problems(order, now=utcnow())
     if problems:
-        raise ApplicationError("; ".join(problems)[:1000], type="InvalidDocument", non_retryable=True)
-
-
-class CheckOrderInput(CheckInput):
-    """check_order's input.
-
-    `submitted_at`: on the first check, record the order in the same transaction.
-    `reserve`: when the findings clear the order for allocation (`clears_intake`),
-    reserve its stock right away, in the same step, under that input's key.
-    """
-
-    submitted_at: datetime | None = None
-    buyer_confirmed: bool = False
-    reserve: AllocateInput | None = None
-
-
-class ShipmentUpdatesInput(BaseModel):
-    """Warehouse events for update_shipments, in the order they are applied."""
-
-    updates: list[ShipmentUpdateInput]
-
-
-class CheckOutcome(BaseModel):
-    """The check's findings and the price review computed from the same catalog rows."""
-
-    findings: list[Finding]
-    review: ReviewResult | None = None  # None: the reviewing stage calls review_order itself
-    allocation: AllocateResult | None = None  # the reservation, when one was asked for and the check cleared
-
-
-def catalog_entries(session: Any, skus: list[str]) -> dict[str, CatalogEntry]:
-    cat = CatalogRow.__table__
-    rows = session.execute(select(cat).where(cat.c.sku.in_(sorted(set(skus)))))
-    return {
-        r.sku: CatalogEntry(
-            sku=r.sku,
-            name=r.name,
-            price=r.price,
-            weight_g=r.weight_g,
-            attributes=r.attributes or {},
-            active=r.active,
-            usual_qty=r.usual_qty,
-        )
-        for r in rows
-    }
-
-
-def catalog_names(session: Any, skus: list[str]) -> dict[str, str]:
-    """SKU -> product name, for pick lists."""
-    cat = CatalogRow.__table__
-    rows = session.execute(select(cat.c.sku, cat.c.name).where(cat.c.sku.in_(sorted(set(skus)))))
-    return {sku: name for sku, name in rows}
+        raise application_error(ErrorType.INVALID_DOCUMENT, "; ".join(problems)[:1000])
 
 
 def _recent_stmt(column: Any) -> Any:
@@ -234,7 +130,7 @@ class OrderActivities:
             "phone_key": phone_key(order),
             "address_key": address_key(order),
             "total": order.total,
-            "created_at": to_utc(_order_time(order, submitted_at)),
+            "created_at": to_utc(order_time(order, submitted_at)),
             "submitted_at": submitted_at,
             "updated_at": now,
         }
@@ -271,13 +167,13 @@ class OrderActivities:
         reserved too, in the same transaction: a clean order goes from check to reserved
         in one step and one commit. A lost race over the stock runs the whole check again.
         """
-        return ledger.retrying(
+        return retrying(
             self._factory, lambda session: self._check(session, inp), what=f"check of {inp.order.order_id}"
         )
 
     def _check(self, session: Any, inp: CheckOrderInput) -> CheckOutcome:
         order = inp.order
-        refuse_unprocessable(order)
+        _refuse_unprocessable(order)
         if inp.submitted_at is not None:
             self._record(session, order, inp.submitted_at, search_key=self._search_key)
         catalog = catalog_entries(session, [line.sku for line in order.lines])
@@ -404,9 +300,9 @@ class OrderActivities:
                 )
             ).all()
             if existing:  # a retry: the pick lists were written the first time
-                shipments = [_shipment_state(s._mapping) for s in existing]
+                shipments = [shipment_state(s._mapping) for s in existing]
                 return ReleaseResult(
-                    shipments=shipments, event_ids=_released_state(session, inp, shipments, self._search_key)
+                    shipments=shipments, event_ids=released_state(session, inp, shipments, self._search_key)
                 )
             holds = session.execute(
                 select(res.c.id, res.c.warehouse, res.c.line_no, res.c.sku, res.c.qty)
@@ -421,7 +317,7 @@ class OrderActivities:
             for hold in holds:
                 by_wh.setdefault(hold.warehouse, []).append(hold)
             names = catalog_names(session, [h.sku for h in holds])
-            ship_to = _ship_to(session, inp)
+            ship_to = pick_list_region(session, inp)
             states: list[dict[str, Any]] = []
             event_ids: list[str] = []
             now = utcnow()
@@ -458,7 +354,7 @@ class OrderActivities:
                     "released_at": now,
                 }
                 session.execute(ships.insert(), row)
-                states.append(_shipment_state(row))
+                states.append(shipment_state(row))
                 event_id = f"{inp.op_key}:pick_list:{no}"
                 add_event(
                     session,
@@ -468,7 +364,7 @@ class OrderActivities:
                     payload={"shipment_id": shipment_id, **pick_list},
                 )
                 event_ids.append(event_id)
-            event_ids += _released_state(session, inp, states, self._search_key)
+            event_ids += released_state(session, inp, states, self._search_key)
         log.info("released to warehouse", order_id=inp.order_id, shipments=len(states))
         return ReleaseResult(shipments=states, event_ids=event_ids)
 
@@ -483,14 +379,14 @@ class OrderActivities:
     def update_shipments(self, inp: ShipmentUpdatesInput) -> list[ShipmentUpdateResult]:
         """Warehouse events in the order they came, in one transaction; each applied once.
 
-        Each event is keyed by its op_key (`ledger.run_all_once`): picked, packed and
+        Each event is keyed by its op_key (`run_all_once`): picked, packed and
         shipped often arrive together, and then cost one transaction.
         """
-        ops = [(u.op_key, lambda session, u=u: _shipment_work(session, u)) for u in inp.updates]
+        ops = [(u.op_key, lambda session, u=u: shipment_work(session, u)) for u in inp.updates]
         try:
-            out = ledger.run_all_once(self._factory, ops)
-        except ledger.LedgerError as exc:
-            raise ApplicationError(str(exc), type="LedgerError", non_retryable=True) from exc
+            out = run_all_once(self._factory, ops)
+        except LedgerError as exc:
+            raise application_error(ErrorType.LEDGER, str(exc)) from exc
         return [ShipmentUpdateResult.model_validate(r) for r in out]
 
     @activity.defn(name="withdraw_shipments")
@@ -574,289 +470,3 @@ class OrderActivities:
             return write_state(session, inp, search_key=self._search_key)
 
 
-# Built once: write_state runs at every pause of every order (values come as parameters).
-_UPDATE_ORDER = (
-    Order.__table__.update()
-    .where(Order.__table__.c.order_id == bindparam("b_order"))
-    .values({c: bindparam(c) for c in (
-        "stage", "waiting_for", "stage_since", "flags", "findings", "document", "phone_key",
-        "address_key", "refund_amount", "refund_status", "cancel_reason", "updated_at",
-    )})
-)
-_UPDATE_LINES = (
-    OrderLineRow.__table__.update()
-    .where(
-        OrderLineRow.__table__.c.order_id == bindparam("b_order"),
-        OrderLineRow.__table__.c.line_no == bindparam("b_line"),
-    )
-    .values(
-        reserved=bindparam("b_reserved"),
-        shipped=bindparam("b_shipped"),
-        backordered=bindparam("b_backordered"),
-        cancelled=bindparam("b_cancelled"),
-    )
-)
-
-
-_ORDER_STAGE = select(
-    Order.__table__.c.stage, Order.__table__.c.flags, Order.__table__.c.created_at
-).where(Order.__table__.c.order_id == bindparam("b_order"))
-_TIMELINE_SEQS = select(TimelineEntry.__table__.c.seq).where(
-    TimelineEntry.__table__.c.order_id == bindparam("b_order"),
-    TimelineEntry.__table__.c.seq.in_(bindparam("b_seqs", expanding=True)),
-)
-
-
-def write_state(session: Any, inp: PersistInput, search_key: bytes | None = None) -> PersistResult:
-    """The workflow's view of the order, in the caller's transaction.
-
-    First the warehouse events the workflow has applied (each once, under its key), so
-    the order's stage and the stock it consumed land together.
-
-    Plain table statements rather than ORM objects: this runs for every order at each
-    pause, and loading the row (its whole JSON document) only to overwrite it cost
-    more than the writes. Idempotent: timeline entries already there are skipped.
-    """
-    shipments = [
-        ShipmentUpdateResult.model_validate(
-            ledger.apply_once(session, u.op_key, lambda s, u=u: _shipment_work(s, u))
-        )
-        for u in inp.shipment_updates
-    ]
-    snap = inp.snapshot
-    event_ids: list[str] = []
-    timeline = TimelineEntry.__table__
-    # The row's document keeps the buyer's real phone and address (the warehouse ships to
-    # them); texts written beside it (timeline, finding messages) get them masked.
-    pii = Known.values(phone=snap.document.buyer.phone, detail=snap.document.address.detail)
-    current = session.execute(_ORDER_STAGE, {"b_order": snap.order_id}).first()
-    if current is None:  # not recorded yet (the first check records it): retry shortly
-        raise RuntimeError(f"order {snap.order_id} is not recorded yet")
-    stage, old_flags, created_at = current
-    stage_changed = stage != snap.stage
-    sync_order_flags(session, snap.order_id, created_at, old_flags or [], snap.flags)
-    session.execute(
-        _UPDATE_ORDER,
-        {
-            "b_order": snap.order_id,
-            "stage": snap.stage,
-            "waiting_for": snap.waiting_for,
-            "stage_since": snap.stage_since,
-            "flags": list(snap.flags),
-            "findings": scrub([f.public() for f in snap.findings], pii),
-            "document": snap.document.model_dump(mode="json"),
-            "phone_key": phone_key(snap.document),
-            "address_key": address_key(snap.document),
-            "refund_amount": snap.refund_amount,
-            "refund_status": snap.refund_status,
-            "cancel_reason": snap.cancel_reason,
-            "updated_at": utcnow(),
-        },
-    )
-    if snap.lines:
-        session.execute(
-            _UPDATE_LINES,
-            [
-                {
-                    "b_order": snap.order_id,
-                    "b_line": line.line_no,
-                    "b_reserved": line.reserved,
-                    "b_shipped": line.shipped,
-                    "b_backordered": line.backordered,
-                    "b_cancelled": line.cancelled,
-                }
-                for line in snap.lines
-            ],
-        )
-    seqs = [e.seq for e in inp.events]
-    known: set[int] = set()
-    if seqs:
-        known = set(session.execute(_TIMELINE_SEQS, {"b_order": snap.order_id, "b_seqs": seqs}).scalars())
-    new = [e for e in inp.events if e.seq not in known]
-    if new:
-        session.execute(
-            timeline.insert(),
-            [
-                {
-                    "order_id": snap.order_id,
-                    "seq": e.seq,
-                    "at": e.at,
-                    "type": e.type,
-                    "data": scrub(e.data, pii),
-                }
-                for e in new
-            ],
-        )
-    for event in new:
-        if event.type == "contact_outcome":
-            _record_outcome(session, snap.order_id, event.data)
-    if stage_changed:  # after a correction or a shipment: what the order is found by
-        index_order(session, snap.order_id, snap.document.model_dump(mode="json"), created_at,
-                    search_key)
-    if stage_changed and inp.status_event_id:
-        created = add_event(
-            session,
-            event_id=inp.status_event_id,
-            order_id=snap.order_id,
-            type="status_change",
-            payload={
-                "stage": snap.stage,
-                "waiting_for": snap.waiting_for,
-                "flags": snap.flags,
-            },
-        )
-        if created:
-            event_ids.append(created)
-    return PersistResult(event_ids=event_ids, shipments=shipments)
-
-
-def _order_time(order: OrderDocument, submitted_at: datetime) -> datetime:
-    """When the order was placed, for its row: its created_at, or when that is missing or
-    implausible (an order held for it must still be listed), when it was submitted."""
-    if order.created_at is None or created_at_problem(order.created_at, now=utcnow()):
-        return submitted_at
-    return order.created_at
-
-
-def _released_state(session: Any, inp: ReleaseInput, shipments: list[dict[str, Any]],
-                    search_key: bytes | None = None) -> list[str]:
-    """The order's state once released (when the workflow sent it), with the ids of its pick lists."""
-    if inp.state is None:
-        return []
-    events = [
-        e.model_copy(update={"data": {**e.data, "shipments": [s["id"] for s in shipments]}})
-        if e.seq == inp.released_entry_seq
-        else e
-        for e in inp.state.events
-    ]
-    return write_state(session, inp.state.model_copy(update={"events": events}), search_key).event_ids
-
-
-def _shipment_work(session: Any, inp: ShipmentUpdateInput) -> dict[str, Any]:
-    """One warehouse event on its shipment; shipped consumes its stock."""
-    shipments = Shipment.__table__
-    now = utcnow()
-    result: dict[str, Any] = {"shipped_lines": [], "event_ids": []}
-    values: dict[str, Any] = {"status": inp.kind}
-    if inp.kind == "picked":
-        values["picked_at"] = now
-    elif inp.kind == "packed":
-        values.update(packed_at=now, parcels=inp.parcels, weight_g=inp.weight_g)
-    elif inp.kind == "shipped":
-        values.update(shipped_at=now, carrier=inp.carrier, tracking_no=inp.tracking_no)
-    # The update names the shipment's warehouse as it goes: one statement, not a read and a write.
-    warehouse = session.execute(
-        shipments.update()
-        .where(shipments.c.id == inp.shipment_id)
-        .values(values)
-        .returning(shipments.c.warehouse)
-    ).scalar_one_or_none()
-    if warehouse is None:
-        raise ledger.LedgerError(f"unknown shipment {inp.shipment_id}")
-    if inp.kind == "shipped":
-        result["shipped_lines"] = ledger.consume_shipment(
-            session, order_id=inp.order_id, shipment_id=inp.shipment_id, ref=inp.op_key
-        )
-        for kind in ("tracking_to_platform", "buyer_shipped_notice"):
-            eid = f"{inp.op_key}:{kind}"
-            add_event(
-                session,
-                event_id=eid,
-                order_id=inp.order_id,
-                type=kind,
-                payload={
-                    "shipment_id": inp.shipment_id,
-                    "carrier": inp.carrier,
-                    "tracking_no": inp.tracking_no,
-                },
-            )
-            result["event_ids"].append(eid)
-    elif inp.kind == "cancelled":
-        eid = f"{inp.op_key}:pick_list_withdrawn"
-        add_event(
-            session,
-            event_id=eid,
-            order_id=inp.order_id,
-            type="pick_list_withdrawn",
-            payload={"shipment_id": inp.shipment_id, "warehouse": warehouse},
-        )
-        result["event_ids"].append(eid)
-    return result
-
-
-def _record_outcome(session: Any, order_id: str, data: dict[str, Any]) -> None:
-    # The contact the confirmation answered: a later contact may already be written
-    # by the time this timeline batch is persisted.
-    stmt = select(ContactLog).where(ContactLog.order_id == order_id)
-    if data.get("contact_no") is not None:
-        stmt = stmt.where(ContactLog.contact_no == data["contact_no"])
-    last = session.execute(stmt.order_by(ContactLog.contact_no.desc())).scalars().first()
-    if last is not None:
-        last.outcome = "confirmed"
-        last.note = data.get("note")
-        session.add(last)
-
-
-def _ship_to(session: Any, inp: ReleaseInput) -> dict[str, str | None] | None:
-    """The delivery region on the pick list, in today's division names.
-
-    A buyer may have written a former name (潞西市, or 公主岭市 under 四平市); the warehouse
-    gets the current one (德宏州芒市, 长春市公主岭市). Only the country, province, city and
-    district: the door address and the buyer's name and phone stay off the pick list.
-    """
-    if inp.state is not None:
-        address = inp.state.snapshot.document.address.model_dump()
-    else:
-        document = session.execute(
-            select(Order.__table__.c.document).where(Order.__table__.c.order_id == inp.order_id)
-        ).scalar()
-        if not document:
-            return None
-        address = document.get("address") or {}
-    region = current_region(
-        address.get("country"),
-        address.get("province"),
-        address.get("city"),
-        address.get("district"),
-        address.get("detail"),
-    )
-    return {"country": address.get("country") or "CN", **region}
-
-
-def _shipment_state(s: Mapping[str, Any]) -> dict[str, Any]:
-    """A shipment's row (fetched, or just written) as the workflow keeps it."""
-    return {
-        "id": s["id"],
-        "shipment_no": s["shipment_no"],
-        "warehouse": s["warehouse"],
-        "status": s["status"],
-        "carrier": s["carrier"],
-        "tracking_no": s["tracking_no"],
-        "lines": list((s["pick_list"] or {}).get("lines", [])),
-    }
-
-
-def refund_for(lines: list[Any], *, paid: Decimal) -> Decimal:
-    """What to refund: the paid amount less the value of what shipped (pro rata, to the cent)."""
-    ordered = sum((Decimal(li.qty) * (li.unit_price or Decimal(0)) for li in lines), Decimal(0))
-    shipped = sum((Decimal(li.shipped) * (li.unit_price or Decimal(0)) for li in lines), Decimal(0))
-    if shipped == 0 or ordered == 0:
-        return paid
-    share = (paid * shipped / ordered).quantize(Decimal("0.01"))
-    return max(paid - share, Decimal("0.00"))
-
-
-def sync_order_flags(
-    session: Any, order_id: str, created_at: datetime, old: list[str], new: list[str]
-) -> None:
-    """Keep `order_flags` (the list's flag index) in step with the order's flags; nothing to
-    write when they did not change, which is most state writes."""
-    gone = set(old) - set(new)
-    added = [f for f in dict.fromkeys(new) if f not in old]
-    table = OrderFlag.__table__
-    if gone:
-        session.execute(
-            table.delete().where(table.c.order_id == order_id, table.c.flag.in_(sorted(gone)))
-        )
-    for flag in added:
-        insert_new(session, table, {"order_id": order_id, "flag": flag, "created_at": created_at})

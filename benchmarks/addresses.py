@@ -1,7 +1,7 @@
 """False flags and misses of the address check on the real division list.
 
 - **False flags**: every current (province, city, district) triple of the vendored table
-  (`activities/data/divisions.json.gz`, see `activities/data/build_divisions.py`) goes
+  (`intake/data/divisions.json.gz`, see `intake/data/build_divisions.py`) goes
   through `check_address` with a precise detail; a triple flagged `address_inconsistent`
   or `address_incomplete` on its province, city or district is a false flag. The same
   again as buyers abbreviate them (浙江/杭州/西湖区), and the triples of Google's older
@@ -30,8 +30,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from activities import addresses  # noqa: E402
-from activities.check_rules import check_address  # noqa: E402
+from intake import addresses, divisions  # noqa: E402
+from intake.address_check import check_address  # noqa: E402
 from models.documents import OrderDocument  # noqa: E402
 
 FALSE_FLAG_TARGET = 0.003
@@ -76,8 +76,8 @@ def abbreviated(rows: list[tuple[str, str, str, str]]) -> list[tuple[str, str, s
     """The same triples as buyers shorten them: province and city without their suffix."""
     out = []
     for province, city, district, kind in rows:
-        short_city = city if city.endswith("直辖县级行政区划") else addresses.stem(city)
-        out.append((addresses.stem(province), short_city, district, kind))
+        short_city = city if city.endswith("直辖县级行政区划") else divisions.stem(city)
+        out.append((divisions.stem(province), short_city, district, kind))
     return out
 
 
@@ -102,13 +102,13 @@ def google_rows() -> list[tuple[str, str, str, str]]:
 
 def wrong_city_sample(size: int, seed: int) -> list[tuple[str, str, str, str]]:
     """Districts and towns written under a city the source never had them in."""
-    d = addresses.divisions()
+    d = divisions.divisions()
     rng = random.Random(seed)
     cities = [
         (province, unit)
         for province in d.root.children
-        if province.kind in (addresses.PROVINCE, addresses.MUNICIPALITY)
-        for unit in ([province] if province.kind == addresses.MUNICIPALITY else province.children)
+        if province.kind in (divisions.PROVINCE, divisions.MUNICIPALITY)
+        for unit in ([province] if province.kind == divisions.MUNICIPALITY else province.children)
     ]
     by_province: dict[str, list[Any]] = {}
     for province, unit in cities:
@@ -121,7 +121,7 @@ def wrong_city_sample(size: int, seed: int) -> list[tuple[str, str, str, str]]:
     for _province, unit in cities:
         names = {child.name for child in unit.children} | {unit.name}
         names |= former.get(unit.code, set())
-        known[unit.code] = names | {addresses.stem(n) for n in names}
+        known[unit.code] = names | {divisions.stem(n) for n in names}
     sample = []
     while len(sample) < size:
         province, unit = rng.choice(cities)
@@ -133,7 +133,7 @@ def wrong_city_sample(size: int, seed: int) -> list[tuple[str, str, str, str]]:
         if source is unit or not source.children:
             continue
         district = rng.choice(source.children).name
-        if district in known[unit.code] or addresses.stem(district) in known[unit.code]:
+        if district in known[unit.code] or divisions.stem(district) in known[unit.code]:
             continue  # the same name really is there (朝阳区 in 北京 and 长春): not wrong
         city = province.name if unit is province else unit.name
         sample.append((province.name, city, district, f"{unit.kind}<-{source.kind}"))
@@ -143,7 +143,7 @@ def wrong_city_sample(size: int, seed: int) -> list[tuple[str, str, str, str]]:
 def _former_names() -> dict[str, set[str]]:
     """Former names by the code of the city (or municipality) the records place them in."""
     out: dict[str, set[str]] = {}
-    for parent, name, *_ in addresses.former_records():
+    for parent, name, *_ in divisions.former_records():
         out.setdefault(parent, set()).add(name)
     return out
 
@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=5, help="examples to print per line")
     args = parser.parse_args()
 
-    meta = addresses.division_meta()
+    meta = divisions.division_meta()
     print("divisions:")
     for source in meta["sources"]:
         as_of = f", as of {source['as_of']}" if source.get("as_of") else ""

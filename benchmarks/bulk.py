@@ -37,11 +37,12 @@ import httpx  # noqa: E402
 import throughput  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from activities.queries import load_reference  # noqa: E402
-from activities.runtime import DevServer, connect  # noqa: E402
 from models.db import make_engine, migrate, session_factory, transaction  # noqa: E402
 from models.documents import OrderDocument  # noqa: E402
 from models.tables import Order, TimelineEntry  # noqa: E402
+from reads.queries import load_reference  # noqa: E402
+from runtime.devserver import DevServer  # noqa: E402
+from runtime.temporal import connect  # noqa: E402
 from service.desk import BULK_CONCURRENCY  # noqa: E402
 from service.keys import create_key  # noqa: E402
 from service.server import Beside  # noqa: E402
@@ -107,7 +108,7 @@ async def clean_latencies(client: Any, settings: Any, factory: Any, start: int, 
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    from activities.codec import new_key
+    from runtime.codec import new_key
     from service import desk
 
     desk.BULK_CONCURRENCY = args.concurrency  # the service runs in this process

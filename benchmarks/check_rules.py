@@ -20,7 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from activities import check_rules  # noqa: E402
+from intake import check as check_rules  # noqa: E402
+from intake.items import computed_total  # noqa: E402
 from models.documents import OrderDocument  # noqa: E402
 from models.settings import Policy  # noqa: E402
 from models.types import CatalogEntry, FraudContext  # noqa: E402
@@ -123,7 +124,7 @@ def _clean(rng: random.Random, n: int) -> dict[str, Any]:
 def _settle(doc: dict[str, Any], short_paid: bool) -> None:
     """State the total the platform would, and what was paid (a cent short if asked)."""
     draft = OrderDocument.model_validate(doc)
-    total = check_rules.computed_total(draft, CATALOG)
+    total = computed_total(draft, CATALOG)
     if doc.get("total", "") is not None:
         doc["total"] = str(total)
     if doc["payment"]["status"] == "paid":

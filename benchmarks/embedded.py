@@ -58,17 +58,14 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.worker import Worker
 
-    from activities.runtime import (
-        DEV_SERVER_PRAGMAS,
-        DevServer,
-        configure_logging,
-        connect,
-        free_dev_server_port,
-    )
     from models.db import make_engine, migrate, session_factory, transaction
+    from models.documents import workflow_id_for
     from models.payloads import OrderInput
     from models.settings import Settings
     from models.tables import Order, Shipment, to_utc
+    from runtime.devserver import DEV_SERVER_PRAGMAS, DevServer, free_dev_server_port
+    from runtime.logs import configure_logging
+    from runtime.temporal import connect
     from workflows.order import OrderWorkflow
 
 TARGET_RATIO = 0.9
@@ -208,7 +205,7 @@ async def submit_all(client: Client, settings: Settings, docs: list[Any]) -> flo
             await client.start_workflow(
                 OrderWorkflow.run,
                 OrderInput(order=doc, policy=policy, submitted_at=datetime.now(UTC)),
-                id=f"order-{doc.order_id}",
+                id=workflow_id_for(doc.order_id),
                 task_queue=settings.task_queue,
             )
 
@@ -325,7 +322,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    from activities.codec import new_key
+    from runtime.codec import new_key
 
     configure_logging(Settings(log_level="WARNING"))
     codec_keys = new_key().text()

@@ -1,7 +1,7 @@
 """Flash sale: a thousand buyers of one SKU at once, on SQLite and on PostgreSQL.
 
 Every order goes through the allocate activity's code path
-(``InventoryActivities.allocate``: ``ledger.run_once`` + ``ledger.allocate``,
+(``InventoryActivities.allocate``: ``run_once`` + ``allocate``,
 shortage policy ``wait``) from a thread pool, as a worker's activity slots
 would call it. Order times increase with the order number. Then a restock of
 the missing units (``InventoryActivities.restock``) must hand the stock to the
@@ -53,13 +53,13 @@ import sqlalchemy as sa  # noqa: E402
 import structlog  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from activities import ledger  # noqa: E402
 from activities.inventory import InventoryActivities  # noqa: E402
-from activities.queries import load_reference  # noqa: E402
+from inventory.audit import audit
 from models.db import make_engine, migrate, session_factory, transaction  # noqa: E402
 from models.enums import ShortagePolicy  # noqa: E402
 from models.payloads import AllocateInput, AllocateResult, RestockInput  # noqa: E402
 from models.tables import Backorder, StockLevel  # noqa: E402
+from reads.queries import load_reference  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get(
     "OMS_BENCH_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -143,7 +143,7 @@ def run(label: str, url: str, *, orders: int, units: int, threads: int) -> bool:
         with transaction(factory) as session:
             level = session.get(StockLevel, (SKU, WAREHOUSE))
             oversold = max(0, level.reserved - level.on_hand, served - units)
-            problems = ledger.audit(session)
+            problems = audit(session)
 
         began = time.perf_counter()
         restocked = acts.restock(
@@ -158,7 +158,7 @@ def run(label: str, url: str, *, orders: int, units: int, threads: int) -> bool:
             ).scalar_one()
             level = session.get(StockLevel, (SKU, WAREHOUSE))
             all_served = still_waiting == 0 and level.reserved == level.on_hand == orders
-            problems += ledger.audit(session)
+            problems += audit(session)
     finally:
         engine.dispose()
 

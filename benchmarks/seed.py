@@ -12,10 +12,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from activities.orders import OrderActivities, write_state
+from activities.orders import OrderActivities
 from models.documents import OrderDocument
 from models.payloads import LineState, OrderSnapshot, PersistInput
 from models.types import Finding, TimelineEvent
+from orders.store import write_state
 
 # (stage, waiting_for) of the waits a clerk works, and of orders that are done
 WAITS = {

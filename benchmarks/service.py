@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.seed import seed_order  # noqa: E402
 from models.db import make_engine, migrate, session_factory, transaction  # noqa: E402
-from models.documents import OrderDocument  # noqa: E402
+from models.documents import OrderDocument, workflow_id_for  # noqa: E402
 
 SEARCH_KEY = "bench-search-key-" + "b" * 24  # names and phones hashed, as with OMS_SEARCH_KEY
 PG_ADMIN = os.environ.get("OMS_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -66,7 +66,7 @@ CODEC_KEYS = os.environ.get("OMS_CODEC_KEYS") or ""
 def codec_keys() -> str:
     global CODEC_KEYS
     if not CODEC_KEYS:
-        from activities.codec import new_key
+        from runtime.codec import new_key
 
         CODEC_KEYS = new_key().text()
     return CODEC_KEYS
@@ -123,7 +123,7 @@ def seed(url: str, size: int, already: int = 0) -> None:
     """Orders `already`..`size` (a database grows from one size to the next)."""
     import json
 
-    from activities.queries import load_reference
+    from reads.queries import load_reference
 
     migrate(url)
     engine = make_engine(url)
@@ -279,9 +279,9 @@ def measure_reads(svc: Service, key: str, size: int, requests: int) -> dict[str,
 async def measure_intake(temporal: str, home: Path, db_url: str, orders: int = 5000,
                          batch: int = 500) -> tuple[float, float]:
     """(HTTP orders/s, bare start_workflow orders/s) on the same server, no worker."""
-    from activities.runtime import connect
     from models.payloads import OrderInput
     from models.settings import Settings
+    from runtime.temporal import connect
     from workflows.order import OrderWorkflow
 
     queue = f"bench-intake-{uuid.uuid4().hex[:6]}"
@@ -301,7 +301,7 @@ async def measure_intake(temporal: str, home: Path, db_url: str, orders: int = 5
             await client.start_workflow(
                 OrderWorkflow.run,
                 OrderInput(order=doc, policy=settings.order_policy(), submitted_at=datetime.now(UTC)),
-                id=f"order-{doc.order_id}", task_queue=queue)
+                id=workflow_id_for(doc.order_id), task_queue=queue)
 
     t0 = time.perf_counter()
     await asyncio.gather(*(start(d) for d in docs))
@@ -353,7 +353,7 @@ async def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]  # --sizes "": intake only
     from temporalio.testing import WorkflowEnvironment
 
-    from activities.runtime import temporal_binary
+    from runtime.devserver import temporal_binary
 
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary(),
                                                 dev_server_log_level="error")
@@ -436,8 +436,8 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    from activities.runtime import configure_logging
     from models.settings import Settings
+    from runtime.logs import configure_logging
 
     configure_logging(Settings(log_level="WARNING"))
     code = asyncio.run(main())

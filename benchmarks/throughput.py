@@ -28,7 +28,7 @@ of histories, workflow tasks and local activities (by type) per order.
 
 Exits 1 when the ratio with the codec on (or the only mode run) is below the target.
 
-2026-12-01, the payload codec (AES-256-GCM, activities/codec.py) on every client and
+2026-12-01, the payload codec (AES-256-GCM, runtime/codec.py) on every client and
 worker, `--codec both`, 500 orders, one worker process, taken while other test suites
 loaded the 2 cores (load average 11-15: indicative only): codec on 6.69 orders/s, off
 8.01/s, bare baseline 4.49/s: ratio 1.49 on, 1.78 off; worker CPU 76 vs 70 ms per order.
@@ -45,7 +45,7 @@ run alternately with today's (--skip-baseline, 800 orders): 37-39 -> 29-32 ms of
 CPU per order, 22.3-23.4 -> 26.2-28.7 orders/s; its full run this morning: 0.89. What did it:
 
 * the per-payload trips into the sandbox are gone (`ContextFreeRunner` in
-  activities/runtime.py): ~35 `exec`s per order, ~10% of the worker's CPU (py-spy);
+  runtime/worker.py): ~35 `exec`s per order, ~10% of the worker's CPU (py-spy);
 * one patch at the start instead of four along the way (each also cost the SDK's own
   TemporalChangeVersion upsert) and search attributes upserted once per pause: 12 upserts
   and 9 markers per clean order -> 2 and 1 (+ 3 local activities' markers);
@@ -189,14 +189,18 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
-    from activities.queries import load_reference
-    from activities.runtime import build_worker, configure_logging, data_converter, temporal_binary
     from models.db import make_engine, migrate, session_factory, transaction
-    from models.documents import OrderDocument
+    from models.documents import OrderDocument, workflow_id_for
     from models.payloads import OrderInput
+    from models.search import SEARCH_ATTRIBUTES
     from models.settings import Settings
     from models.tables import Order, Shipment, TimelineEntry, to_utc
-    from workflows.order import SEARCH_ATTRIBUTES, OrderWorkflow
+    from reads.queries import load_reference
+    from runtime.devserver import temporal_binary
+    from runtime.logs import configure_logging
+    from runtime.temporal import data_converter
+    from runtime.worker import build_worker
+    from workflows.order import OrderWorkflow
 
 TARGET_RATIO = 1.0
 START_CONCURRENCY = 64  # client calls in flight while submitting / signalling
@@ -275,7 +279,7 @@ async def play_warehouse(client: Any, factory: Any, expected: int, done: asyncio
 
     async def answer(order_id: str, n: int) -> None:
         async with semaphore:
-            handle = client.get_workflow_handle(f"order-{order_id}")
+            handle = client.get_workflow_handle(workflow_id_for(order_id))
             for name, payload in (
                 ("picked", {}),
                 ("packed", {"parcels": 1}),
@@ -328,7 +332,7 @@ async def run_orders(
             handle = await client.start_workflow(
                 OrderWorkflow.run,
                 OrderInput(order=doc, policy=policy, submitted_at=datetime.now(UTC)),
-                id=f"order-{doc.order_id}",
+                id=workflow_id_for(doc.order_id),
                 task_queue=settings.task_queue,
             )
         outcome = await handle.result()
@@ -478,7 +482,7 @@ async def run_phase(
                 (_cpu_seconds([p.pid for p in processes]) - worker_cpu) * 1000 / args.orders
             )
             sample = [
-                f"order-{prefix}-{n:05d}"
+                workflow_id_for(f"{prefix}-{n:05d}")
                 for n in range(0, args.orders, max(1, args.orders // args.sample))
             ][: args.sample]
             result["profile"] = await history_profile(client, sample)
@@ -517,7 +521,7 @@ async def wait_for_pollers(client: Any, task_queue: str, count: int, timeout: fl
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    from activities.codec import new_key
+    from runtime.codec import new_key
 
     configure_logging(Settings(log_level="WARNING"))
     codec_keys = new_key().text()  # made for this run
@@ -634,10 +638,10 @@ async def serve_baseline(target: str, task_queue: str) -> None:
 
 def serve_oms_plain() -> None:
     """`worker.py` with the plain converter instead of the codec's: the "codec off" figure only."""
-    import activities.runtime
+    import runtime.temporal
     import worker
 
-    activities.runtime.data_converter = lambda settings: pydantic_data_converter  # type: ignore[assignment]
+    runtime.temporal.data_converter = lambda settings: pydantic_data_converter  # type: ignore[assignment]
     worker.main([])
 
 

@@ -50,12 +50,14 @@ import embedded  # noqa: E402  (benchmarks/ is not a package)
 import throughput  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from activities.runtime import DevServer, configure_logging, connect, free_dev_server_port  # noqa: E402
 from models.db import make_engine, migrate, session_factory, transaction  # noqa: E402
-from models.documents import OrderDocument  # noqa: E402
+from models.documents import OrderDocument, workflow_id_for  # noqa: E402
 from models.payloads import OrderSnapshot  # noqa: E402
 from models.settings import Settings  # noqa: E402
 from models.tables import ContactLog, Order, to_utc  # noqa: E402
+from runtime.devserver import DevServer, free_dev_server_port  # noqa: E402
+from runtime.logs import configure_logging  # noqa: E402
+from runtime.temporal import connect  # noqa: E402
 
 SLA_SECONDS = 15 * 60  # a reminder due goes out within 15 minutes (the default interval: 4 h)
 SHORT_SKU = "TEA-LONGJING-250G"  # no stock loaded: its orders wait for a restock
@@ -163,8 +165,8 @@ def sticky_cache(metrics_address: str) -> float:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    from activities.codec import new_key
     from models.settings import Policy
+    from runtime.codec import new_key
 
     configure_logging(Settings(log_level="WARNING"))
     codec_keys = new_key().text()
@@ -234,7 +236,7 @@ async def main_async(args: argparse.Namespace) -> int:
         worker = embedded.start_worker(settings, codec_keys, worker_env)
         await polling(client, settings.task_queue, worker)
         polling_s = time.monotonic() - started
-        state = await client.get_workflow_handle(f"order-{buyers[-1]}").query(
+        state = await client.get_workflow_handle(workflow_id_for(buyers[-1])).query(
             "state", result_type=OrderSnapshot
         )
         assert state.stage == "awaiting_buyer", state.stage

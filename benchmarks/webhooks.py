@@ -38,13 +38,8 @@ import httpx  # noqa: E402
 import structlog  # noqa: E402
 from temporalio.exceptions import ApplicationError  # noqa: E402
 
-from activities.webhooks import (  # noqa: E402
-    WebhookRetryable,
-    WebhookSender,
-    encode_event,
-    new_secret,
-)
-from tests.webhook_receiver import WebhookReceiver  # noqa: E402
+from outbox.webhooks import WebhookRetryable, WebhookSender, encode_event, new_secret
+from tests.harness.webhook_receiver import WebhookReceiver  # noqa: E402
 
 # Made for this run: the receiver knows the older one only, as during a rotation.
 NEW_SECRET, OLD_SECRET = new_secret(), new_secret()

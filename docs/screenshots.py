@@ -24,11 +24,12 @@ async def main() -> None:
     from playwright.async_api import async_playwright
     from temporalio.testing import WorkflowEnvironment
 
-    from activities.runtime import configure_logging, temporal_binary
+    from models.search import SEARCH_ATTRIBUTES
     from models.settings import Settings
-    from tests.codec_keys import converter  # the service's payload codec, as the tests run it
-    from tests.service_helpers import running_service
-    from workflows.order import SEARCH_ATTRIBUTES
+    from runtime.devserver import temporal_binary
+    from runtime.logs import configure_logging
+    from tests.harness.codec_keys import converter  # the service's codec, as the tests run it
+    from tests.harness.service import running_service
 
     configure_logging(Settings(log_level="WARNING"))
     env = await WorkflowEnvironment.start_local(

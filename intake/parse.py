@@ -7,7 +7,7 @@ often left out, a municipality written once (上海浦东新区…). `parse_repl
 - the phone (a mobile number, maybe written 138-1234-5678 or +86 138 1234 5678, or a landline
   with its area code) and a postal code (six digits standing alone, or after 邮编);
 - the divisions, top down against the same table as the address check
-  (`activities.addresses`: today's names, stems, short forms, former names): the province if
+  (`intake.divisions`: today's names, stems, short forms, former names): the province if
   written, else the city (or a municipality) it implies; the city; the district (a town or a
   street for the cities and units that have no county level);
 - the detail: what follows the divisions;
@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
-from activities.addresses import (
+from intake.divisions import (
     AREA,
     CITY,
     DIRECT,
@@ -293,7 +293,7 @@ def _compare_form(text: str) -> str:
 @lru_cache(maxsize=1)
 def _simplify() -> dict[int, str]:
     """Traditional → simplified characters, one for one (the address check's own table)."""
-    from activities.addresses import _table
+    from intake.divisions import _table
 
     return _table().simplify
 

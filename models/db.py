@@ -126,7 +126,10 @@ def transaction(factory: SessionFactory) -> Iterator[Session]:
         session.close()
 
 
-def is_postgres(engine: Engine) -> bool:
+def is_postgres(bind: Session | Engine) -> bool:
+    """PostgreSQL, where concurrent writers lock their rows (``SELECT ... FOR UPDATE``), rather
+    than SQLite, where ``BEGIN IMMEDIATE`` serialises them already."""
+    engine = bind.get_bind() if isinstance(bind, Session) else bind
     return engine.dialect.name == "postgresql"
 
 

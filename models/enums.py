@@ -110,6 +110,26 @@ class SignalName(StrEnum):
     DELIVERED = "delivered"
     CANCEL = "cancel"
     RESUME = "resume"
+    PARCEL_READY = "parcel_ready"  # the shipping desk: a held parcel got its carrier and waybill
+
+
+class Action(StrEnum):
+    """An operator's or the warehouse's action: the CLI's subcommand, the API's and the console's
+    action (SPEC §5.3, §5.6). What each takes and where it applies: `workflows.order.actions`."""
+
+    CONFIRM = "confirm"
+    PAY = "pay"
+    DECIDE = "decide"
+    APPROVE = "approve"
+    REJECT = "reject"
+    RESUME = "resume"
+    PICKED = "picked"
+    PACKED = "packed"
+    SHIPPED = "shipped"
+    PICK_EXCEPTION = "pick-exception"
+    DELIVERED = "delivered"
+    CANCEL = "cancel"
+    TRANSFER_ARRIVED = "transfer-arrived"
 
 
 class ShortagePolicy(StrEnum):

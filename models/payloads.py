@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from models.documents import OrderDocument
 from models.enums import Channel, ShortagePolicy
 from models.settings import Policy
-from models.types import AllocationPlan, CatalogEntry, Finding, TimelineEvent, Totals
+from models.types import AllocationPlan, Finding, TimelineEvent, Totals
 
 
 class _Signal(BaseModel):
@@ -191,11 +191,6 @@ class CheckInput(BaseModel):
     policy: Policy
 
 
-class CheckResult(BaseModel):
-    findings: list[Finding]
-    catalog: dict[str, CatalogEntry]
-
-
 class ContactInput(BaseModel):
     order: OrderDocument
     findings: list[Finding]
@@ -360,3 +355,30 @@ class RestockResult(BaseModel):
 
 class DeliverInput(BaseModel):
     event_id: str
+
+
+class CheckOrderInput(CheckInput):
+    """check_order's input.
+
+    `submitted_at`: on the first check, record the order in the same transaction.
+    `reserve`: when the findings clear the order for allocation (`clears_intake`),
+    reserve its stock right away, in the same step, under that input's key.
+    """
+
+    submitted_at: datetime | None = None
+    buyer_confirmed: bool = False
+    reserve: AllocateInput | None = None
+
+
+class ShipmentUpdatesInput(BaseModel):
+    """Warehouse events for update_shipments, in the order they are applied."""
+
+    updates: list[ShipmentUpdateInput]
+
+
+class CheckOutcome(BaseModel):
+    """The check's findings and the price review computed from the same catalog rows."""
+
+    findings: list[Finding]
+    review: ReviewResult | None = None  # None: the reviewing stage calls review_order itself
+    allocation: AllocateResult | None = None  # the reservation, when one was asked for and the check cleared

@@ -101,6 +101,31 @@ class PickPolicy(BaseModel):
     complete_on: Literal["shipped", "delivered"] = "shipped"
 
 
+class ShippingPolicy(BaseModel):
+    """The shipping desk (SPEC §3.10): where a parcel counts as shipped, the label size."""
+
+    # Whether each release gets its parcel, carrier and waybill (off: the warehouse's own WMS
+    # does labels and reports `shipped` itself).
+    desk: bool = True
+    ship_on: Literal["print", "verify", "weigh"] = "weigh"
+    label_size: Literal["76x130", "100x180"] = "76x130"
+
+
+class MergePolicy(BaseModel):
+    """Merged parcels (合单): orders to one receiver released within `window` share one."""
+
+    enabled: bool = True
+    window: timedelta = timedelta(minutes=30)
+
+
+class WeighPolicy(BaseModel):
+    """The weigh at the packing desk: expected = catalog weights + packaging, ± tolerance."""
+
+    tolerance: Decimal = Field(default=Decimal("0.10"), ge=0, le=1)
+    min_tolerance_g: int = Field(default=50, ge=0)
+    packaging_g: int = Field(default=0, ge=0)
+
+
 class Policy(BaseModel):
     """What an order workflow needs to know of the merchant's rules."""
 
@@ -116,6 +141,10 @@ class Policy(BaseModel):
     search_attributes: bool = True
     # Whether outbound events are pushed to a webhook (set from webhook_url).
     webhook_enabled: bool = False
+    # The shipping desk (issue 20): shipping.ship_on / label_size, merge.*, weigh.*.
+    shipping: ShippingPolicy = Field(default_factory=ShippingPolicy)
+    merge: MergePolicy = Field(default_factory=MergePolicy)
+    weigh: WeighPolicy = Field(default_factory=WeighPolicy)
 
 
 class Settings(BaseSettings):
@@ -145,7 +174,7 @@ class Settings(BaseSettings):
     webhook_secrets: SecretStr | None = None
     webhook_timeout: float = 10.0
     # Payload-codec keys, `id:base64key` pairs, newest first (OMS_CODEC_KEYS); unset: the
-    # embedded default key file under `home` (activities/codec.py). No key lives in code.
+    # embedded default key file under `home` (runtime/codec.py). No key lives in code.
     codec_keys: SecretStr | None = None
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: str = "INFO"

@@ -333,7 +333,7 @@ class CodecKeyCheck(SQLModel, table=True):
     """Each payload-codec key id this installation has used, with a fingerprint (never the key).
 
     A worker refuses to start with a key whose id is known here under another
-    fingerprint: the wrong key for that id (`activities.codec.check_ring`).
+    fingerprint: the wrong key for that id (`runtime.codec.check_ring`).
     """
 
     __tablename__ = "codec_key_checks"

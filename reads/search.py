@@ -11,28 +11,33 @@ by their primary key (EXISTS), or columns of the order's row.
 The buyer's name and the phone's last four digits are stored only as keyed hashes (HMAC-
 SHA256 under `OMS_SEARCH_KEY`, which has no default): without the key they are not indexed
 and cannot be searched. The index is written by the order's own writes
-(`activities.orders`: when the order is recorded, and at each stage change, which follows any
+(`activities.orders` and `orders.store`: when the order is recorded, and at each stage change, which follows any
 correction of the buyer's details and any shipment), and cleared of the hashes when the
 order's buyer data is purged.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, and_, delete, exists, literal, select, tuple_
+from sqlalchemy import DateTime, and_, exists, literal, select, tuple_
 
-from models.tables import Order, OrderFlag, OrderSearchKey, Shipment
-
-PREFIXES = range(4, 11)  # the order-id prefixes kept as keys (a longer prefix is checked on the row)
-PII_KINDS = ("name", "phone4")
+from models.tables import Order, OrderFlag, OrderSearchKey
+from privacy.search_keys import (  # noqa: F401  (the writer's names, re-exported)
+    PII_KINDS,
+    PREFIXES,
+    forget_buyer,
+    index_order,
+    keys_for,
+    name_hash,
+    phone4_hash,
+    province_key,
+    secret_of,
+)
 
 
 @dataclass(frozen=True)
@@ -46,96 +51,6 @@ class Filters:
 
 class SearchRefused(ValueError):
     """A search this caller may not make (by name or phone without the key or the right)."""
-
-
-# -------------------------------------------------------------------- keys
-
-
-def _digest(secret: bytes, kind: str, text: str) -> str:
-    return hmac.new(secret, f"{kind}:{text}".encode(), hashlib.sha256).hexdigest()[:40]
-
-
-def name_hash(secret: bytes, name: str) -> str | None:
-    folded = "".join(unicodedata.normalize("NFKC", name).split()).casefold()
-    return _digest(secret, "name", folded) if folded else None
-
-
-def phone4_hash(secret: bytes, phone: str) -> str | None:
-    digits = re.sub(r"\D", "", unicodedata.normalize("NFKC", phone))
-    return _digest(secret, "phone4", digits[-4:]) if len(digits) >= 4 else None
-
-
-def province_key(province: str) -> str:
-    from activities.addresses import key, stem
-
-    return stem(key(province))
-
-
-def keys_for(order_id: str, document: dict[str, Any], trackings: Iterable[str],
-             secret: bytes | None) -> set[tuple[str, str]]:
-    """Every (kind, value) the order can be found by."""
-    out: set[tuple[str, str]] = {("id", order_id)}
-    out.update(("idp", order_id[:n]) for n in PREFIXES if len(order_id) > n)
-    platform_id = document.get("platform_order_id")
-    if isinstance(platform_id, str) and platform_id and platform_id != order_id:
-        out.add(("id", platform_id[:128]))
-        out.update(("idp", platform_id[:n]) for n in PREFIXES if len(platform_id) > n)
-    if document.get("platform"):
-        out.add(("platform", str(document["platform"])[:128]))
-    for line in document.get("lines") or []:
-        if line.get("sku"):
-            out.add(("sku", str(line["sku"])[:128]))
-    for tracking in trackings:
-        if tracking:
-            out.add(("tracking", tracking[:128]))
-    province = (document.get("address") or {}).get("province")
-    if province:
-        out.add(("province", province_key(province)[:128]))
-    if secret:
-        buyer = document.get("buyer") or {}
-        if buyer.get("name"):
-            value = name_hash(secret, str(buyer["name"]))
-            if value:
-                out.add(("name", value))
-        if buyer.get("phone"):
-            value = phone4_hash(secret, str(buyer["phone"]))
-            if value:
-                out.add(("phone4", value))
-    return out
-
-
-def index_order(session: Any, order_id: str, document: dict[str, Any], created_at: datetime,
-                secret: bytes | None) -> None:
-    """Bring the order's keys up to date (rows added and removed; none rewritten)."""
-    trackings = session.execute(
-        select(Shipment.tracking_no).where(Shipment.order_id == order_id,
-                                           Shipment.tracking_no.is_not(None))  # type: ignore[union-attr]
-    ).scalars().all()
-    wanted = keys_for(order_id, document, trackings, secret)
-    table = OrderSearchKey.__table__
-    have = {(k, v) for k, v in session.execute(
-        select(table.c.kind, table.c.value).where(table.c.order_id == order_id)).all()
-        if secret or k not in PII_KINDS}  # without the key, the hashed keys are left alone
-    stale = have - wanted
-    if stale:
-        session.execute(delete(table).where(
-            table.c.order_id == order_id, tuple_(table.c.kind, table.c.value).in_(list(stale))))
-    new = wanted - have
-    if new:
-        session.execute(table.insert(), [
-            {"kind": k, "value": v, "created_at": created_at, "order_id": order_id} for k, v in new])
-
-
-def secret_of(settings: Any) -> bytes | None:
-    """The HMAC key from the settings (`OMS_SEARCH_KEY`), or None: no name / phone search."""
-    value = getattr(settings, "search_key", None)
-    return value.get_secret_value().encode() if value is not None else None
-
-
-def forget_buyer(session: Any, order_id: str) -> None:
-    """The buyer's hashed keys removed (the order's buyer data was purged)."""
-    table = OrderSearchKey.__table__
-    session.execute(delete(table).where(table.c.order_id == order_id, table.c.kind.in_(PII_KINDS)))
 
 
 # ----------------------------------------------------------------- reading
@@ -198,7 +113,7 @@ def search_orders(session: Any, *, q: str | None, filters: Filters, limit: int =
                   cursor: str | None = None, secret: bytes | None = None, pii: bool = True,
                   findings: bool = False) -> tuple[list[dict[str, Any]], str | None]:
     """One keyset page of the orders `q` finds, with the filters; the next page's cursor."""
-    from activities.queries import _LIST_COLUMNS, _iso, decode_cursor, encode_cursor
+    from reads.queries import _LIST_COLUMNS, _iso, decode_cursor, encode_cursor
 
     after = decode_cursor(cursor) if cursor else None
     columns: list[Any] = [*_LIST_COLUMNS, OrderSearchKey.__table__.c.created_at.label("key_at")]

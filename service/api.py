@@ -2,7 +2,7 @@
 transfers, the outbox; and, for admin keys, keys and reference data.
 
 Reads come from the database (read-only snapshots). Every action goes through
-`ops.actions` to the order workflow's Temporal update, so the answer is the workflow's:
+`commands.actions` to the order workflow's Temporal update, so the answer is the workflow's:
 200 with the order's new state, or 409 with its reason (and nothing written).
 """
 
@@ -15,13 +15,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
-from models.enums import Stage, WaitingFor
+from models.enums import Action, Stage, WaitingFor
 from service.deps import ApiError, Services, allow, forbid_unless, services
 from service.keys import Principal
 from service.schemas import (
-    FIELDS,
-    WAREHOUSE_ACTIONS,
-    Action,
     ActionAccepted,
     ActionBody,
     ActionRefused,
@@ -32,6 +29,7 @@ from service.schemas import (
     KeyMade,
     KeyOut,
     Loaded,
+    OrderAction,
     OrderOut,
     OrderPage,
     RestockBody,
@@ -39,6 +37,7 @@ from service.schemas import (
     StockRow,
     ValidationErrorBody,
 )
+from workflows.order.actions import ACTIONS, ORDER_ACTIONS, api_fields
 
 MAX_BATCH = 1000
 MAX_INTAKE_BYTES = 32 * 1024 * 1024  # 1000 documents of up to 32 kB each
@@ -93,7 +92,7 @@ async def submit_orders(
     """One result per document, in order: `started` (a new order workflow), `duplicate`
     (that order_id was submitted before, or earlier in this batch) or `rejected` with one
     error per bad field (nothing started). Sending the same batch again is safe."""
-    from ops.intake import answer_entries, start_answers
+    from commands.intake import answer_entries, start_answers
     from service.intake import load_batch
 
     svc = services(request)
@@ -149,7 +148,7 @@ def get_order(
     order_id: str = OrderIdPath,
     principal: Principal = Depends(allow("read_orders")),
 ) -> JSONResponse:
-    from activities.queries import order_status
+    from reads.queries import order_status
 
     status = services(request).read(order_status, order_id)
     if status is None:
@@ -178,10 +177,10 @@ def list_orders(
 ) -> JSONResponse:
     """`next_cursor` is null on the last page; pass it back as `cursor` with the same filters.
     Every order is on exactly one page, also while new orders arrive."""
-    from activities.queries import BadCursor, page_orders
+    from reads.queries import BadCursor, page_orders
 
-    if q or platform or province:  # issue 21: the search index (service/desk.py)
-        from service.desk import search_page
+    if q or platform or province:  # issue 21: the search index (service/search_box.py)
+        from service.search_box import search_page
 
         return search_page(request, principal, q=q, platform=platform, province=province,
                            stage=stage.value if stage else None,
@@ -207,7 +206,7 @@ def get_stock(
     sku: str | None = Query(None, min_length=1, max_length=64),
     principal: Principal = Depends(allow("read_stock")),
 ) -> JSONResponse:
-    from activities.queries import stock_rows
+    from reads.queries import stock_rows
 
     return JSONResponse(services(request).read(stock_rows, sku))
 
@@ -220,7 +219,7 @@ def get_events(
     cursor: str | None = Query(None, min_length=1, max_length=400),
     principal: Principal = Depends(allow("read_events")),
 ) -> JSONResponse:
-    from activities.queries import BadCursor, page_events
+    from reads.queries import BadCursor, page_events
 
     try:
         events, next_cursor = services(request).read(
@@ -233,7 +232,7 @@ def get_events(
 
 # ------------------------------------------------------------------ actions
 
-_ACTION_DOC = "\n".join(f"- `{a.value}`: {', '.join(sorted(FIELDS[a]))}" for a in Action)
+_ACTION_DOC = "\n".join(f"- `{a.name}`: {', '.join(sorted(api_fields(a)))}" for a in ORDER_ACTIONS)
 
 
 @router.post(
@@ -249,23 +248,24 @@ _ACTION_DOC = "\n".join(f"- `{a.value}`: {', '.join(sorted(FIELDS[a]))}" for a i
 async def order_action(
     request: Request,
     order_id: str = OrderIdPath,
-    action: Action = Path(description="the action"),
+    action: OrderAction = Path(description="the action"),
     body: ActionBody | None = Body(None),
     principal: Principal = Depends(allow("read_orders")),
 ) -> JSONResponse:
-    forbid_unless(principal, "warehouse_action" if action in WAREHOUSE_ACTIONS else "operator_action")
-    payload, errors = (body or ActionBody()).for_action(action)
+    spec = ACTIONS[Action(action.value)]
+    forbid_unless(principal, "warehouse_action" if spec.warehouse else "operator_action")
+    payload, errors = (body or ActionBody()).for_action(spec)
     if errors:
         raise _bad_body(errors)
-    answer = await run_action(services(request), order_id, action.value, payload, principal)
+    answer = await run_action(services(request), order_id, spec.name, payload, principal)
     return answer_response(answer)
 
 
 async def run_action(
     svc: Services, order_id: str, action: str, payload: dict[str, Any], principal: Principal
 ) -> Any:
-    """`ops.actions.act` with its exceptions turned into answers (404 / 422 / 503)."""
-    from ops import actions
+    """`commands.actions.act` with its exceptions turned into answers (404 / 422 / 503)."""
+    from commands import actions
 
     try:
         answer = await actions.act(svc.client, order_id, action, payload, by=principal.name)
@@ -306,7 +306,7 @@ def _bad_body(errors: list[dict[str, Any]]) -> ApiError:
 async def restock(
     request: Request, body: RestockBody, principal: Principal = Depends(allow("restock"))
 ) -> JSONResponse:
-    from ops import actions
+    from commands import actions
 
     svc = services(request)
     try:
@@ -335,7 +335,7 @@ async def transfer_arrived(
     transfer_id: str = Path(min_length=1, max_length=200),
     principal: Principal = Depends(allow("transfer")),
 ) -> JSONResponse:
-    from ops import actions
+    from commands import actions
 
     svc = services(request)
     try:
@@ -417,8 +417,8 @@ async def load_reference(
     kind: str = Path(pattern="^(catalog|warehouses|stock)$"),
     principal: Principal = Depends(allow("reference")),
 ) -> JSONResponse:
-    from activities.ledger import LedgerError
-    from activities.queries import load_reference as load
+    from inventory.ledger import LedgerError
+    from reads.queries import load_reference as load
     from service.intake import load_json
 
     items = load_json(await read_body(request, MAX_INTAKE_BYTES))

@@ -1,6 +1,6 @@
 """The ASGI app: `create_app(settings)`.
 
-The lifespan makes the process's one Temporal client (`activities.runtime.connect`, so the
+The lifespan makes the process's one Temporal client (`runtime.temporal.connect`, so the
 payload codec is the workers') and its database engines (`models.db`, shared with the
 activities); routes reach them through `request.app.state.oms`. Errors are always
 ``{"error": "<sentence>", ...}``: a malformed request is a 4xx that names the field, and an
@@ -57,7 +57,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from activities.runtime import connect
+        from runtime.temporal import connect
 
         engine = make_engine(settings.db_url)
         read_engine = make_engine(settings.db_url, read_only=True)
@@ -103,6 +103,11 @@ def create_app(
     app.include_router(console.router)
     app.include_router(desk.api)  # issue 21: bulk actions, paste-to-fill
     app.include_router(desk.pages)
+    from service import pack as shipping_console
+    from service import shipping as shipping_api
+
+    app.include_router(shipping_api.router)
+    app.include_router(shipping_console.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _add_system_routes(app)
     _add_error_handlers(app)

@@ -3,7 +3,7 @@
 Sign-in takes a `clerk` or `admin` key once; the session cookie (signed, HTTP-only) then
 holds the key's name and hash, never the key, and every page checks that the key is still
 active, so revoking a key ends its sessions at once. Every form carries the session's CSRF
-token. Forms post the API's field names and act through the same `ops.actions` calls as
+token. Forms post the API's field names and act through the same `commands.actions` calls as
 the API; the page then shows the workflow's answer (accepted with the new state, or refused
 with its reason). Pages work without JavaScript; with htmx a form swaps only the order.
 """
@@ -24,11 +24,13 @@ from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescap
 from markupsafe import Markup
 from pydantic import ValidationError
 
-from models.enums import Flag, Stage, WaitingFor
-from service import localtime, timeline
+from models.enums import Action, Flag, WaitingFor
+from reads import localtime
+from service import timeline
 from service.deps import ApiError, services
 from service.keys import Principal, find_by_name, find_key
-from service.schemas import Action, ActionBody, RestockBody
+from service.schemas import ActionBody, RestockBody
+from workflows.order.actions import ACTIONS, ORDER_ACTIONS, offered
 
 router = APIRouter(include_in_schema=False)
 HERE = Path(__file__).resolve().parent
@@ -64,42 +66,6 @@ STAGE_ZH = {
 OVERDUE_FLAGS = {"pick_overdue", "pick_escalated", "approval_overdue", "buyer_timeout",
                  "payment_timeout", "backorder_timeout", "transfer_timeout", "step_failed"}
 
-ACTION_LABELS = {
-    "confirm": ("确认更正", "Confirm correction"),
-    "pay": ("登记付款", "Record payment"),
-    "decide": ("缺货处理", "Shortage decision"),
-    "approve": ("批准", "Approve"),
-    "reject": ("驳回", "Reject"),
-    "cancel": ("取消订单", "Cancel order"),
-    "resume": ("恢复处理", "Resume"),
-    "picked": ("已拣货", "Picked"),
-    "packed": ("已打包", "Packed"),
-    "shipped": ("已发货", "Shipped"),
-    "pick-exception": ("拣货异常", "Pick exception"),
-    "delivered": ("已签收", "Delivered"),
-}
-
-_PREPARING = ["received", "checking", "allocating", "reviewing"]
-
-
-def actions_for(status: dict[str, Any]) -> list[str]:
-    """The actions the order's stage allows (the workflow's update validator still decides)."""
-    stage = status["stage"]
-    by_stage: dict[str, list[str]] = {
-        "awaiting_buyer": ["confirm", "cancel"],
-        "awaiting_payment": ["pay", "cancel"],
-        "backordered": ["decide", "cancel"],
-        "awaiting_transfer": ["decide", "cancel"],
-        "awaiting_approval": ["approve", "reject", "cancel"],
-        "released": ["picked", "packed", "shipped", "pick-exception", "cancel"],
-        "picking": ["picked", "packed", "shipped", "pick-exception", "cancel"],
-        "packed": ["picked", "packed", "shipped", "pick-exception", "cancel"],
-        "shipped": ["delivered"],
-        "on_hold": ["resume", "cancel"],
-        **{s: ["cancel"] for s in _PREPARING},
-    }
-    return by_stage.get(stage, [])
-
 
 # ------------------------------------------------------------------ helpers
 
@@ -134,7 +100,6 @@ def short_time(context: Any, value: str | None) -> str:
 env.filters["age"] = age
 env.filters["short_time"] = short_time
 env.globals["STAGE_ZH"] = STAGE_ZH
-env.globals["ACTION_LABELS"] = ACTION_LABELS
 env.globals["OVERDUE_FLAGS"] = OVERDUE_FLAGS
 env.globals["COUNT_CAP"] = COUNT_CAP
 env.globals["FLAG_CHOICES"] = [str(f) for f in Flag]
@@ -263,8 +228,8 @@ async def queue(request: Request, tab: str | None = None, cursor: str | None = N
     principal = await run_in_threadpool(signed_in, request)
     if principal is None:
         return to_login(request)
-    from activities.queries import BadCursor, page_orders, waiting_counts
-    from service.desk import console_search
+    from reads.queries import BadCursor, page_orders, waiting_counts
+    from service.search_box import console_search
 
     svc = services(request)
     counts = await run_in_threadpool(svc.read, waiting_counts, cap=COUNT_CAP)
@@ -298,7 +263,7 @@ async def queue(request: Request, tab: str | None = None, cursor: str | None = N
 
 
 def _add_waiting_stock(session: Any, rows: list[dict[str, Any]]) -> None:
-    from activities.queries import add_waiting_skus
+    from reads.queries import add_waiting_skus
 
     add_waiting_skus(session, rows)
 
@@ -307,9 +272,9 @@ def _add_waiting_stock(session: Any, rows: list[dict[str, Any]]) -> None:
 
 
 def _order_context(svc: Any, order_id: str) -> dict[str, Any] | None:
-    from activities.messages import mask_phone
-    from activities.queries import order_status
     from models.tables import Order
+    from privacy.mask import mask_phone
+    from reads.queries import order_status
 
     def read(session: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         status = order_status(session, order_id)
@@ -347,7 +312,7 @@ async def order_page(request: Request, principal: Principal, order_id: str,
     open_shipments = [s for s in status["shipments"] if s["status"] not in ("shipped", "cancelled")]
     return render(
         request, "order.html", status_code=status_code, principal=principal, page="order",
-        s=status, ctx=context, answer=answer, actions=actions_for(status),
+        s=status, ctx=context, answer=answer, actions=offered(status["stage"]), arrival=ACTIONS[Action.TRANSFER_ARRIVED],
         open_shipments=open_shipments, carriers=svc.settings.policy.pick.carriers,
         transfers=[t for t in status.get("transfers", []) if t["status"] == "in_transit"],
         events=list(reversed(timeline.sentences(status["events"])))[:200], fill=fill or {},
@@ -362,23 +327,21 @@ async def order(request: Request, order_id: str) -> Response:
     return await order_page(request, principal, order_id)
 
 
-_INT_FIELDS = {"shipment", "parcels", "weight_g", "qty"}
-
-
-def form_body(form: dict[str, str]) -> tuple[dict[str, Any], list[dict[str, str]]]:
-    """A form's fields as the API's JSON body: blanks left out, numbers and checkboxes typed."""
+def form_body(form: dict[str, str], kinds: dict[str, str]) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """A form's fields as the API's JSON body: blanks left out, numbers and checkboxes typed by
+    their kind (an action's: `workflows.order.actions.Field.kind`)."""
     body: dict[str, Any] = {}
     errors = []
     for name, value in form.items():
         value = value.strip()
         if not value:
             continue
-        if name in _INT_FIELDS:
+        if kinds.get(name) in ("number", "shipment"):
             if not (value.isascii() and value.isdigit()):
                 errors.append({"field": name, "message": "must be a whole number"})
                 continue
             body[name] = int(value)
-        elif name == "parcel_locker":
+        elif kinds.get(name) == "checkbox":
             body[name] = value.lower() in ("true", "on", "1", "yes")
         else:
             body[name] = value
@@ -404,15 +367,14 @@ async def order_action(request: Request, order_id: str, action: str) -> Response
     from service.api import run_action
 
     form.pop("paste", None)  # the confirm form's paste box is the clerk's, not the order's
-    try:
-        act = Action(action)
-    except ValueError:
+    spec = next((a for a in ORDER_ACTIONS if a.name == action), None)
+    if spec is None:
         answer = {"action": action, "accepted": False, "reason": f"unknown action {action!r}"}
         return await order_page(request, principal, order_id, answer)
-    body, errors = form_body(form)
+    body, errors = form_body(form, spec.kinds)
     if not errors:
         try:
-            payload, errors = ActionBody.model_validate(body).for_action(act)
+            payload, errors = ActionBody.model_validate(body).for_action(spec)
         except ValidationError as exc:
             errors = _validation_errors(exc)
     if errors:
@@ -420,7 +382,7 @@ async def order_action(request: Request, order_id: str, action: str) -> Response
                   "reason": "; ".join(f"{e['field']}: {e['message']}" for e in errors)}
         return await order_page(request, principal, order_id, answer)
     try:
-        result = await run_action(services(request), order_id, act.value, payload, principal)
+        result = await run_action(services(request), order_id, spec.name, payload, principal)
         answer = {"action": action, "accepted": result.accepted, "reason": result.reason,
                   "order": result.order}
     except ApiError as exc:
@@ -439,24 +401,24 @@ async def transfer_arrived(request: Request, transfer_id: str) -> Response:
         return expired(request)
     from temporalio.service import RPCError
 
-    from ops import actions
+    from commands import actions
 
     svc = services(request)
     order_id = form.get("order_id") or ""
     try:
         result = await actions.transfer_arrived(svc.client, svc.factory, transfer_id)
-        answer = {"action": "transfer-arrived", "accepted": result.accepted,
+        answer = {"action": Action.TRANSFER_ARRIVED, "accepted": result.accepted,
                   "reason": result.reason, "order": result.order}
         if result.order and not order_id:
             order_id = str(result.order.get("order_id") or "")
     except actions.NotFound:
-        answer = {"action": "transfer-arrived", "accepted": False,
+        answer = {"action": Action.TRANSFER_ARRIVED, "accepted": False,
                   "reason": f"unknown transfer {transfer_id!r}"}
     except actions.BadBody as exc:
-        answer = {"action": "transfer-arrived", "accepted": False,
+        answer = {"action": Action.TRANSFER_ARRIVED, "accepted": False,
                   "reason": "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)}
     except RPCError as exc:
-        answer = {"action": "transfer-arrived", "accepted": False,
+        answer = {"action": Action.TRANSFER_ARRIVED, "accepted": False,
                   "reason": f"Temporal did not answer ({exc.message}); try again"}
     return await order_page(request, principal, order_id, answer)
 
@@ -467,8 +429,8 @@ async def transfer_arrived(request: Request, transfer_id: str) -> Response:
 def _stock_context(session: Any, sku: str | None) -> dict[str, Any]:
     from sqlalchemy import func, select
 
-    from activities.queries import stock_rows
     from models.tables import Backorder, CatalogRow, WarehouseRow
+    from reads.queries import stock_rows
 
     names = dict(session.execute(select(CatalogRow.sku, CatalogRow.name)).all())
     warehouses = session.execute(
@@ -510,10 +472,10 @@ async def restock(request: Request) -> Response:
         return expired(request)
     from temporalio.service import RPCError
 
-    from ops import actions
+    from commands import actions
 
     svc = services(request)
-    body, errors = form_body(form)
+    body, errors = form_body(form, {"qty": "number"})
     answer: dict[str, Any]
     if not errors:
         try:
@@ -547,7 +509,7 @@ async def report(request: Request) -> Response:
     principal = await run_in_threadpool(signed_in, request)
     if principal is None:
         return to_login(request)
-    from ops.report import _duration, build_summary, svg_bar_chart
+    from commands.report import _duration, build_summary, svg_bar_chart
 
     svc = services(request)
     summary = await run_in_threadpool(svc.read, build_summary, policy=svc.settings.policy)
@@ -575,6 +537,3 @@ async def report(request: Request) -> Response:
 def _rate_text(f: dict[str, Any]) -> str:
     return "—" if f.get("rate") is None else f"{f['rate'] * 100:.1f}%"
 
-
-def stage_options() -> list[str]:
-    return [str(s) for s in Stage]

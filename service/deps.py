@@ -17,11 +17,12 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 
 from models.db import SessionFactory, transaction
+from models.errors import OmsError
 from models.settings import Settings
 from service.keys import PERMISSIONS, Principal, find_key
 
 
-class ApiError(Exception):
+class ApiError(OmsError):
     """An answer other than 200: status, a sentence, and any extra fields of the error body."""
 
     def __init__(self, status: int, error: str, **extra: Any) -> None:

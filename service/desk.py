@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -24,9 +23,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from temporalio.service import RPCError
 
+from models.enums import Action
 from service.deps import ApiError, Services, allow, forbid_unless, services
 from service.keys import Principal
-from service.schemas import FIELDS, WAREHOUSE_ACTIONS, Action, ActionBody, ErrorBody
+from service.schemas import ActionBody, ErrorBody, OrderAction
+from workflows.order.actions import ACTIONS, ActionSpec, api_fields
 
 MAX_BULK = 500
 BULK_CONCURRENCY = 8  # updates in flight per bulk request (benchmarks/bulk.py: 32 slowed other orders 5x)
@@ -90,17 +91,17 @@ class ParsedAddress(BaseModel):
 # --------------------------------------------------------------------- bulk
 
 
-async def bulk_act(svc: Services, action: Action, order_ids: list[str], payload: dict[str, Any],
+async def bulk_act(svc: Services, action: ActionSpec, order_ids: list[str], payload: dict[str, Any],
                    principal: Principal) -> list[dict[str, Any]]:
     """Each order its own update, at most BULK_CONCURRENCY at once; the answers in order."""
-    from ops import actions
+    from commands import actions
 
     gate = asyncio.Semaphore(BULK_CONCURRENCY)
 
     async def one(order_id: str) -> dict[str, Any]:
         async with gate:
             try:
-                answer = await actions.act(svc.client, order_id, action.value, payload, by=principal.name)
+                answer = await actions.act(svc.client, order_id, action.name, payload, by=principal.name)
             except actions.UnknownOrder:
                 return {"order_id": order_id, "accepted": False, "reason": f"unknown order {order_id!r}",
                         "stage": None}
@@ -110,7 +111,7 @@ async def bulk_act(svc: Services, action: Action, order_ids: list[str], payload:
             except RPCError as exc:
                 return {"order_id": order_id, "accepted": False, "stage": None,
                         "reason": f"Temporal did not answer ({exc.message}); try this order again"}
-        svc.metrics.action(action.value, answer.accepted)
+        svc.metrics.action(action.name, answer.accepted)
         return {"order_id": order_id, "accepted": answer.accepted, "reason": answer.reason,
                 "stage": (answer.order or {}).get("stage")}
 
@@ -153,13 +154,14 @@ def _unprocessable(errors: list[dict[str, str]]) -> ApiError:
 )
 async def bulk_action(
     request: Request,
-    action: Action = Path(description="the action"),
+    action: OrderAction = Path(description="the action"),
     principal: Principal = Depends(allow("read_orders")),
 ) -> JSONResponse:
     """`{"order_ids": [...], ...the action's fields}` → one result per order, in order:
     `accepted` with the order's new `stage`, or refused with the workflow's `reason` (and its
     stage). One refusal never stops the others; nothing is applied twice."""
-    forbid_unless(principal, "warehouse_action" if action in WAREHOUSE_ACTIONS else "operator_action")
+    spec = ACTIONS[Action(action.value)]
+    forbid_unless(principal, "warehouse_action" if spec.warehouse else "operator_action")
     try:
         raw = await request.json()
     except ValueError as exc:
@@ -171,68 +173,11 @@ async def bulk_action(
     except ValidationError as exc:
         raise _unprocessable(_field_errors(exc)) from exc
     fields = ActionBody.model_validate(body.model_dump(exclude={"order_ids"}, exclude_none=True))
-    payload, errors = fields.for_action(action)
+    payload, errors = fields.for_action(spec)
     if errors:
         raise _unprocessable(errors)
-    results = await bulk_act(services(request), action, body.order_ids, payload, principal)
+    results = await bulk_act(services(request), spec, body.order_ids, payload, principal)
     return JSONResponse({"results": results})
-
-
-# ------------------------------------------------------------------ search
-
-
-def search_page(request: Request, principal: Principal, **how: Any) -> JSONResponse:
-    """`GET /v1/orders?q=…&platform=…&province=…` (with the list's filters), from the index."""
-    from activities.queries import BadCursor
-    from reads.search import Filters, looks_like_buyer, search_orders, secret_of
-
-    svc = services(request)
-    q = how.pop("q")
-    pii = principal.role != "platform"
-    if q and not pii and looks_like_buyer(q):
-        raise ApiError(403, "a platform key may not search by the buyer's name or phone", field="q")
-    filters = Filters(platform=how.pop("platform"), province=how.pop("province"),
-                      flag=how.pop("flag"), stage=how.pop("stage"),
-                      waiting_for=how.pop("waiting_for"))
-    try:
-        orders, next_cursor = svc.read(search_orders, q=q, filters=filters, secret=secret_of(svc.settings),
-                                       pii=pii, **how)
-    except BadCursor as exc:
-        raise ApiError(422, f"cursor: {exc}", field="cursor") from exc
-    return JSONResponse({"orders": orders, "next_cursor": next_cursor})
-
-
-@dataclass(frozen=True)
-class ConsoleSearch:
-    """The queue's search box and filters, as the page was asked for them."""
-
-    q: str = ""
-    platform: str = ""
-    province: str = ""
-    flag: str = ""
-
-    def page(self, svc: Services, limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
-        from activities.queries import page_orders
-        from reads.search import Filters, search_orders, secret_of
-
-        if not (self.q or self.platform or self.province):  # a flag alone: the list's own index
-            return svc.read(page_orders, flag=self.flag, limit=limit, cursor=cursor, findings=True)
-        filters = Filters(platform=self.platform or None, province=self.province or None,
-                          flag=self.flag or None)
-        return svc.read(search_orders, q=self.q or None, filters=filters, limit=limit,
-                        cursor=cursor, secret=secret_of(svc.settings), findings=True)
-
-    def query(self) -> str:
-        from urllib.parse import urlencode
-
-        return urlencode({k: v for k, v in asdict(self).items() if v})
-
-
-def console_search(request: Request) -> ConsoleSearch | None:
-    """The search of the queue's URL (`?q=&platform=&province=&flag=`), or None for the tabs."""
-    params = request.query_params
-    values = {k: (params.get(k) or "").strip()[:128] for k in ("q", "platform", "province", "flag")}
-    return ConsoleSearch(**values) if any(values.values()) else None
 
 
 # ------------------------------------------------------------------- parse
@@ -303,7 +248,7 @@ async def console_bulk(request: Request, action: str) -> Response:
     error = None
     results: list[dict[str, Any]] = []
     try:
-        act = Action(action)
+        act = ACTIONS[Action(action)]
         if action not in BULK_ACTIONS:
             raise ValueError(action)
     except ValueError:
@@ -314,7 +259,7 @@ async def console_bulk(request: Request, action: str) -> Response:
         elif len(order_ids) > MAX_BULK:
             error = f"at most {MAX_BULK} orders at once, not {len(order_ids)}"
         else:
-            fields = {k: v for k, v in fields.items() if k in FIELDS[act]}  # the bar has note and reason
+            fields = {k: v for k, v in fields.items() if k in api_fields(act)}  # the bar: note, reason
             try:
                 payload, errors = ActionBody.model_validate(fields).for_action(act)
             except ValidationError as exc:

@@ -1,4 +1,4 @@
-"""The HTTP intake's body: one order document or a JSON array of them, as `ops.intake` reads
+"""The HTTP intake's body: one order document or a JSON array of them, as `commands.intake` reads
 a file for the CLI's `submit`, so both paths take and refuse the same documents with the same
 messages. Errors come back as ``{"field", "message"}`` with the field named by its JSON path.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ops.intake import Entry, body_documents, no_json_constant
+from commands.intake import Entry, body_documents, no_json_constant
 from service.deps import ApiError
 
 

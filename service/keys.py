@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
+from models.errors import OmsError
 from models.tables import ApiKey, to_utc, utcnow
 
 ROLES = ("platform", "warehouse", "clerk", "admin")
@@ -44,7 +45,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 
-class KeyProblem(ValueError):
+class KeyProblem(OmsError, ValueError):
     """A key that cannot be made or revoked as asked (message for the operator)."""
 
 

@@ -5,7 +5,7 @@ is read from the database at each scrape, so every copy of the service reports t
 figures and none keeps a count of its own. What describes this process (API requests by
 route and status, their latency, intake results, action answers) is counted in-process,
 as Prometheus expects of per-instance series. The Temporal SDK's worker metrics are the
-worker's, on a port of their own (`OMS_SDK_METRICS_ADDRESS`, see `activities.runtime`).
+worker's, on a port of their own (`OMS_SDK_METRICS_ADDRESS`, see `runtime.temporal`).
 """
 
 from __future__ import annotations

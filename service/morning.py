@@ -48,7 +48,7 @@ MORNING: tuple[tuple[str, str, str, tuple[str, str, str, str], str, int, bool], 
 
 def morning_orders(run_id: str, settings: Settings) -> list[tuple[str, OrderDocument]]:
     """(what it waits for, the order) for each of the morning's orders, priced from the catalog."""
-    from activities.pricing import compute_totals
+    from pricing.rules import compute_totals
 
     catalog = {c["sku"]: c for c in json.loads((SAMPLE_DIR / "catalog.json").read_text("utf-8"))}
     out = []
@@ -79,7 +79,7 @@ def morning_orders(run_id: str, settings: Settings) -> list[tuple[str, OrderDocu
 
 async def leave_a_morning(client: Any, settings: Settings, run_id: str) -> Counter[str]:
     """Submit the morning's orders on `settings`' own (normal) policy; how many wait for what."""
-    from ops.intake import submit_one
+    from commands.intake import submit_one
 
     started: Counter[str] = Counter()
     for kind, doc in morning_orders(run_id, settings):

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from models.enums import Channel, ShortagePolicy
+from workflows.order.actions import ORDER_ACTIONS, ActionSpec, api_fields
 
 
 def _plain_text(value: str | None) -> str | None:
@@ -34,43 +35,8 @@ def _text(max_length: int, min_length: int = 0) -> Any:
     ]
 
 
-class Action(StrEnum):
-    CONFIRM = "confirm"
-    PAY = "pay"
-    DECIDE = "decide"
-    APPROVE = "approve"
-    REJECT = "reject"
-    CANCEL = "cancel"
-    RESUME = "resume"
-    PICKED = "picked"
-    PACKED = "packed"
-    SHIPPED = "shipped"
-    PICK_EXCEPTION = "pick-exception"
-    DELIVERED = "delivered"
-
-
-WAREHOUSE_ACTIONS = frozenset(
-    {Action.PICKED, Action.PACKED, Action.SHIPPED, Action.PICK_EXCEPTION, Action.DELIVERED}
-)
-_WAREHOUSE_FIELDS = frozenset({"shipment", "carrier", "tracking", "parcels", "weight_g"})
-
-FIELDS: dict[Action, frozenset[str]] = {
-    Action.CONFIRM: frozenset(
-        {"phone", "name", "province", "city", "district", "detail", "postal_code", "remarks",
-         "delivery_window", "parcel_locker", "note", "channel"}
-    ),
-    Action.PAY: frozenset({"amount", "txn", "method"}),
-    Action.DECIDE: frozenset({"decision", "note"}),
-    Action.APPROVE: frozenset({"note"}),
-    Action.REJECT: frozenset({"reason"}),
-    Action.CANCEL: frozenset({"reason"}),
-    Action.RESUME: frozenset({"note"}),
-    Action.PICKED: _WAREHOUSE_FIELDS,
-    Action.PACKED: _WAREHOUSE_FIELDS,
-    Action.SHIPPED: _WAREHOUSE_FIELDS,
-    Action.DELIVERED: _WAREHOUSE_FIELDS,
-    Action.PICK_EXCEPTION: frozenset({"shipment", "sku", "qty", "reason"}),
-}
+# The actions addressed to an order, as the API's path names them (from the registry).
+OrderAction = StrEnum("OrderAction", {a.name.name: a.name.value for a in ORDER_ACTIONS})
 
 
 class ActionBody(BaseModel):
@@ -111,13 +77,14 @@ class ActionBody(BaseModel):
     sku: _text(64, 1) | None = None
     qty: Annotated[StrictInt, Field(gt=0, le=100_000)] | None = None
 
-    def for_action(self, action: Action) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    def for_action(self, spec: ActionSpec) -> tuple[dict[str, Any], list[dict[str, str]]]:
         """The fields given (JSON-ready), and an error for each that this action does not take."""
         given = self.model_dump(mode="json", exclude_none=True)
+        takes = api_fields(spec)
         errors = [
-            {"field": name, "message": f"{action.value} does not take {name!r}; it takes "
-             + ", ".join(sorted(FIELDS[action]))}
-            for name in sorted(set(given) - FIELDS[action])
+            {"field": name, "message": f"{spec.name} does not take {name!r}; it takes "
+             + ", ".join(sorted(takes))}
+            for name in sorted(set(given) - takes)
         ]
         return given, errors
 

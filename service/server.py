@@ -21,13 +21,14 @@ from typing import Any
 import structlog
 import uvicorn
 
+from models.errors import OmsError
 from models.settings import Settings
 
 log = structlog.get_logger()
 SECRET_FILE = "session-secret"
 
 
-class ServiceError(Exception):
+class ServiceError(OmsError):
     """The service cannot start (message for the operator)."""
 
 

@@ -182,6 +182,18 @@ def sentence(e: dict[str, Any]) -> tuple[str, str]:
     if kind in ("step_failed", "undo_failed", "webhook_failed", "signal_failed"):
         what = e.get("step") or e.get("target") or ""
         return f"步骤失败 {what}：{e.get('error')}。", f"Step {kind} {what}: {e.get('error')}."
+    if kind == "parcel":  # the shipping desk: a carrier chosen and a waybill issued, or held
+        if e.get("hold"):
+            return (f"包裹 {e.get('shipment')} 暂缓出单：{e.get('reason') or e.get('hold')}。",
+                    f"Shipment {e.get('shipment')} held at the desk: {e.get('reason') or e.get('hold')}.")
+        return (f"包裹 {e.get('shipment')} 选定承运 {e.get('carrier')}，运单号 {e.get('waybill') or '—'}。",
+                f"Shipment {e.get('shipment')}: carrier {e.get('carrier')}, waybill {e.get('waybill') or '—'}.")
+    if kind == "parcel_failed":
+        return (f"包裹 {e.get('shipment')} 出单失败：{e.get('error')}。",
+                f"Shipment {e.get('shipment')}: no waybill ({e.get('error')}).")
+    if kind == "waybills_voided":
+        n = len(e.get("waybills") or [])
+        return f"作废 {n} 个运单号。", f"{n} waybill(s) voided."
     if kind == "step_retried":
         return f"重试步骤 {e.get('step')}。", f"Step {e.get('step')} retried."
     rest = ", ".join(f"{k} {v}" for k, v in e.items() if k not in ("at", "type"))

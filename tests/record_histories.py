@@ -6,7 +6,7 @@ Runs each path of an order (below) on a fresh dev server with search attributes
 registered, a real worker and a fresh SQLite database, the way the operator and the
 warehouse would drive it, and writes each finished history as
 `tests/histories/PREFIX-<path>.json`. Record a set before a change of the workflow's
-commands; `tests/test_replay_histories.py` replays every file there on today's code.
+commands; `tests/workflows/test_replay_histories.py` replays every file there on today's code.
 
 The run seals its payloads with the session's codec key, made for it and gone after it;
 the files are written decoded (sample data, no real buyer), so that any later run,
@@ -24,11 +24,13 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from tests.codec_keys import converter
+from models.search import SEARCH_ATTRIBUTES
 from tests.conftest import binary
-from tests.flow_helpers import HOT, Flow, load_sample, make_order, running_flow
-from tests.payload_walk import decode_all
-from workflows.order import SEARCH_ATTRIBUTES
+from tests.harness.codec_keys import converter
+from tests.harness.documents import HOT, make_order
+from tests.harness.flow import Flow, running_flow
+from tests.harness.payload_walk import decode_all
+from tests.harness.reference import load_sample
 
 HERE = Path(__file__).resolve().parent / "histories"
 SHIRT = "TSHIRT-RED-M"

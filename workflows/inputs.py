@@ -18,6 +18,8 @@ from temporalio import workflow
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
+from models.errors import ErrorType, application_error
+
 M = TypeVar("M", bound=BaseModel)
 MAX_PROBLEMS = 5
 
@@ -41,8 +43,6 @@ def decode_input(raw: RawValue | None, model: type[M]) -> M:
 def invalid(model: type[BaseModel], problems: list[str]) -> ApplicationError:
     shown = [p[:200] for p in problems[:MAX_PROBLEMS]]
     more = f" (and {len(problems) - MAX_PROBLEMS} more)" if len(problems) > MAX_PROBLEMS else ""
-    return ApplicationError(
-        f"the input is not a valid {model.__name__}: " + "; ".join(shown) + more,
-        type="InvalidInput",
-        non_retryable=True,
+    return application_error(
+        ErrorType.INVALID_INPUT, f"the input is not a valid {model.__name__}: " + "; ".join(shown) + more
     )

@@ -1,14 +1,14 @@
 """console: the search index of orders (issue 21)
 
 Revision ID: 0006_console
-Revises: 0003 (the lead chains the migrations of the helpers at merge)
+Revises: 0005_shipping (chained after shipping, as /work/COORD.md asks)
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = "0006_console"
-down_revision = "0003"
+down_revision = "0005_shipping"
 branch_labels = None
 depends_on = None
 

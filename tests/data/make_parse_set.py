@@ -2,7 +2,7 @@
 
 `python -m tests.data.make_parse_set [--count N] [--seed S]` writes N replies (default 1,200),
 the same file for the same seed. Each is drawn from today's division list
-(`activities.addresses.current_triples`, mainland: the county level, statistical areas, the
+(`intake.addresses.current_triples`, mainland: the county level, statistical areas, the
 towns of the cities and units with no county level) with a made-up name, mobile number and
 street detail, and written in one of ten shapes buyers use:
 
@@ -32,7 +32,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from activities.addresses import current_triples, divisions, stem
+from intake.addresses import current_triples
+from intake.divisions import divisions, stem
 
 OUT = Path(__file__).resolve().parent / "parse_set.jsonl"
 SHAPES = ("spaced", "labelled", "address_first", "lines", "glued", "no_province",

@@ -1,7 +1,6 @@
 """The order workflow, by stage (see `workflow.py` for the map)."""
 
 from workflows.order.steps import DB_TIMEOUT, RETRY_DB
-from workflows.order.visibility import SEARCH_ATTRIBUTES
 from workflows.order.workflow import OrderWorkflow
 
-__all__ = ["DB_TIMEOUT", "RETRY_DB", "SEARCH_ATTRIBUTES", "OrderWorkflow"]
+__all__ = ["DB_TIMEOUT", "RETRY_DB", "OrderWorkflow"]

@@ -40,6 +40,8 @@ with workflow.unsafe.imports_passed_through():
         TransferArrived,
         WarehouseEvent,
     )
+    from privacy.mask import mask_correction
+    from shipping.payloads import ParcelReady
     from workflows.order.state import CLOSED_SHIPMENT, OrderState
 
 _WAREHOUSE_STAGES = {Stage.RELEASED, Stage.PICKING, Stage.PACKED}
@@ -188,6 +190,19 @@ def _apply_warehouse(kind: str) -> Apply:
     return apply
 
 
+# The shipping desk's holds, cleared once the parcel has its carrier and waybill.
+DESK_HOLDS = ("no_carrier", "waybill_pool_empty", "parcel_failed")
+
+
+def _refuse_parcel_ready(s: OrderState, _: ParcelReady) -> str | None:
+    return None if s.open_shipments() else f"{_where(s)}: no open shipment"
+
+
+def _apply_parcel_ready(s: OrderState, _: ParcelReady) -> None:
+    for flag in DESK_HOLDS:
+        s.drop_flag(flag)
+
+
 def _apply_delivered(s: OrderState, _: Delivered) -> None:
     s.inbox.delivered = True
 
@@ -213,6 +228,7 @@ MESSAGES: dict[str, Message] = {
         Message(SignalName.DELIVERED, "delivered", Delivered, _refuse_delivered, _apply_delivered),
         Message(SignalName.CANCEL, "cancel", Cancel, _refuse_cancel, _set("cancel")),
         Message(SignalName.RESUME, "resume", Resume, _refuse_resume, _set("resume")),
+        Message(SignalName.PARCEL_READY, None, ParcelReady, _refuse_parcel_ready, _apply_parcel_ready),
     )
 }
 BY_UPDATE: dict[str, Message] = {m.update: m for m in MESSAGES.values() if m.update}
@@ -244,12 +260,8 @@ def nothing_to_confirm(s: OrderState, m: BuyerConfirmed) -> str | None:
 def update_refusal(s: OrderState, update: str, payload: Any) -> str | None:
     """Refusals of the update path only (its validator; a refused update writes nothing).
     The signal path keeps its recorded behaviour, so older histories replay unchanged."""
-    if update == "confirm" and isinstance(payload, dict):
-        try:
-            parsed = BuyerConfirmed.model_validate(payload)
-        except ValidationError:
-            return None  # named by `validate`
-        return nothing_to_confirm(s, parsed)
+    if update == "confirm" and isinstance(payload, BuyerConfirmed):
+        return nothing_to_confirm(s, payload)
     return None
 
 
@@ -282,15 +294,8 @@ def accept(s: OrderState, message: Message, parsed: Any, **how: Any) -> None:
     """Record the message in the timeline (PII masked) and hand it to the stage that takes it."""
     data = parsed.model_dump(mode="json", exclude_none=True)
     if message.signal == SignalName.BUYER_CONFIRMED:
-        data = {k: (mask(v) if k in ("phone", "detail") else v) for k, v in data.items()}
+        data = {k: (mask_correction(v) if k in ("phone", "detail") else v) for k, v in data.items()}
     s.log("signal", signal=message.signal, **data, **how)
     message.apply(s, parsed)
     s.touch()
 
-
-def mask(value: Any) -> Any:
-    """The middle of a phone number or an address detail starred out (for the timeline)."""
-    if not isinstance(value, str) or len(value) < 4:
-        return value
-    keep = max(1, len(value) // 4)
-    return value[:keep] + "*" * (len(value) - 2 * keep) + value[-keep:]

@@ -10,12 +10,19 @@ an operator's query), replay resolves the activity inside the earlier task, befo
 server's record of the patch is known, takes the old branch and fails on the marker
 (seen on `release-writes-state`; `tests/histories/split-after-check-cancelled.json`).
 
-Drop a guard (and the old branch it keeps) once no order older than it is running:
-orders live for days, at most `backorder_deadline` / `timeout` plus a hold, so about a
-month after the date given here, checked with
-`temporal workflow count --query 'ExecutionStatus="Running" AND StartTime < "<date>"'`.
-`tests/histories/` keeps histories recorded before each change; they must go on
-replaying until the guard goes (then delete them with it).
+A guard is retired only by the SDK's procedure, in two steps, each a deploy:
+
+1. once no order started before the change is running (orders live for days, at most
+   `backorder_deadline` / `timeout` plus a hold, so about a month after the date given here,
+   checked with `temporal workflow count --query 'ExecutionStatus="Running" AND StartTime <
+   "<date>"'`): `workflow.patched(id)` becomes `workflow.deprecate_patch(id)` and the old
+   branch goes. Histories recorded before the change are deleted from `tests/histories/` in
+   the same commit, which names the guard they alone needed; every other history must go on
+   replaying;
+2. once no order that ran step 1's code is running (the same query, with step 1's date):
+   the `deprecate_patch` call goes too.
+
+None is due yet (2026-12-05): the oldest guards date from 2026-11-29.
 """
 
 from __future__ import annotations
@@ -38,6 +45,10 @@ FLOW_2026_11_30 = "order-flow-2026-11-30"
 # from a Temporal cancellation.
 FLOW_2026_12_01 = "order-flow-2026-12-01"
 
+# 2026-12-05, first activation: the shipping desk (issue 20): after the release, each new
+# shipment's parcel, carrier and waybill (`stages.desk`), the waybills' undo pushed first.
+SHIPPING_DESK = "order-shipping-desk-2026-12-05"
+
 
 class Patches:
     """What the order's history says about the changes above, decided once at its start."""
@@ -45,12 +56,14 @@ class Patches:
     def __init__(self) -> None:
         self.flow_12_01 = False  # started on the code of 2026-12-01 or later
         self.flow_11_30 = False  # started on the code of 2026-11-30 or later
+        self.desk = False  # started on the shipping desk's code (2026-12-05) or later
 
     def decide(self) -> None:
         """Called first thing in `run`. A new order marks only the newest flow, which implies
         the older ones; an order started earlier finds its own marker (or none) instead."""
         self.flow_12_01 = workflow.patched(FLOW_2026_12_01)
         self.flow_11_30 = self.flow_12_01 or workflow.patched(FLOW_2026_11_30)
+        self.desk = self.flow_12_01 and workflow.patched(SHIPPING_DESK)
 
     def uses(self, patch_id: str) -> bool:
         """A 2026-11-29 change: in for any order started on the flow of 11-30 or later; for

@@ -24,8 +24,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.orders import OrderActivities
-    from activities.outbox import jsonable
     from models.enums import Flag
+    from models.jsonable import jsonable
     from models.payloads import PersistInput, ShipmentUpdateInput
     from models.types import TimelineEvent
     from workflows.order import patches

@@ -4,7 +4,7 @@
   for as long as the database needs to come back. Business refusals are non-retryable
   `ApplicationError`s with a `type`.
 * A step that fails for good (bad data that no retry can fix) puts the order on hold for an
-  operator (`holds.hold_failed_step`), never a failed workflow: `resume` runs it again,
+  operator (`Waits.hold_failed_step`), never a failed workflow: `resume` runs it again,
   `cancel` cancels. Callers that handle a failure themselves say `hold=False`.
 * Idempotency keys and event ids (`key`) come from the order id and a counter of the main
   flow only, so every replay and retry asks for the same keys.
@@ -25,9 +25,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.orders import OrderActivities
     from activities.outbox import OutboxActivities
-    from activities.webhooks import RETRY_HTTP
     from models.enums import Flag
+    from models.errors import BAD_DATA_TYPES, ErrorType
     from models.payloads import DeliverInput, EmitInput, RecordOrderInput
+    from outbox.policy import RETRY_HTTP
 
 if TYPE_CHECKING:
     from workflows.order.persistence import Persistence
@@ -36,29 +37,13 @@ if TYPE_CHECKING:
 # Short database steps: retried quickly and for long (the database may be restarting, a row
 # locked, a race lost); business errors are non-retryable ApplicationErrors. The order
 # activities raise bad data non-retryable themselves (`activities.orders.no_retry_on_bad_data`);
-# the error types of bad data are listed here too, so that no step of any activity class is
+# the error types of bad data (`models.errors.BAD_DATA_TYPES`) are listed here too, so that no step of any activity class is
 # retried forever on it (a type matches by its exact name).
-BAD_DATA_TYPES = [
-    "InvalidDocument",
-    "ValueError",
-    "TypeError",
-    "OverflowError",
-    "ZeroDivisionError",
-    "InvalidOperation",
-    "KeyError",
-    "IndexError",
-    "UnicodeEncodeError",
-    "UnicodeDecodeError",
-    "JSONDecodeError",
-    "ValidationError",
-    "PydanticSerializationError",
-    "DataError",
-]
 RETRY_DB = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=["LedgerError", "UnknownEvent", *BAD_DATA_TYPES],
+    non_retryable_error_types=[ErrorType.LEDGER.value, ErrorType.UNKNOWN_EVENT.value, *BAD_DATA_TYPES],
 )
 DB_TIMEOUT = timedelta(seconds=30)
 
@@ -71,7 +56,7 @@ class Steps:
     def __init__(self, state: OrderState) -> None:
         self.state = state
         self.persistence: Persistence  # wired by the workflow
-        self.hold_failed: Callable[[str, str], Awaitable[None]]  # wired: `holds.hold_failed_step`
+        self.hold_failed: Callable[[str, str], Awaitable[None]]  # wired: `Waits.hold_failed_step`
         self.ops = 0  # the main flow's key counter
         self.deliveries: list[Any] = []
 

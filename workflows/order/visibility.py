@@ -12,19 +12,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
+
+with workflow.unsafe.imports_passed_through():
+    from models.search import (
+        SA_FLAGS,
+        SA_PLATFORM,
+        SA_SKUS,
+        SA_STAGE,
+        SA_TOTAL,
+        SA_WAITING,
+        SA_WAREHOUSE,
+    )
 
 if TYPE_CHECKING:
     from workflows.order.state import OrderState
-
-SA_STAGE = SearchAttributeKey.for_keyword("OrderStage")
-SA_WAITING = SearchAttributeKey.for_keyword("WaitingFor")
-SA_FLAGS = SearchAttributeKey.for_keyword_list("OrderFlags")
-SA_SKUS = SearchAttributeKey.for_keyword_list("OrderSkus")
-SA_WAREHOUSE = SearchAttributeKey.for_keyword("Warehouse")
-SA_TOTAL = SearchAttributeKey.for_float("OrderTotal")
-SA_PLATFORM = SearchAttributeKey.for_keyword("Platform")
-SEARCH_ATTRIBUTES = (SA_STAGE, SA_WAITING, SA_FLAGS, SA_SKUS, SA_WAREHOUSE, SA_TOTAL, SA_PLATFORM)
 
 
 class Visibility:

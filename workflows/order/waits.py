@@ -16,6 +16,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from models.enums import Flag, Stage, TimeoutAction, WaitingFor
+    from models.errors import OmsError
 
 if TYPE_CHECKING:
     from workflows.order.context import Order
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 A_YEAR = timedelta(days=365)
 
 
-class Cancelled(Exception):
+class Cancelled(OmsError):
     """The order is to be cancelled (by an operator, a policy or a reject), with this reason."""
 
     def __init__(self, reason: str) -> None:

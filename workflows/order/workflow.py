@@ -31,13 +31,16 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+
     from models.enums import SignalName, Stage
+    from models.errors import ErrorType, application_error
     from models.payloads import Cancel, OrderInput, OrderOutcome, OrderSnapshot
     from workflows.inputs import decode_input
     from workflows.order import messages
     from workflows.order.context import Order
     from workflows.order.stages import cancel as cancel_stage
-    from workflows.order.stages import fulfilment, intake, inventory, review
+    from workflows.order.stages import desk, fulfilment, intake, inventory, review
     from workflows.order.state import OrderState
     from workflows.order.waits import Cancelled
 
@@ -46,15 +49,20 @@ DELIVERY_WAIT = timedelta(days=60)
 
 
 def _action(name: str) -> Any:
-    """`@workflow.update(name=name)` with its validator, for one operator action of `messages`."""
+    """`@workflow.update(name=name)` with its validator, for one operator action of `messages`:
+    both take the action's payload model, as the registry names it (the SDK decodes the payload
+    into it, and refuses the update when it does not fit)."""
+    model = messages.BY_UPDATE[name].model
 
-    async def handler(self, payload: dict[str, Any]) -> OrderSnapshot:
+    async def handler(self: Any, payload: BaseModel) -> OrderSnapshot:
         return await self.apply_action(name, payload)
 
-    def validator(self, payload: dict[str, Any]) -> None:
+    def validator(self: Any, payload: BaseModel) -> None:
         self.judge_action(name, payload)
 
     handler.__name__ = handler.__qualname__ = name
+    handler.__annotations__ = {"payload": model, "return": OrderSnapshot}
+    validator.__annotations__ = {"payload": model, "return": None}
     update = workflow.update(name=name)(handler)
     update.validator(validator)
     return update
@@ -125,6 +133,7 @@ class OrderWorkflow:
                 await review.review(o)
             o.waits.raise_if_cancelled()  # never send a pick list for an order already cancelled
             released = await fulfilment.release(o)
+            await desk.prepare_parcels(o, released)
             await fulfilment.track_warehouse(o)
             if any(line.open_qty > 0 or line.backordered > 0 for line in s.lines):
                 continue
@@ -180,24 +189,23 @@ class OrderWorkflow:
     delivered = _action("delivered")
     transfer_arrived = _action("transfer_arrived")
 
-    def judge_action(self, name: str, payload: dict[str, Any]) -> None:
+    def judge_action(self, name: str, payload: BaseModel) -> None:
         """The validator of every action: refuse (nothing is written to the history) with the reason."""
-        why = self._busy() or messages.validate(self.o.state, messages.BY_UPDATE[name].signal, payload)[0]
+        why = self._busy() or messages.refusal(self.o.state, messages.BY_UPDATE[name], payload)
         why = why or messages.update_refusal(self.o.state, name, payload)
         if why:
-            raise ApplicationError(why, type="Refused", non_retryable=True)
+            raise application_error(ErrorType.REFUSED, why)
 
-    async def apply_action(self, name: str, payload: dict[str, Any]) -> OrderSnapshot:
+    async def apply_action(self, name: str, payload: BaseModel) -> OrderSnapshot:
         """Apply an accepted action and answer, once the order has settled, with its new state."""
         s, message = self.o.state, messages.BY_UPDATE[name]
-        parsed = message.model.model_validate(payload)
         # Judged again: another action accepted in the same activation may have come first.
-        why = self._busy() or messages.refusal(s, message, parsed)
+        why = self._busy() or messages.refusal(s, message, payload)
         if why:
-            raise ApplicationError(why, type="Refused", non_retryable=True)
+            raise application_error(ErrorType.REFUSED, why)
         self.applying = name
         try:
-            messages.accept(s, message, parsed, via="update")
+            messages.accept(s, message, payload, via="update")
             await workflow.wait_condition(self._settled)
         finally:
             self.applying = None

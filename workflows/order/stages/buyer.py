@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from models.enums import Channel, Flag, Stage, WaitingFor
     from models.payloads import ContactInput
     from models.types import Finding
-    from workflows.order.messages import mask
+    from privacy.mask import mask_correction
 
 if TYPE_CHECKING:
     from workflows.order.context import Order
@@ -113,6 +113,7 @@ def apply_confirmations(o: Order) -> None:
 
 
 def _masked(change: dict[str, Any]) -> dict[str, Any]:
+    """A correction as the timeline keeps it: a phone or address detail masked (`privacy.mask`)."""
     if change["field"] in ("buyer.phone", "address.detail"):
-        return {**change, "old": mask(change["old"]), "new": mask(change["new"])}
+        return {**change, "old": mask_correction(change["old"]), "new": mask_correction(change["new"])}
     return change

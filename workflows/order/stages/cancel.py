@@ -16,9 +16,11 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.inventory import InventoryActivities
-    from activities.orders import OrderActivities, refund_for
+    from activities.orders import OrderActivities
+    from models.documents import workflow_id_for
     from models.enums import SignalName, Stage
     from models.payloads import RefundInput, ReleaseStockInput, WithdrawInput
+    from orders.refunds import refund_for
 
 if TYPE_CHECKING:
     from workflows.order.context import Order
@@ -76,7 +78,7 @@ async def signal_served(o: Order, served: list[dict[str, Any]]) -> None:
     for item in served:
         if item["order_id"] == o.state.order_id:
             continue
-        handle = workflow.get_external_workflow_handle(f"order-{item['order_id']}")
+        handle = workflow.get_external_workflow_handle(workflow_id_for(item["order_id"]))
         o.visibility.publish_due()  # the signal's round trip ends this workflow task
         try:
             await handle.signal(SignalName.RESTOCK_ARRIVED, item)

@@ -17,7 +17,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.inventory import InventoryActivities
-    from activities.orders import OrderActivities, ShipmentUpdatesInput
+    from activities.orders import OrderActivities
     from models.enums import Flag, Stage, WaitingFor
     from models.payloads import (
         PickException,
@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         ShipmentState,
         ShipmentUpdateInput,
         ShipmentUpdateResult,
+        ShipmentUpdatesInput,
         WarehouseEvent,
     )
     from workflows.order import patches

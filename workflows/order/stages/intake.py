@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.check_rules import clears_intake, standing_findings
-    from activities.orders import CheckOrderInput, OrderActivities
+    from activities.orders import OrderActivities
+    from intake.findings import clears_intake, standing_findings
     from models.enums import FindingClass, FindingCode, Flag, Stage
+    from models.payloads import CheckOrderInput
     from models.types import Finding
     from workflows.order import patches
     from workflows.order.stages import buyer, inventory, payment

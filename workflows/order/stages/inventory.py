@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.orders import OrderActivities
     from models.enums import Flag, ShortagePolicy, Stage, WaitingFor
     from models.payloads import AllocateInput, EmitInput, ReleaseStockInput, TransferArrivalInput
+    from orders.refunds import order_value, refund_owed
     from workflows.order.stages import cancel
     from workflows.order.steps import STEP_FAILED, cause
     from workflows.order.waits import Cancelled
@@ -197,16 +198,13 @@ async def receive_transfer(o: Order, transfer_id: str) -> None:
 async def cancel_open_units(o: Order, reason: str) -> None:
     """Units that will not ship (refund remainder): cancelled on the line, their paid share refunded now.
 
-    The share is pro rata of what was paid (discounts and fees included), the same
-    rule as `refund_for` on cancel, so partial refunds and a later cancel add up to the cent.
+    The share is pro rata of what was paid (`orders.refunds`, the same rule as on cancel).
     """
     s = o.state
     for line in s.lines:
         line.cancelled += max(line.open_qty, 0)
     paid = s.paid_amount()
-    ordered = sum((Decimal(li.qty) * (li.unit_price or Decimal(0)) for li in s.lines), Decimal(0))
-    if paid <= 0 or ordered <= 0:
+    if paid <= 0 or order_value(s.lines) <= 0:
         return
-    kept = sum((Decimal(li.qty - li.cancelled) * (li.unit_price or Decimal(0)) for li in s.lines), Decimal(0))
-    owed = paid - (paid * kept / ordered).quantize(Decimal("0.01"))
+    owed = refund_owed(s.lines, paid=paid, kept=lambda li: li.qty - li.cancelled)
     await cancel.refund(o, owed - (s.refund_amount or Decimal(0)), reason)

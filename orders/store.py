@@ -1,0 +1,224 @@
+"""The order's row in the OMS's database, as the workflow sees it: written at every pause
+(`write_state`: stage, flags, findings, lines, new timeline entries, the status-change event),
+idempotently under the keys the workflow chose. Buyer data in texts is masked on the way in
+(`privacy.mask.scrub`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select
+
+from intake.address_check import address_key
+from intake.buyer import phone_key
+from inventory.ledger import apply_once
+from models.db import insert_new
+from models.documents import (
+    OrderDocument,
+    created_at_problem,
+)
+from models.payloads import (
+    PersistInput,
+    PersistResult,
+    ReleaseInput,
+    ShipmentUpdateResult,
+)
+from models.tables import (
+    ContactLog,
+    Order,
+    OrderFlag,
+    OrderLineRow,
+    TimelineEntry,
+    utcnow,
+)
+from orders.shipments import shipment_work
+from outbox.store import add_event
+from privacy.mask import Known, scrub
+from privacy.search_keys import index_order
+
+# Built once: write_state runs at every pause of every order (values come as parameters).
+_UPDATE_ORDER = (
+    Order.__table__.update()
+    .where(Order.__table__.c.order_id == bindparam("b_order"))
+    .values({c: bindparam(c) for c in (
+        "stage", "waiting_for", "stage_since", "flags", "findings", "document", "phone_key",
+        "address_key", "refund_amount", "refund_status", "cancel_reason", "updated_at",
+    )})
+)
+_UPDATE_LINES = (
+    OrderLineRow.__table__.update()
+    .where(
+        OrderLineRow.__table__.c.order_id == bindparam("b_order"),
+        OrderLineRow.__table__.c.line_no == bindparam("b_line"),
+    )
+    .values(
+        reserved=bindparam("b_reserved"),
+        shipped=bindparam("b_shipped"),
+        backordered=bindparam("b_backordered"),
+        cancelled=bindparam("b_cancelled"),
+    )
+)
+
+
+_ORDER_STAGE = select(
+    Order.__table__.c.stage, Order.__table__.c.flags, Order.__table__.c.created_at
+).where(Order.__table__.c.order_id == bindparam("b_order"))
+_TIMELINE_SEQS = select(TimelineEntry.__table__.c.seq).where(
+    TimelineEntry.__table__.c.order_id == bindparam("b_order"),
+    TimelineEntry.__table__.c.seq.in_(bindparam("b_seqs", expanding=True)),
+)
+
+
+def write_state(session: Any, inp: PersistInput, search_key: bytes | None = None) -> PersistResult:
+    """The workflow's view of the order, in the caller's transaction.
+
+    First the warehouse events the workflow has applied (each once, under its key), so
+    the order's stage and the stock it consumed land together.
+
+    Plain table statements rather than ORM objects: this runs for every order at each
+    pause, and loading the row (its whole JSON document) only to overwrite it cost
+    more than the writes. Idempotent: timeline entries already there are skipped.
+    """
+    shipments = [
+        ShipmentUpdateResult.model_validate(
+            apply_once(session, u.op_key, lambda s, u=u: shipment_work(s, u))
+        )
+        for u in inp.shipment_updates
+    ]
+    snap = inp.snapshot
+    event_ids: list[str] = []
+    timeline = TimelineEntry.__table__
+    # The row's document keeps the buyer's real phone and address (the warehouse ships to
+    # them); texts written beside it (timeline, finding messages) get them masked.
+    pii = Known.values(phone=snap.document.buyer.phone, detail=snap.document.address.detail)
+    current = session.execute(_ORDER_STAGE, {"b_order": snap.order_id}).first()
+    if current is None:  # not recorded yet (the first check records it): retry shortly
+        raise RuntimeError(f"order {snap.order_id} is not recorded yet")
+    stage, old_flags, created_at = current
+    stage_changed = stage != snap.stage
+    sync_order_flags(session, snap.order_id, created_at, old_flags or [], snap.flags)
+    session.execute(
+        _UPDATE_ORDER,
+        {
+            "b_order": snap.order_id,
+            "stage": snap.stage,
+            "waiting_for": snap.waiting_for,
+            "stage_since": snap.stage_since,
+            "flags": list(snap.flags),
+            "findings": scrub([f.public() for f in snap.findings], pii),
+            "document": snap.document.model_dump(mode="json"),
+            "phone_key": phone_key(snap.document),
+            "address_key": address_key(snap.document),
+            "refund_amount": snap.refund_amount,
+            "refund_status": snap.refund_status,
+            "cancel_reason": snap.cancel_reason,
+            "updated_at": utcnow(),
+        },
+    )
+    if snap.lines:
+        session.execute(
+            _UPDATE_LINES,
+            [
+                {
+                    "b_order": snap.order_id,
+                    "b_line": line.line_no,
+                    "b_reserved": line.reserved,
+                    "b_shipped": line.shipped,
+                    "b_backordered": line.backordered,
+                    "b_cancelled": line.cancelled,
+                }
+                for line in snap.lines
+            ],
+        )
+    seqs = [e.seq for e in inp.events]
+    known: set[int] = set()
+    if seqs:
+        known = set(session.execute(_TIMELINE_SEQS, {"b_order": snap.order_id, "b_seqs": seqs}).scalars())
+    new = [e for e in inp.events if e.seq not in known]
+    if new:
+        session.execute(
+            timeline.insert(),
+            [
+                {
+                    "order_id": snap.order_id,
+                    "seq": e.seq,
+                    "at": e.at,
+                    "type": e.type,
+                    "data": scrub(e.data, pii),
+                }
+                for e in new
+            ],
+        )
+    for event in new:
+        if event.type == "contact_outcome":
+            _record_outcome(session, snap.order_id, event.data)
+    if stage_changed:  # after a correction or a shipment: what the order is found by (issue 21)
+        index_order(session, snap.order_id, snap.document.model_dump(mode="json"), created_at,
+                    search_key)
+    if stage_changed and inp.status_event_id:
+        created = add_event(
+            session,
+            event_id=inp.status_event_id,
+            order_id=snap.order_id,
+            type="status_change",
+            payload={
+                "stage": snap.stage,
+                "waiting_for": snap.waiting_for,
+                "flags": snap.flags,
+            },
+        )
+        if created:
+            event_ids.append(created)
+    return PersistResult(event_ids=event_ids, shipments=shipments)
+
+
+def order_time(order: OrderDocument, submitted_at: datetime) -> datetime:
+    """When the order was placed, for its row: its created_at, or when that is missing or
+    implausible (an order held for it must still be listed), when it was submitted."""
+    if order.created_at is None or created_at_problem(order.created_at, now=utcnow()):
+        return submitted_at
+    return order.created_at
+
+
+def released_state(session: Any, inp: ReleaseInput, shipments: list[dict[str, Any]],
+                   search_key: bytes | None = None) -> list[str]:
+    """The order's state once released (when the workflow sent it), with the ids of its pick lists."""
+    if inp.state is None:
+        return []
+    events = [
+        e.model_copy(update={"data": {**e.data, "shipments": [s["id"] for s in shipments]}})
+        if e.seq == inp.released_entry_seq
+        else e
+        for e in inp.state.events
+    ]
+    return write_state(session, inp.state.model_copy(update={"events": events}), search_key).event_ids
+
+
+def sync_order_flags(
+    session: Any, order_id: str, created_at: datetime, old: list[str], new: list[str]
+) -> None:
+    """Keep `order_flags` (the list's flag index) in step with the order's flags; nothing to
+    write when they did not change, which is most state writes."""
+    gone = set(old) - set(new)
+    added = [f for f in dict.fromkeys(new) if f not in old]
+    table = OrderFlag.__table__
+    if gone:
+        session.execute(
+            table.delete().where(table.c.order_id == order_id, table.c.flag.in_(sorted(gone)))
+        )
+    for flag in added:
+        insert_new(session, table, {"order_id": order_id, "flag": flag, "created_at": created_at})
+
+
+def _record_outcome(session: Any, order_id: str, data: dict[str, Any]) -> None:
+    # The contact the confirmation answered: a later contact may already be written
+    # by the time this timeline batch is persisted.
+    stmt = select(ContactLog).where(ContactLog.order_id == order_id)
+    if data.get("contact_no") is not None:
+        stmt = stmt.where(ContactLog.contact_no == data["contact_no"])
+    last = session.execute(stmt.order_by(ContactLog.contact_no.desc())).scalars().first()
+    if last is not None:
+        last.outcome = "confirmed"
+        last.note = data.get("note")
+        session.add(last)
