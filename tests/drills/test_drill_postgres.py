@@ -20,14 +20,15 @@ from typing import Any
 
 import pytest
 
-from tests.drills.test_durability import signal_all, warehouse_signals
 from tests.harness.documents import numbered_doc
 from tests.harness.drills import (
     PrivatePostgres,
     assert_books_balance,
     db_stages,
     drill_stack,
+    signal_all,
     wait_until,
+    warehouse_signals,
 )
 from tests.harness.invariants import effects_by_order, order_workflow_problems
 from tests.harness.stack import OmsStack, write_orders

@@ -25,9 +25,15 @@ from sqlalchemy import select
 
 from models.tables import OutboxEvent
 from outbox.webhooks import new_secret
-from tests.drills.test_durability import signal_all, warehouse_signals
 from tests.harness.documents import numbered_doc
-from tests.harness.drills import assert_books_balance, db_stages, drill_stack, wait_until
+from tests.harness.drills import (
+    assert_books_balance,
+    db_stages,
+    drill_stack,
+    signal_all,
+    wait_until,
+    warehouse_signals,
+)
 from tests.harness.invariants import delivery_problems, effects_by_order, order_workflow_problems
 from tests.harness.stack import OmsStack, write_orders
 from tests.harness.webhook_receiver import WebhookReceiver

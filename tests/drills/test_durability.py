@@ -22,8 +22,9 @@ from sqlalchemy import select
 
 from models.tables import Order, OutboxEvent, Refund, StockMovement
 from tests.harness.documents import numbered_doc
+from tests.harness.drills import QUIET_POLICY, signal_all, warehouse_signals
 from tests.harness.invariants import check_invariants, workflow_problems
-from tests.harness.stack import SHORT_POLICY, OmsStack, write_orders
+from tests.harness.stack import OmsStack, write_orders
 
 CLEAN = [f"DUR-C{i}" for i in range(10)]
 BUYER = [f"DUR-B{i}" for i in range(5)]
@@ -32,15 +33,6 @@ STREETS = ["文三路", "天目山路", "教工路", "莫干山路", "学院路"
 SAMPLE_STOCK_TOTAL = 198
 
 # Reminders far away: the outbox counts below must not depend on how long a restart took.
-QUIET_POLICY = {
-    **SHORT_POLICY,
-    "OMS_POLICY__PICK__REMIND_AFTER": "PT10M",
-    "OMS_POLICY__PICK__ESCALATE_AFTER": "PT20M",
-    "OMS_POLICY__CONFIRMATION__REMIND_EVERY": "PT10M",
-    "OMS_POLICY__CONFIRMATION__TIMEOUT": "PT30M",
-}
-
-
 @pytest.fixture
 async def stack(dev_env: Any, tmp_path: Path) -> AsyncIterator[OmsStack]:
     oms = OmsStack.for_env(dev_env, tmp_path / "oms", policy_env=QUIET_POLICY)
@@ -72,12 +64,6 @@ def orders() -> list[dict[str, Any]]:
     return docs
 
 
-async def signal_all(client: Any, sends: list[tuple[str, str, dict[str, Any]]]) -> None:
-    """Signals straight to the workflows: they are accepted by the server even with no worker alive."""
-    for order_id, name, payload in sends:  # in order: picked before packed before shipped
-        await client.get_workflow_handle(f"order-{order_id}").signal(name, payload)
-
-
 async def first_progress(oms: OmsStack, moved: set[str], timeout: float = 30.0) -> None:
     """Return as soon as some order reached one of the `moved` stages: the worker is mid-way through its work.
 
@@ -96,17 +82,6 @@ async def first_progress(oms: OmsStack, moved: set[str], timeout: float = 30.0) 
 
 def stages_moved(seen: set[str], moved: set[str]) -> bool:
     return bool(seen & moved)
-
-
-def warehouse_signals(
-    order_id: str, n: int, steps: tuple[str, ...]
-) -> list[tuple[str, str, dict[str, Any]]]:
-    payloads = {
-        "picked": {},
-        "packed": {"parcels": 1},
-        "shipped": {"carrier": "SF", "tracking_no": f"SF9{n:09d}"},
-    }
-    return [(order_id, step, payloads[step]) for step in steps]
 
 
 async def test_twenty_orders_survive_three_worker_kills_with_every_effect_once(

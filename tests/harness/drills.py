@@ -33,12 +33,20 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 
+from models.documents import workflow_id_for
 from models.tables import Order
-from tests.drills.test_durability import QUIET_POLICY
 from tests.harness.invariants import check_invariants
-from tests.harness.stack import OmsStack
+from tests.harness.stack import SHORT_POLICY, OmsStack
 
 T = TypeVar("T")
+
+QUIET_POLICY = {
+    **SHORT_POLICY,
+    "OMS_POLICY__PICK__REMIND_AFTER": "PT10M",
+    "OMS_POLICY__PICK__ESCALATE_AFTER": "PT20M",
+    "OMS_POLICY__CONFIRMATION__REMIND_EVERY": "PT10M",
+    "OMS_POLICY__CONFIRMATION__TIMEOUT": "PT30M",
+}
 
 
 @asynccontextmanager
@@ -193,3 +201,22 @@ class PrivatePostgres:
                 **({"user": self._as.pw_uid} if self._as else {}),
             )
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+
+
+async def signal_all(client: Any, sends: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Signals straight to the workflows: they are accepted by the server even with no worker alive."""
+    for order_id, name, payload in sends:  # in order: picked before packed before shipped
+        await client.get_workflow_handle(workflow_id_for(order_id)).signal(name, payload)
+
+
+def warehouse_signals(
+    order_id: str, n: int, steps: tuple[str, ...]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    payloads = {
+        "picked": {},
+        "packed": {"parcels": 1},
+        "shipped": {"carrier": "SF", "tracking_no": f"SF9{n:09d}"},
+    }
+    return [(order_id, step, payloads[step]) for step in steps]

@@ -34,8 +34,8 @@ from schemathesis.checks import (
 from models.db import make_engine, migrate, session_factory, transaction
 from service.keys import create_key
 from tests.harness import ROOT, codec_keys
+from tests.harness.drills import free_port
 from tests.harness.reference import load_sample
-from tests.service.test_service_cli import free_port
 
 pytestmark = pytest.mark.e2e
 

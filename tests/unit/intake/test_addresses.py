@@ -25,7 +25,7 @@ from models.enums import Channel
 from models.payloads import ReleaseInput
 from models.tables import OutboxEvent, Shipment
 from reads.queries import load_reference
-from tests.unit.inventory.test_ledger import CATALOG, WAREHOUSES, allocate
+from tests.harness.ledger import CATALOG, WAREHOUSES, allocate
 
 PARTS = ("address.province", "address.city", "address.district")
 DETAIL = "人民路100号3幢501室"
