@@ -2,7 +2,7 @@
 
 What an order can be found by (`reads/search.py` reads them): its id and the platform's
 order id, their prefixes of 4..10 characters, its SKUs, tracking numbers, platform and
-province (its stem), and the buyer's name and the phone's last four digits as keyed hashes
+province (its stem), shop and ship-by day (from a platform's sync), and the buyer's name and the phone's last four digits as keyed hashes
 (HMAC-SHA256 under `OMS_SEARCH_KEY`, no default), never in plaintext. Here, below the order
 store and the purge, so both can keep the index in step: the store at the order's record and
 at each stage change, the purge by dropping the hashes with the buyer's data.
@@ -54,6 +54,18 @@ def province_key(province: str) -> str:
     return folded
 
 
+def ship_by_day(value: Any) -> str | None:
+    """The day an order must ship by (`ship_by`, set by a platform's sync), as the platform
+    wrote it (its own offset: +08:00 for the Chinese platforms): `YYYY-MM-DD`."""
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at.date().isoformat() if at.tzinfo is not None else None
+
+
 def keys_for(order_id: str, document: dict[str, Any], trackings: Iterable[str],
              secret: bytes | None) -> set[tuple[str, str]]:
     """Every (kind, value) the order can be found by."""
@@ -65,6 +77,11 @@ def keys_for(order_id: str, document: dict[str, Any], trackings: Iterable[str],
         out.update(("idp", platform_id[:n]) for n in PREFIXES if len(platform_id) > n)
     if document.get("platform"):
         out.add(("platform", str(document["platform"])[:128]))
+    if isinstance(document.get("shop"), str) and document["shop"]:  # a platform's shop (sync)
+        out.add(("shop", document["shop"][:128]))
+    day = ship_by_day(document.get("ship_by"))
+    if day:
+        out.add(("shipby", day))
     for line in document.get("lines") or []:
         if line.get("sku"):
             out.add(("sku", str(line["sku"])[:128]))

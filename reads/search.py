@@ -1,6 +1,6 @@
 """Finding orders (issue 21): by order id (exact or prefix), the buyer's name, the last four
-digits of the buyer's phone, a tracking number, a SKU; filtered by platform, province, flag,
-stage and what the order waits for. Keyset-paged like the list, oldest first.
+digits of the buyer's phone, a tracking number, a SKU; filtered by platform, shop, province,
+ship-by day, flag, stage and what the order waits for. Keyset-paged like the list, oldest first.
 
 Every key is a row of `order_search_keys` (kind, value, created_at, order_id), whose primary
 key is the index each search reads: one key is one index range already in the list's order,
@@ -44,6 +44,8 @@ from privacy.search_keys import (  # noqa: F401  (the writer's names, re-exporte
 class Filters:
     platform: str | None = None
     province: str | None = None
+    shop: str | None = None
+    ship_by: str | None = None  # YYYY-MM-DD: the orders that must ship by that day
     flag: str | None = None
     stage: str | None = None
     waiting_for: str | None = None
@@ -92,7 +94,8 @@ def _page(session: Any, columns: list[Any], kind: str, value: str, prefix: str |
 
 def _filtered(stmt: Any, key: Any, filters: Filters) -> Any:
     other = OrderSearchKey.__table__.alias("f")
-    for kind, value in (("platform", filters.platform),
+    for kind, value in (("platform", filters.platform), ("shop", filters.shop),
+                        ("shipby", filters.ship_by),
                         ("province", province_key(filters.province) if filters.province else None)):
         if value:
             stmt = stmt.where(exists().where(and_(
@@ -121,12 +124,16 @@ def search_orders(session: Any, *, q: str | None, filters: Filters, limit: int =
         columns.append(Order.findings)
     if q and q.strip():
         ranges = meanings(q, secret, pii=pii)
+    elif filters.ship_by:  # the most selective first: a day's orders, a shop's, ...
+        ranges = [("shipby", filters.ship_by, None)]
+    elif filters.shop:
+        ranges = [("shop", filters.shop, None)]
     elif filters.platform:
         ranges = [("platform", filters.platform, None)]
     elif filters.province:
         ranges = [("province", province_key(filters.province), None)]
     else:
-        raise ValueError("a search needs q, platform or province")
+        raise ValueError("a search needs q, platform, shop, province or ship_by")
     rows: dict[str, Any] = {}
     for kind, value, prefix in ranges:
         if value:

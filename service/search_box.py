@@ -1,5 +1,5 @@
 """Search (issue 21): `GET /v1/orders?q=…` and the queue's search box and filters
-(`/?q=&platform=&province=&flag=`).
+(`/?q=&platform=&shop=&province=&ship_by=&flag=`).
 
 Read from the search index (`reads/search.py`), keyset-paged like the tabs; a flag alone reads
 the list's own flag index.
@@ -7,6 +7,7 @@ the list's own flag index.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,16 +24,20 @@ class ConsoleSearch:
 
     q: str = ""
     platform: str = ""
+    shop: str = ""
     province: str = ""
+    ship_by: str = ""
     flag: str = ""
 
     def page(self, svc: Services, limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
         from reads.queries import page_orders
         from reads.search import Filters, search_orders, secret_of
 
-        if not (self.q or self.platform or self.province):  # a flag alone: the list's own index
+        if not (self.q or self.platform or self.shop or self.province or self.ship_by):
+            # a flag alone: the list's own index
             return svc.read(page_orders, flag=self.flag, limit=limit, cursor=cursor, findings=True)
         filters = Filters(platform=self.platform or None, province=self.province or None,
+                          shop=self.shop or None, ship_by=self.ship_by or None,
                           flag=self.flag or None)
         return svc.read(search_orders, q=self.q or None, filters=filters, limit=limit,
                         cursor=cursor, secret=secret_of(svc.settings), findings=True)
@@ -46,7 +51,10 @@ class ConsoleSearch:
 def console_search(request: Request) -> ConsoleSearch | None:
     """The search of the queue's URL (`?q=&platform=&province=&flag=`), or None for the tabs."""
     params = request.query_params
-    values = {k: (params.get(k) or "").strip()[:128] for k in ("q", "platform", "province", "flag")}
+    values = {k: (params.get(k) or "").strip()[:128]
+              for k in ("q", "platform", "shop", "province", "ship_by", "flag")}
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", values["ship_by"]):
+        values["ship_by"] = ""  # a date input sends YYYY-MM-DD; anything else is no filter
     return ConsoleSearch(**values) if any(values.values()) else None
 
 
@@ -61,6 +69,7 @@ def search_page(request: Request, principal: Principal, **how: Any) -> JSONRespo
     if q and not pii and looks_like_buyer(q):
         raise ApiError(403, "a platform key may not search by the buyer's name or phone", field="q")
     filters = Filters(platform=how.pop("platform"), province=how.pop("province"),
+                      shop=how.pop("shop"), ship_by=how.pop("ship_by"),
                       flag=how.pop("flag"), stage=how.pop("stage"),
                       waiting_for=how.pop("waiting_for"))
     try:

@@ -138,3 +138,20 @@ async def test_paste_to_fill_answers_the_forms_fields_and_saves_nothing(svc: Ser
                         ({"text": 5}, "text"), ({"text": "a", "more": 1}, "more")):
         r = await svc.post("/v1/addresses/parse", json=body)
         assert r.status_code == 422 and field in r.json()["error"], (body, r.text)
+
+
+async def test_search_by_name_or_phone_is_refused_to_platform_keys(svc: ServiceStack) -> None:
+    order_id = f"SRCH-{uuid.uuid4().hex[:6]}"
+    await svc.submit(svc.doc(order_id))
+    await svc.wait_stage(order_id, "released")
+    for q in ("张三", "5678"):
+        r = await svc.get("/v1/orders", "platform", params={"q": q})
+        assert r.status_code == 403 and r.json()["field"] == "q", r.text
+    r = await svc.get("/v1/orders", "platform", params={"q": order_id})
+    assert r.status_code == 200 and [o["order_id"] for o in r.json()["orders"]] == [order_id]
+    r = await svc.get("/v1/orders", params={"q": order_id[:8], "platform": "taobao"})
+    assert order_id in [o["order_id"] for o in r.json()["orders"]]
+    for params, field in (({"ship_by": "12/05"}, "ship_by"), ({"q": "x" * 129}, "q"),
+                          ({"q": "A", "cursor": "garbage"}, "cursor")):
+        r = await svc.get("/v1/orders", params=params)
+        assert r.status_code == 422 and r.json()["field"] == field, (params, r.text)

@@ -8,16 +8,19 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from activities.orders import OrderActivities
 from models.db import SessionFactory, transaction
+from models.documents import OrderDocument
 from models.tables import Order, OrderSearchKey, Shipment
 from reads.search import Filters, index_order, search_orders
 from tests.harness.documents import make_order
 
 SECRET = b"test-search-key-" + b"k" * 16
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 ORDERS = [  # order id, buyer, phone, platform, province/city/district, sku
     ("TB2026-0001", "李雷", "13800001234", "taobao", ("浙江省", "杭州市", "西湖区"), "TSHIRT-RED-M"),
@@ -36,6 +39,10 @@ def seed(factory: SessionFactory, secret: bytes | None = SECRET) -> None:
                 "buyer": doc.buyer.model_copy(update={"name": name}),
                 "address": doc.address.model_copy(update={"province": prov, "city": city,
                                                           "district": dist})})
+            if platform == "taobao":  # as a platform's sync sends it: its shop and ship-by time
+                doc = OrderDocument.model_validate({
+                    **doc.model_dump(mode="json"), "shop": f"tb-shop-{i % 2}",
+                    "ship_by": (T0 + timedelta(days=1 + i)).astimezone(SHANGHAI).isoformat()})
             OrderActivities._record(session, doc, T0 + timedelta(minutes=i), search_key=secret)
         session.add(Shipment(id="TB2026-0002-1", order_id="TB2026-0002", shipment_no=1,
                              warehouse="SH", status="shipped", carrier="SF",
@@ -73,6 +80,11 @@ def test_each_key_finds_its_orders_and_filters_narrow_them(factory: SessionFacto
     assert found(factory, "TB2026", stage="awaiting_buyer") == []
     assert found(factory, "TB2026", stage="received") == ["TB2026-0001", "TB2026-0002"]
     assert found(factory, "nothing-like-it") == []
+    # a platform's shop and ship-by day (TB2026-0001 is shop 0, due 12-02; TB2025-0003 shop 1, 12-05)
+    assert found(factory, None, shop="tb-shop-0") == ["TB2026-0001"]
+    assert found(factory, None, ship_by="2026-12-05") == ["TB2025-0003"]
+    assert found(factory, "MUG-WHITE", shop="tb-shop-1") == ["TB2025-0003"]
+    assert found(factory, None, platform="taobao", ship_by="2026-12-02") == ["TB2026-0001"]
 
 
 def test_pages_are_keyset_pages(factory: SessionFactory) -> None:
@@ -124,7 +136,9 @@ def test_every_search_reads_an_index_range_in_keyset_order(factory: SessionFacto
     cases = {"order id": ("TB2026-0001", {}), "prefix": ("TB2026-00", {}), "phone": ("1234", {}),
              "name": ("李雷", {}), "tracking": ("SF1234567890", {}), "sku": ("MUG-WHITE", {}),
              "filters": ("李雷", {"platform": "pdd", "province": "广东", "flag": "unpaid"}),
-             "province": (None, {"province": "浙江"}), "platform": (None, {"platform": "jd"})}
+             "province": (None, {"province": "浙江"}), "platform": (None, {"platform": "jd"}),
+             "shop": (None, {"shop": "tb-shop-0"}),
+             "ship-by": (None, {"ship_by": "2026-12-02", "platform": "taobao"})}
     postgres = db_url.startswith("postgresql")
     for label, (q, filters) in cases.items():
         captured.clear()
