@@ -103,6 +103,9 @@ def create_app(
     app.include_router(console.router)
     app.include_router(desk.api)  # issue 21: bulk actions, paste-to-fill
     app.include_router(desk.pages)
+    from service import shops as shops_api  # issue 19: /v1/shops
+
+    app.include_router(shops_api.router)
     from service import pack as shipping_console
     from service import shipping as shipping_api
 
