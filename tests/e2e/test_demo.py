@@ -77,7 +77,8 @@ def test_demo_runs_every_path_twice_in_one_home_and_stops_its_stack(tmp_path: Pa
         assert "all 9 sample orders are where they should be." in result.stdout
         # no dead links at the end: the stack is gone, and the demo says how to keep it
         tail = result.stdout.split("all 9 sample orders", 1)[1]
-        assert "http://" not in tail and "clerk key for this run" not in tail, tail
+        assert "/namespaces/" not in tail and f"localhost:{port + 1000}" not in tail, tail
+        assert "clerk key for this run" not in tail and "console: http" not in tail, tail
         assert "the demo's stack stops now" in tail and "demo --keep" in tail
         assert "duplicate" not in result.stdout
         assert not seen & set(rows), "a second run reuses no order id"
