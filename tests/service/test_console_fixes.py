@@ -250,3 +250,22 @@ async def test_the_cli_refuses_an_empty_confirm_too(dev_env: Any, tmp_path: Path
         await oms.wait_for_stage(order_id, "released")
     finally:
         oms.close()
+
+
+def test_the_shipping_desks_entries_read_as_sentences_too() -> None:
+    at = "2026-12-05T01:00:00+00:00"
+    told = timeline.sentences([
+        {"at": at, "type": "parcel", "shipment": "A-1", "parcel": "P1", "carrier": "SF",
+         "waybill": "SF100", "hold": None, "reason": None},
+        {"at": at, "type": "parcel", "shipment": "A-2", "carrier": None, "hold": "address",
+         "reason": "the address is not confirmed"},
+        {"at": at, "type": "parcel_failed", "shipment": "A-3", "error": "cainiao down"},
+        {"at": at, "type": "waybills_voided", "waybills": ["SF100", "SF101"], "cancelled": []},
+    ])
+    assert [t["zh"] for t in told] == [
+        "包裹 A-1 选定承运 SF，运单号 SF100。",
+        "包裹 A-2 暂缓出单：the address is not confirmed。",
+        "包裹 A-3 出单失败：cainiao down。",
+        "作废 2 个运单号。",
+    ]
+    assert told[3]["en"] == "2 waybill(s) voided."
