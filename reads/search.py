@@ -51,10 +51,6 @@ class Filters:
     waiting_for: str | None = None
 
 
-class SearchRefused(ValueError):
-    """A search this caller may not make (by name or phone without the key or the right)."""
-
-
 # ----------------------------------------------------------------- reading
 
 
