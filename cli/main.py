@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Iterable
 
-from cli import actions, admin, orders, shipping, shops
+from cli import actions, admin, orders, search, shipping, shops
 from commands.context import CliError, Context
 from models.settings import Settings
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_parsers(sub)
     shipping.add_parsers(sub)
     shops.add_parsers(sub)  # issue 19: shops, pii-log
+    search.add_parsers(sub)  # issue 21: search reindex
     return p
 
 

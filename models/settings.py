@@ -206,7 +206,7 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     # The key of the search index's hashes of buyers' names and phones' last four digits
     # (OMS_SEARCH_KEY, reads/search.py). No default: unset, those are neither indexed nor
-    # searchable. A new key finds an order again from its next stage change on.
+    # searchable. After setting or changing it: `oms search reindex`.
     search_key: SecretStr | None = None
 
     @field_validator("timezone")

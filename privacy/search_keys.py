@@ -138,3 +138,26 @@ def forget_buyer(session: Any, order_id: str) -> None:
     session.execute(delete(table).where(table.c.order_id == order_id, table.c.kind.in_(PII_KINDS)))
 
 
+def reindex(factory: Any, secret: bytes | None, *, batch: int = 500) -> int:
+    """Every order's keys brought up to date, in batches by order id (`oms search reindex`):
+    after the migration, for orders kept before it, and after a new `OMS_SEARCH_KEY` (the
+    old key's hashes are then replaced). Returns how many orders were read."""
+    from models.db import transaction
+    from models.tables import Order
+
+    seen, after = 0, ""
+    while True:
+        with transaction(factory) as session:
+            rows = session.execute(
+                select(Order.order_id, Order.document, Order.created_at)
+                .where(Order.order_id > after).order_by(Order.order_id).limit(batch)
+            ).all()
+            for order_id, document, created_at in rows:
+                if secret:  # a new key: the hashes of the old one go
+                    forget_buyer(session, order_id)
+                index_order(session, order_id, dict(document or {}), created_at, secret)
+        seen += len(rows)
+        if len(rows) < batch:
+            return seen
+        after = rows[-1][0]
+

@@ -23,9 +23,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("kind", "value", "created_at", "order_id"),
     )
     op.create_index("ix_order_search_keys_order", "order_search_keys", ["order_id"])
-    # Orders already kept are indexed by what needs no key (id, prefixes, platform, SKUs,
-    # tracking numbers, province) on their next stage change; names and phones once
-    # OMS_SEARCH_KEY is set.
+    # Orders already kept: `oms search reindex` indexes them (names and phones once
+    # OMS_SEARCH_KEY is set); otherwise each is indexed at its next stage change.
 
 
 def downgrade() -> None:

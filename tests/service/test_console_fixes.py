@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from models.settings import Settings
 from reads import localtime
 from runtime.logs import configure_logging
 from service import timeline
+from tests.harness import codec_keys
 from tests.harness.documents import HOT
 from tests.harness.service import ServiceStack, running_service
 
@@ -143,6 +145,51 @@ async def test_the_stock_tab_names_the_sku_and_warehouse_waited_for(svc: Service
         await http.aclose()
 
 
+# ------------------------------------------------------------------ the CLI in-process
+
+
+def env_for(home: Path, db_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMS_", "TEMPORAL_"))}
+    env.update({"OMS_HOME": str(home), "OMS_DATABASE_URL": db_url, "OMS_LOG_FORMAT": "json",
+                "OMS_SDK_METRICS_ADDRESS": "", **codec_keys.ENV, **extra})
+    return env
+
+
+def in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+               env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """`oms ARGS` run in this process (the same `starter.run`), in `env`."""
+    import starter
+
+    for key in [k for k in os.environ if k.startswith(("OMS_", "TEMPORAL_"))]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith(("OMS_", "TEMPORAL_")):
+            monkeypatch.setenv(key, value)
+    capsys.readouterr()
+    try:
+        code = starter.run(list(args))
+    except SystemExit as exc:  # argparse
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def seed_one(factory: Any, order_id: str, *, search_key: bytes | None = None) -> str:
+    """An order waiting for the buyer, written by the project's own persistence code."""
+    from datetime import UTC, timedelta
+
+    from benchmarks.seed import seed_order
+    from models.db import transaction
+    from tests.harness.documents import make_order
+
+    at = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+    with transaction(factory) as session:
+        doc = make_order(order_id, [("TSHIRT-RED-M", 1)])
+        seed_order(session, doc, stage="awaiting_buyer", submitted_at=at,
+                   stage_since=at + timedelta(minutes=5), search_key=search_key)
+    return order_id
+
+
 # ------------------------------------------------------------------ pure parts
 
 
@@ -199,12 +246,11 @@ def test_list_status_and_report_show_times_in_the_merchants_zone(
 ) -> None:
     from commands.report import write_report
     from models.db import make_engine, migrate, session_factory, transaction
-    from tests.service.test_service_cli import env_for, in_process, seed
 
     migrate(sqlite_url)
     engine = make_engine(sqlite_url)
     factory = session_factory(engine)
-    [order_id] = seed(factory, 1, prefix="TZ")  # created 2026-11-26 02:00 UTC
+    order_id = seed_one(factory, "TZ-00000")  # created 2026-11-26 02:00 UTC
     env = env_for(tmp_path, sqlite_url)
     code, out, _ = in_process(monkeypatch, capsys, env, "list")
     assert code == 0
@@ -269,3 +315,35 @@ def test_the_shipping_desks_entries_read_as_sentences_too() -> None:
         "作废 2 个运单号。",
     ]
     assert told[3]["en"] == "2 waybill(s) voided."
+
+
+def test_search_reindex_indexes_the_orders_kept_before_and_a_new_key(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`oms search reindex`: orders written without a key become findable by the buyer's
+    name and phone once it is set; a new key replaces the old one's hashes."""
+    from models.db import make_engine, migrate, session_factory, transaction
+    from reads.search import Filters, search_orders
+
+    migrate(sqlite_url)
+    engine = make_engine(sqlite_url)
+    factory = session_factory(engine)
+    order_id = seed_one(factory, "RX-00001")  # no key: no name or phone in the index
+
+    def by(q: str, key: bytes) -> list[str]:
+        with transaction(factory) as session:
+            found, _ = search_orders(session, q=q, filters=Filters(), secret=key)
+        return [o["order_id"] for o in found]
+
+    first, second = "first-key-" + "a" * 24, "second-key-" + "b" * 24
+    assert by("张三", first.encode()) == []
+    code, out, _ = in_process(monkeypatch, capsys, env_for(tmp_path, sqlite_url,
+                                                           OMS_SEARCH_KEY=first), "search", "reindex")
+    assert code == 0 and "1 order(s) indexed, with buyers' names" in out, out
+    assert by("张三", first.encode()) == [order_id] and by("5678", first.encode()) == [order_id]
+    code, out, _ = in_process(monkeypatch, capsys, env_for(tmp_path, sqlite_url,
+                                                           OMS_SEARCH_KEY=second), "search", "reindex")
+    assert code == 0
+    assert by("张三", second.encode()) == [order_id] and by("张三", first.encode()) == []
+    engine.dispose()
