@@ -409,16 +409,27 @@ class OrderActivities:
                 .scalars()
                 .all()
             )
+            res = Reservation.__table__
             for shipment in open_:
                 shipment.status = str(ShipmentStatus.CANCELLED)
                 session.add(shipment)
+                if inp.keep_stock:  # held for the order still, released again later
+                    session.execute(
+                        res.update()
+                        .where(res.c.shipment_id == shipment.id,
+                               res.c.status == str(ReservationStatus.HELD))
+                        .values(shipment_id=None, updated_at=utcnow())
+                    )
                 event_id = f"{inp.op_key}:{shipment.id}"
+                payload = {"shipment_id": shipment.id, "warehouse": shipment.warehouse}
+                if inp.reason:
+                    payload["reason"] = inp.reason
                 add_event(
                     session,
                     event_id=event_id,
                     order_id=inp.order_id,
                     type="pick_list_withdrawn",
-                    payload={"shipment_id": shipment.id, "warehouse": shipment.warehouse},
+                    payload=payload,
                 )
                 result.shipment_ids.append(shipment.id)
                 result.event_ids.append(event_id)

@@ -292,6 +292,10 @@ class ShipmentUpdateInput(BaseModel):
 class WithdrawInput(BaseModel):
     order_id: str
     op_key: str
+    # A refund interception (issue 19): the stock stays reserved for the order, unassigned
+    # from the withdrawn pick lists, so that a later release writes new ones for it.
+    keep_stock: bool = False
+    reason: str | None = None  # given: in each `pick_list_withdrawn` event's payload
 
 
 class WithdrawResult(BaseModel):

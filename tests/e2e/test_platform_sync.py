@@ -372,6 +372,9 @@ async def test_a_refund_asked_for_on_the_platform_stops_the_order_before_it_ship
         return list((await handle.query("state"))["flags"])
 
     await rig.eventually(lambda: _has(flags(), "refund_requested"), "flagged refund_requested")
+    await rig.eventually(lambda: _is(stage_of(rig, oid), "on_hold"), "held for the refund")
+    held = await handle.query("state")
+    assert held["held_from"] == "picking" and held["shipments"][0]["status"] == "cancelled"
     shipped = {"shipment": 1, "carrier": "SF", "tracking_no": "SF20001"}
     from temporalio.client import WorkflowUpdateFailedError
 
@@ -388,7 +391,9 @@ async def test_a_refund_asked_for_on_the_platform_stops_the_order_before_it_ship
     shop.change(tid, at=cursor)
     await rig.run(name)
     await rig.eventually(lambda: _lacks(flags(), "refund_requested"), "the refund flag gone")
-    await handle.execute_update("shipped", shipped)
+    # its pick list was withdrawn at the hold (拦截): released again, it ships as shipment 2
+    await rig.eventually(lambda: _is(stage_of(rig, oid), "released"), "released again")
+    await handle.execute_update("shipped", shipped | {"shipment": 2})
     await rig.eventually(lambda: _is(stage_of(rig, oid), "completed"), "completed")
 
 

@@ -114,6 +114,8 @@ def _refuse_delivered(s: OrderState, _: Delivered) -> str | None:
 
 
 def _refuse_resume(s: OrderState, _: Resume) -> str | None:
+    if s.refund_held:
+        return "held for the refund asked for on the platform: it goes on once the refund is closed"
     return None if s.stage == Stage.ON_HOLD else f"{_where(s)}, not on hold"
 
 
@@ -137,6 +139,9 @@ def _apply_platform_refund(s: OrderState, m: PlatformRefund) -> None:
 
 def _warehouse_rule(kind: str) -> Rule:
     def refuse(s: OrderState, m: WarehouseEvent | PickException) -> str | None:
+        if s.refund_held:
+            return ("the buyer asked the platform for a refund: the order is held, its pick lists "
+                    "withdrawn, until the refund is closed")
         if s.stage not in _WAREHOUSE_STAGES and not s.open_shipments():
             return f"{_where(s)}: nothing is released to the warehouse"
         number = m.shipment

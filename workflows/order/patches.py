@@ -51,6 +51,10 @@ SHIP_BY_TIMERS = "ship-by-timers"
 # 2026-12-05, first activation: the shipping desk (issue 20): after the release, each new
 # shipment's parcel, carrier and waybill (`stages.desk`), the waybills' undo pushed first.
 SHIPPING_DESK = "order-shipping-desk-2026-12-05"
+# 2026-12-05, first activation: a refund asked for on the platform holds the order (issue 19,
+# `refund_hold`): on hold, its open pick lists withdrawn with the stock kept; the refund
+# closed, it goes on where it stopped (released again if its pick lists were withdrawn).
+REFUND_HOLD = "order-refund-hold-2026-12-05"
 
 
 class Patches:
@@ -60,6 +64,7 @@ class Patches:
         self.flow_12_01 = False  # started on the code of 2026-12-01 or later
         self.flow_11_30 = False  # started on the code of 2026-11-30 or later
         self.desk = False  # started on the shipping desk's code (2026-12-05) or later
+        self.refund_hold = False  # a platform's refund holds it (2026-12-05) or only flags it
 
     def decide(self) -> None:
         """Called first thing in `run`. A new order marks only the newest flow, which implies
@@ -67,6 +72,7 @@ class Patches:
         self.flow_12_01 = workflow.patched(FLOW_2026_12_01)
         self.flow_11_30 = self.flow_12_01 or workflow.patched(FLOW_2026_11_30)
         self.desk = self.flow_12_01 and workflow.patched(SHIPPING_DESK)
+        self.refund_hold = self.desk and workflow.patched(REFUND_HOLD)
 
     def uses(self, patch_id: str) -> bool:
         """A 2026-11-29 change: in for any order started on the flow of 11-30 or later; for

@@ -72,6 +72,8 @@ class OrderState:
         self.inbox = Inbox()
         self.pending_transfers: dict[str, dict[str, Any]] = {}
         self.held_from: Stage | None = None
+        self.refund_held = False  # on hold for a refund asked for on the platform (`refund_hold`)
+        self.release_again = False  # ... and its pick lists were withdrawn: release them again
         self.buyer_confirmed = False
         self.refund_amount: Decimal | None = None
         self.refund_status: str | None = None

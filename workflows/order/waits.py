@@ -17,6 +17,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from models.enums import Flag, Stage, TimeoutAction, WaitingFor
     from models.errors import OmsError
+    from workflows.order import refund_hold
 
 if TYPE_CHECKING:
     from workflows.order.context import Order
@@ -37,21 +38,31 @@ class Waits:
         self.o = o
 
     async def wait(self, condition: Callable[[], bool], timeout: timedelta) -> bool:
-        """Wait for `condition` up to `timeout` (False: the timer fired); a cancel interrupts any wait."""
+        """Wait for `condition` up to `timeout` (False: the timer fired); a cancel interrupts any
+        wait; a refund asked for on the platform holds the order meanwhile (`refund_hold`)."""
         s, persistence = self.o.state, self.o.persistence
         s.prereview = None  # the catalog may change while the order waits: review afresh
-        wake = lambda: condition() or s.inbox.cancel is not None  # noqa: E731
-        persistence.paused_on = wake
-        self.o.visibility.publish_due()
-        try:
-            await workflow.wait_condition(wake, timeout=timeout)
-        except TimeoutError:
+        intercept = lambda: refund_hold.due(self.o) and not condition()  # noqa: E731
+        wake = lambda: condition() or s.inbox.cancel is not None or intercept()  # noqa: E731
+        deadline = workflow.now() + timeout
+        while True:
+            persistence.paused_on = wake
+            self.o.visibility.publish_due()
+            try:
+                await workflow.wait_condition(wake, timeout=timeout)
+            except TimeoutError:
+                self.raise_if_cancelled()
+                return False
+            finally:
+                persistence.paused_on = None
             self.raise_if_cancelled()
-            return False
-        finally:
-            persistence.paused_on = None
-        self.raise_if_cancelled()
-        return True
+            if not intercept():
+                return True
+            if await refund_hold.hold(self.o):
+                return True  # its pick lists were withdrawn: the caller looks again
+            timeout = deadline - workflow.now()
+            if timeout <= timedelta(0):
+                return condition()
 
     def raise_if_cancelled(self) -> None:
         cancel = self.o.state.inbox.cancel

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from models.errors import ErrorType, application_error
     from models.payloads import Cancel, OrderInput, OrderOutcome, OrderSnapshot
     from workflows.inputs import decode_input
-    from workflows.order import messages, ship_by
+    from workflows.order import messages, refund_hold, ship_by
     from workflows.order.context import Order
     from workflows.order.stages import cancel as cancel_stage
     from workflows.order.stages import desk, fulfilment, intake, inventory, review
@@ -135,9 +135,12 @@ class OrderWorkflow:
             if not s.reviewed:
                 await review.review(o)
             o.waits.raise_if_cancelled()  # never send a pick list for an order already cancelled
+            await refund_hold.checkpoint(o)  # nor one for an order whose refund is asked for
             released = await fulfilment.release(o)
             await desk.prepare_parcels(o, released)
             await fulfilment.track_warehouse(o)
+            if refund_hold.take_release_again(o):
+                continue  # its pick lists were withdrawn for a refund, since closed
             if any(line.open_qty > 0 or line.backordered > 0 for line in s.lines):
                 continue
             if released and any(line.reserved > 0 for line in s.lines):

@@ -62,19 +62,20 @@ async def release_all_stock(o: Order) -> None:
     await signal_served(o, result.served)
 
 
-async def withdraw_pick_lists(o: Order) -> None:
-    """Every pick list of the order that has not shipped is withdrawn, with an event to the warehouse."""
+async def withdraw_pick_lists(o: Order, *, keep_stock: bool = False, reason: str | None = None) -> list[str]:
+    """Every pick list of the order that has not shipped is withdrawn, with an event to the warehouse.
+    With `keep_stock` (a refund interception) the stock stays reserved for a later release."""
     s = o.state
-    result = await o.steps.db(
-        OrderActivities.withdraw_shipments,
-        WithdrawInput(order_id=s.order_id, op_key=o.steps.key("withdraw")),
-        hold=False,
-    )
+    inp = WithdrawInput(order_id=s.order_id, op_key=o.steps.key("withdraw"))
+    if keep_stock:
+        inp = inp.model_copy(update={"keep_stock": True, "reason": reason})
+    result = await o.steps.db(OrderActivities.withdraw_shipments, inp, hold=False)
     for shipment in s.shipments:
         if shipment.id in result.shipment_ids:
             shipment.status = "cancelled"
             s.log("cancelled", shipment=shipment.id)
     o.steps.deliver(result.event_ids)
+    return list(result.shipment_ids)
 
 
 async def signal_served(o: Order, served: list[dict[str, Any]]) -> None:
