@@ -155,6 +155,24 @@ async def platform_refund(flow: Flow) -> str:
     return oid
 
 
+async def refund_hold(flow: Flow) -> str:
+    """A refund asked for on the platform after the release holds the order and withdraws its
+    pick list (拦截); closed, the order is released again and ships (issue 19)."""
+    oid = flow.oid("refund-hold")
+    load_sample(flow.factory)
+    await flow.start(make_order(oid, [(SHIRT, 2)]))
+    await flow.stage(oid, "released")
+    await flow.signal(oid, "picked", {"shipment": 1})
+    await flow.stage(oid, "picking")
+    await flow.signal(oid, "platform_refund", {"status": "requested", "platform": "taobao"})
+    await flow.until(oid, lambda s: s.stage == "on_hold", "held for the refund")
+    await flow.handle(oid).signal("platform_refund", {"status": "requested", "platform": "taobao"})
+    await flow.signal(oid, "platform_refund", {"status": "closed", "platform": "taobao"})
+    await flow.until(oid, lambda s: s.stage == "released" and len(s.shipments) == 2, "released again")
+    await flow.ship_all(oid)
+    return oid
+
+
 PATHS: dict[str, Callable[[Flow], Awaitable[str]]] = {
     "clean": clean,
     "buyer": buyer,
@@ -166,6 +184,7 @@ PATHS: dict[str, Callable[[Flow], Awaitable[str]]] = {
     "cancel-backordered": cancel_waiting,
     "ship-by": ship_by,
     "platform-refund": platform_refund,
+    "refund-hold": refund_hold,
 }
 
 
