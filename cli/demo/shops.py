@@ -4,8 +4,8 @@ Two stand-in gateways start in this process (`platforms.standin`), each with a f
 orders of the last hours; `shops add` points a shop at each (their Temporal Schedules poll
 every 5 seconds). Then, as a merchant would see it: the orders come in window by window,
 one Taobao parcel ships and its tracking is written back to Taobao once, and a buyer asks
-Taobao for a refund of an order already released to the warehouse: the order is stopped
-before it ships (its `shipped` is refused) until the buyer withdraws the refund.
+Taobao for a refund of an order already released to the warehouse: the order is held and
+its pick list withdrawn (拦截; its `shipped` is refused) until the buyer withdraws the refund.
 """
 
 from __future__ import annotations
@@ -142,6 +142,15 @@ async def run_shops(ctx: Any, settings: Any, client: Any, run_id: str) -> list[s
             return "refund_requested" in state["flags"]
 
         await _until(flagged, f"{held_id} stopped for the refund")
+        await _until(lambda: _eq(stage(held_id), "on_hold"), f"{held_id} held for the refund")
+        held = await handle.query("state")
+        withdrawn = [sh["id"] for sh in held["shipments"] if sh["status"] == "cancelled"]
+        say(
+            f"  {held_id} on hold (held from {held['held_from']}); pick list withdrawn, the "
+            f"warehouse told to intercept the parcel (拦截): {', '.join(withdrawn) or 'none'}"
+        )
+        if not withdrawn:
+            problems.append(f"{held_id}: its pick list was not withdrawn for the refund")
         from temporalio.client import WorkflowUpdateFailedError
 
         try:
