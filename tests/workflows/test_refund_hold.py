@@ -9,7 +9,10 @@ refund; the same change twice changes nothing the second time.
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -191,3 +194,47 @@ async def test_the_same_change_twice_changes_nothing_the_second_time(flow: Flow)
     await flow.ship_all(oid)
     assert (await flow.finish(oid)).stage == "completed"
     flow.assert_settled(oid)
+
+
+async def test_at_the_shipping_desk_the_intercepted_parcel_s_waybill_is_voided(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    from models.db import transaction
+    from shipping.tables import ParcelRow, WaybillRow
+    from tests.harness.desk import seed_desk
+    from tests.harness.service import running_service
+
+    async with running_service(dev_env, tmp_path / "svc", stock={(SHIRT, "HZ"): 20}) as stack:
+        seed_desk(stack.factory)
+        oid = f"RF-DESK-{uuid.uuid4().hex[:6]}"
+        [answer] = await stack.submit(stack.doc(oid, [(SHIRT, 1)]))
+        assert answer["result"] == "started", answer
+        await stack.wait_stage(oid, "released")
+        first = await _parcel(stack, oid, f"pcl-{oid}-1")
+        handle = stack.client.get_workflow_handle(f"order-{oid}")
+        await handle.signal("platform_refund", REQUESTED)
+        held = await stack.wait_stage(oid, "on_hold")
+        voided = [e for e in held["events"] if e["type"] == "waybills_voided"]
+        assert voided and voided[0]["waybills"] == [first["waybill"]]
+        with transaction(stack.factory) as session:
+            assert session.get(WaybillRow, first["waybill"]).status == "void"
+            assert session.get(ParcelRow, f"pcl-{oid}-1").state == "void"
+        await handle.signal("platform_refund", CLOSED)
+        second = await _parcel(stack, oid, f"pcl-{oid}-2")
+        assert second["waybill"] and second["waybill"] != first["waybill"]
+        order = await stack.order(oid)
+        assert [(s["shipment_no"], s["status"]) for s in order["shipments"]] == [
+            (1, "cancelled"), (2, "released")
+        ]
+        assert order["shipments"][1]["waybill"] == second["waybill"]
+
+
+async def _parcel(stack: Any, oid: str, parcel_id: str) -> dict[str, Any]:
+    """The `parcel` timeline entry of one parcel of the order, once the database has it."""
+    for _ in range(150):
+        order = await stack.order(oid)
+        found = [e for e in order["events"] if e["type"] == "parcel" and e["parcel"] == parcel_id]
+        if found:
+            return found[0]
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{oid}: no parcel {parcel_id} in the timeline")

@@ -8,7 +8,8 @@ its main flow stands when the flag comes (any `Waits.wait`, or the step before a
 * stage `on_hold` (held_from: the stage it was in), waiting for an operator, with an
   `on_hold` event; `resume` is refused meanwhile (the refund decides, or a `cancel`);
 * if it was released, its open pick lists are withdrawn (`pick_list_withdrawn` events: the
-  warehouse intercepts the parcels) with the stock kept reserved for the order;
+  warehouse intercepts the parcels) with the stock kept reserved for the order, and at the
+  shipping desk their parcels' waybills are voided (`waybills_voided`);
 * the refund closed, it goes on where it stopped; pick lists that were withdrawn are
   written again by a new release (`take_release_again`, read by the fulfilment loop).
 
@@ -25,7 +26,10 @@ from typing import TYPE_CHECKING
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.shipping import ShippingActivities
     from models.enums import Flag, Stage, WaitingFor
+    from shipping.payloads import VoidParcelsInput
+    from shipping.retry import RETRY_WAYBILL, VOID_WITHIN, WAYBILL_TIMEOUT
     from workflows.order.stages import cancel
     from workflows.order.steps import STEP_FAILED, cause
 
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
 # Stages a refund does not hold: already held, or nothing left to stop.
 _NOT_HELD = {Stage.ON_HOLD, Stage.SHIPPED, Stage.COMPLETED, Stage.CANCELLED}
 A_YEAR = timedelta(days=365)
+INTERCEPTED = "a refund asked for on the platform: the parcel intercepted (拦截)"
 
 
 def due(o: Order) -> bool:
@@ -70,6 +75,8 @@ async def hold(o: Order) -> bool:
             )
         except STEP_FAILED as err:  # bad data no retry fixes: `shipped` stays refused anyway
             s.log("withdraw_failed", error=cause(err))
+        if withdrawn and o.patches.desk and s.policy.shipping.desk:
+            await _void_waybills(o)
     s.held_from = stage
     s.set_stage(Stage.ON_HOLD, WaitingFor.OPERATOR)
     s.log("refund_hold", held_from=str(stage), withdrawn=withdrawn)
@@ -85,6 +92,25 @@ async def hold(o: Order) -> bool:
         s.release_again = True
     s.log("refund_closed", resumed=str(stage), release_again=bool(withdrawn))
     return bool(withdrawn)
+
+
+async def _void_waybills(o: Order) -> None:
+    """The intercepted parcels leave the desk: their waybills are voided (never issued again);
+    the new release gets parcels and waybills of its own."""
+    s = o.state
+    try:
+        result = await workflow.execute_activity_method(
+            ShippingActivities.void_parcels,
+            VoidParcelsInput(order_id=s.order_id, reason=INTERCEPTED),
+            start_to_close_timeout=WAYBILL_TIMEOUT,
+            schedule_to_close_timeout=VOID_WITHIN,
+            retry_policy=RETRY_WAYBILL,
+        )
+    except STEP_FAILED as err:  # the numbers are void here at the first attempt; Cainiao may be owed
+        s.log("void_failed", error=cause(err))
+        return
+    if result.voided:
+        s.log("waybills_voided", waybills=result.voided, cancelled=result.cancelled)
 
 
 def take_release_again(o: Order) -> bool:
