@@ -42,6 +42,12 @@ A_YEAR = timedelta(days=365)
 INTERCEPTED = "a refund asked for on the platform: the parcel intercepted (拦截)"
 
 
+def wire(o: Order) -> None:
+    """Every wait of the order (`Waits.wait`) holds it when a refund is due."""
+    o.waits.refund_due = lambda: due(o)
+    o.waits.refund_hold = lambda: hold(o)
+
+
 def due(o: Order) -> bool:
     """A refund is asked for, and the order is not held for it yet though something is left to ship."""
     s = o.state

@@ -8,7 +8,7 @@ the order's state and the UI's search attributes are brought up to date.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -17,7 +17,6 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from models.enums import Flag, Stage, TimeoutAction, WaitingFor
     from models.errors import OmsError
-    from workflows.order import refund_hold
 
 if TYPE_CHECKING:
     from workflows.order.context import Order
@@ -36,13 +35,17 @@ class Cancelled(OmsError):
 class Waits:
     def __init__(self, o: Order) -> None:
         self.o = o
+        # A refund asked for on the platform holds the order in any wait: whether one is due,
+        # and the hold (True: pick lists were withdrawn). Wired by `refund_hold.wire`.
+        self.refund_due: Callable[[], bool] = lambda: False
+        self.refund_hold: Callable[[], Awaitable[bool]] | None = None
 
     async def wait(self, condition: Callable[[], bool], timeout: timedelta) -> bool:
         """Wait for `condition` up to `timeout` (False: the timer fired); a cancel interrupts any
         wait; a refund asked for on the platform holds the order meanwhile (`refund_hold`)."""
         s, persistence = self.o.state, self.o.persistence
         s.prereview = None  # the catalog may change while the order waits: review afresh
-        intercept = lambda: refund_hold.due(self.o) and not condition()  # noqa: E731
+        intercept = lambda: self.refund_due() and not condition()  # noqa: E731
         wake = lambda: condition() or s.inbox.cancel is not None or intercept()  # noqa: E731
         deadline = workflow.now() + timeout
         while True:
@@ -58,7 +61,8 @@ class Waits:
             self.raise_if_cancelled()
             if not intercept():
                 return True
-            if await refund_hold.hold(self.o):
+            assert self.refund_hold is not None  # wired whenever a refund can be due
+            if await self.refund_hold():
                 return True  # its pick lists were withdrawn: the caller looks again
             timeout = deadline - workflow.now()
             if timeout <= timedelta(0):

@@ -81,6 +81,7 @@ class OrderWorkflow:
             self.invalid_input = exc
             return
         self.o = Order.wire(OrderState(inp, workflow.now()))
+        refund_hold.wire(self.o)
         self.applying: str | None = None  # the action being applied (another is refused meanwhile)
 
     # ================================================================== run
