@@ -392,7 +392,11 @@ async def test_a_refund_asked_for_on_the_platform_stops_the_order_before_it_ship
     await rig.run(name)
     await rig.eventually(lambda: _lacks(flags(), "refund_requested"), "the refund flag gone")
     # its pick list was withdrawn at the hold (拦截): released again, it ships as shipment 2
-    await rig.eventually(lambda: _is(stage_of(rig, oid), "released"), "released again")
+    async def released_again() -> bool:
+        state = await handle.query("state")
+        return state["stage"] == "released" and len(state["shipments"]) == 2
+
+    await rig.eventually(released_again, "released again")
     await handle.execute_update("shipped", shipped | {"shipment": 2})
     await rig.eventually(lambda: _is(stage_of(rig, oid), "completed"), "completed")
 

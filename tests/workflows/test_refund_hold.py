@@ -40,6 +40,11 @@ async def any_db_flow(dev_env: WorkflowEnvironment, db_url: str) -> AsyncIterato
         yield flow
 
 
+async def _released(flow: Flow, oid: str) -> None:
+    """Released with its pick list written (the stage is set just before the step writes it)."""
+    await flow.until(oid, lambda s: s.stage == "released" and bool(s.shipments), "released")
+
+
 def _held_for_refund(stage: str) -> Any:
     return lambda s: s.stage == "on_hold" and s.held_from == stage and "refund_requested" in s.flags
 
@@ -84,7 +89,7 @@ async def test_a_refund_before_the_release_holds_the_order_then_it_goes_on(flow:
     assert "refund_requested" not in state.flags and state.held_from is None
     assert "no refund" in str(await flow.refusal(oid, "platform_refund", CLOSED))
     await flow.signal(oid, "approve", {"note": "called the buyer"})
-    await flow.stage(oid, "released")
+    await _released(flow, oid)
     await flow.ship_all(oid)
     outcome = await flow.finish(oid)  # its history replays on today's code
     assert outcome.stage == "completed"
@@ -103,7 +108,7 @@ async def test_a_refund_after_the_release_withdraws_the_pick_list_then_it_is_rel
     load_sample(flow.factory)
     oid = flow.oid("RF-LATE")
     await flow.start(make_order(oid, [(SHIRT, 2)]))
-    await flow.stage(oid, "released")
+    await _released(flow, oid)
     await flow.signal(oid, "picked", {"shipment": 1})
     await flow.stage(oid, "picking")
     before = flow.stock(SHIRT)
@@ -144,6 +149,72 @@ async def test_a_refund_after_the_release_withdraws_the_pick_list_then_it_is_rel
     ]
     assert [li["shipped"] for li in status["lines"]] == [2]
     assert flow.refunds(oid) == []
+    _no_invariant_broken(flow)
+
+
+def _no_invariant_broken(flow: Flow) -> None:
+    from models.db import transaction
+    from tests.harness.invariants import check_invariants
+
+    with transaction(flow.factory) as session:
+        assert check_invariants(session) == []
+
+
+async def test_a_refund_asked_for_before_the_first_step_stops_the_release(flow: Flow) -> None:
+    """The refund comes with the order's start: no wait comes before the release of a clean
+    order, so the step before the release holds it; no pick list goes out meanwhile."""
+    from datetime import UTC, datetime
+
+    from models.documents import workflow_id_for
+    from models.payloads import OrderInput
+    from workflows.order import OrderWorkflow
+
+    load_sample(flow.factory)
+    oid = flow.oid("RF-FIRST")
+    await flow.client.start_workflow(
+        OrderWorkflow.run,
+        OrderInput(order=make_order(oid, [(SHIRT, 1)]), policy=fast_policy(),
+                   submitted_at=datetime.now(UTC)),
+        id=workflow_id_for(oid),
+        task_queue=flow.task_queue,
+        start_signal="platform_refund",
+        start_signal_args=[REQUESTED],
+    )
+    state = await flow.until(oid, lambda s: s.stage == "on_hold", "held for the refund")
+    assert state.held_from not in (None, "released") and state.shipments == []
+    assert sum(r.qty for r in flow.held(oid)) == 1  # its stock reserved meanwhile
+    await flow.persisted(oid, lambda st: st["stage"] == "on_hold")
+    assert "pick_list" not in flow.event_types(oid)
+    await flow.signal(oid, "platform_refund", CLOSED)
+    state = await flow.until(oid, lambda s: bool(s.shipments), "released")
+    assert state.stage == "released" and [sh.shipment_no for sh in state.shipments] == [1]
+    await flow.ship_all(oid)
+    assert (await flow.finish(oid)).stage == "completed"
+    flow.assert_settled(oid)
+
+
+async def test_a_refund_after_one_of_two_shipments_left_withdraws_only_the_other(
+    flow: Flow,
+) -> None:
+    load_sample(flow.factory, {(HOT, "HZ"): 2, (HOT, "SH"): 3})
+    oid = flow.oid("RF-SPLIT")
+    await flow.start(make_order(oid, [(HOT, 5)]))
+    state = await flow.until(oid, lambda s: len(s.shipments) == 2, "released twice")
+    first = state.shipments[0].shipment_no
+    await flow.signal(oid, "shipped", {"shipment": first, "carrier": "SF", "tracking_no": "SF9001"})
+    await flow.until(oid, lambda s: s.shipments[0].status == "shipped", "first shipped")
+    await flow.signal(oid, "platform_refund", REQUESTED)
+    state = await flow.until(oid, lambda s: s.stage == "on_hold", "held for the refund")
+    assert [sh.status for sh in state.shipments] == ["shipped", "cancelled"]
+    await flow.signal(oid, "platform_refund", CLOSED)
+    state = await flow.until(oid, lambda s: len(s.shipments) == 3, "the rest released again")
+    assert [sh.status for sh in state.shipments] == ["shipped", "cancelled", "released"]
+    assert state.shipments[2].lines[0]["qty"] == state.shipments[1].lines[0]["qty"]
+    await flow.ship_all(oid)
+    assert (await flow.finish(oid)).stage == "completed"
+    status = flow.assert_settled(oid)
+    assert [li["shipped"] for li in status["lines"]] == [5]
+    _no_invariant_broken(flow)
 
 
 async def test_refunded_on_the_platform_while_held_cancels_with_no_second_refund(
@@ -153,7 +224,7 @@ async def test_refunded_on_the_platform_while_held_cancels_with_no_second_refund
     oid = flow.oid("RF-DONE")
     before = flow.stock(SHIRT)
     await flow.start(make_order(oid, [(SHIRT, 1)]))
-    await flow.stage(oid, "released")
+    await _released(flow, oid)
     await flow.signal(oid, "platform_refund", REQUESTED)
     await flow.until(oid, _held_for_refund("released"), "held for the refund")
     # the platform refunded every line: the sync cancels the order
@@ -173,7 +244,7 @@ async def test_the_same_change_twice_changes_nothing_the_second_time(flow: Flow)
     load_sample(flow.factory)
     oid = flow.oid("RF-TWICE")
     await flow.start(make_order(oid, [(SHIRT, 1)]), fast_policy())
-    await flow.stage(oid, "released")
+    await _released(flow, oid)
     for _ in range(2):
         await flow.handle(oid).signal("platform_refund", REQUESTED)
     await flow.until(oid, _held_for_refund("released"), "held for the refund")
