@@ -110,9 +110,15 @@ def ensure_parcel(session: Session, *, shipment_id: str,
     parcel = None
     if key is not None:
         lock_merge_key(session, key)
+        # Another shipment of the same order (the rest of a partial release, a pick
+        # exception's replacement) is a parcel of its own: each shipment ships on its own.
+        same_order = select(ParcelOrderRow.parcel_id).where(
+            ParcelOrderRow.parcel_id == ParcelRow.parcel_id,
+            ParcelOrderRow.order_id == shipment.order_id)
         parcel = session.execute(
             select(ParcelRow).where(ParcelRow.merge_key == key, ParcelRow.state == "allocated",
-                                    ParcelRow.created_at >= t - merge.window)  # type: ignore[union-attr]
+                                    ParcelRow.created_at >= t - merge.window,  # type: ignore[union-attr]
+                                    ~same_order.exists())
             .order_by(ParcelRow.created_at).limit(1).with_for_update()
         ).scalars().first()
         if parcel is not None and parcel_of_shipment(session, shipment_id) is not None:

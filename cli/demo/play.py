@@ -55,6 +55,8 @@ class Demo:
         self.orders: dict[str, DemoOrder] = {}
         self._seen: dict[str, int] = {}
         self._lock = asyncio.Lock()
+        self.service_url: str | None = None  # the HTTP service beside the demo
+        self.desk: Any = None  # cli.demo.desk.DeskRun: what the shipping desk did
 
     # ------------------------------------------------------------ database
 
@@ -131,6 +133,10 @@ class Demo:
             {**which, "parcels": 1, "weight_g": 800},
             f"warehouse: {order.order_id}{label} packed",
         )
+        from cli.demo.desk import ship_under_waybill
+
+        if await ship_under_waybill(self, order, shipment):
+            return
         tracking = f"SF{uuid.uuid4().int % 10**12:012d}"
         await self.act(
             order,
@@ -292,6 +298,11 @@ class Demo:
         )
         await self.ship(o, 2)
         await self.wait_stage(o, "completed")
+
+    async def path_merge(self, o: DemoOrder) -> None:
+        from cli.demo.desk import play_merge
+
+        await play_merge(self, o)
 
     async def path_pick_exception(self, o: DemoOrder) -> None:
         await self.wait_stage(o, "released")
