@@ -39,3 +39,20 @@ def test_the_rest_of_an_order_gets_its_own_parcel_while_the_first_is_open(factor
     assert parcels["pcl-P-1-1"]["orders"] == ["P-1", "P-2"]
     assert parcels["pcl-P-1-2"]["orders"] == ["P-1"]
     assert [(ln["sku"], ln["qty"]) for ln in parcels["pcl-P-1-2"]["lines"]] == [("TSHIRT-RED-M", 1)]
+
+
+def test_a_parcel_that_cannot_be_recorded_is_a_parcel_problem_not_a_retry(factory) -> None:
+    """A conflict met twice (here a parcel line already there under the parcel's key) is a
+    `ParcelProblem` (non-retryable in the activity), never an IntegrityError retried forever."""
+    import pytest
+
+    from shipping.parcels import ParcelProblem
+    from shipping.tables import ParcelLineRow
+
+    seed_reference(factory)
+    shipment_id = released(factory, "Q-1")
+    with transaction(factory) as session:
+        session.add(ParcelLineRow(parcel_id="pcl-Q-1-1", order_id="Q-1", sku="TSHIRT-RED-M",
+                                  name="x", qty=1, weight_g=0))
+    with pytest.raises(ParcelProblem, match="pcl|parcel"):
+        prepare(factory, shipment_id, merge=MergeRule(enabled=False))
