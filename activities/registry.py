@@ -40,3 +40,11 @@ def all_activities(factory: Any, sender: Any, *, cainiao: Any = None) -> list[An
         shipping.void_parcels,
     ]
 
+
+
+def platform_activities(factory: Any, settings: Any, ring: Any) -> list[Any]:
+    """The shops' sync activities (issue 19): the database, the settings (intake's task queue
+    and policy) and the codec key ring that seals the shops' credentials."""
+    from activities.platforms import PlatformActivities
+
+    return PlatformActivities(factory, settings, ring).all()

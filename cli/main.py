@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Iterable
 
-from cli import actions, admin, orders, shipping
+from cli import actions, admin, orders, shipping, shops
 from commands.context import CliError, Context
 from models.settings import Settings
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parsers(sub)
     admin.add_parsers(sub)
     shipping.add_parsers(sub)
+    shops.add_parsers(sub)  # issue 19: shops, pii-log
     return p
 
 

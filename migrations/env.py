@@ -4,6 +4,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import models.tables  # noqa: F401  (registers the tables)
+import platforms.tables  # noqa: F401  (the shops' tables, issue 19)
 import shipping.tables  # noqa: F401  (the shipping desk's tables, migration 0005)
 from models.db import make_engine
 

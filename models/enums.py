@@ -93,6 +93,9 @@ class Flag(StrEnum):
     WEBHOOK_FAILED = "webhook_failed"
     NEEDS_APPROVAL = "needs_approval"
     STEP_FAILED = "step_failed"  # a step failed for good (bad data): the order waits for an operator
+    REFUND_REQUESTED = "refund_requested"  # the buyer asked the platform for a refund (issue 19)
+    SHIP_BY_SOON = "ship_by_soon"  # not shipped `ship_by.warn` before the platform's ship-by time
+    SHIP_BY_LATE = "ship_by_late"  # not shipped by the platform's ship-by time
 
 
 class SignalName(StrEnum):
@@ -100,6 +103,7 @@ class SignalName(StrEnum):
     PAYMENT_RECEIVED = "payment_received"
     SHORTAGE_DECISION = "shortage_decision"
     RESTOCK_ARRIVED = "restock_arrived"
+    PLATFORM_REFUND = "platform_refund"  # from a shop's sync: a refund asked for / withdrawn
     TRANSFER_ARRIVED = "transfer_arrived"
     APPROVE = "approve"
     REJECT = "reject"

@@ -42,6 +42,8 @@ class ErrorType(StrEnum):
     INVALID_INPUT = "InvalidInput"  # a workflow started with an input that is no order
     REFUSED = "Refused"  # an operator's action refused by the workflow
     WEBHOOK_REJECTED = "WebhookRejected"  # a 4xx from the webhook receiver
+    PLATFORM_UNAVAILABLE = "PlatformUnavailable"  # a platform's rate limit or outage: retried
+    SHOP_UNKNOWN = "ShopUnknown"  # a shop's sync for a shop that is not there
     PARCEL = "ParcelProblem"  # the shipping desk: a parcel no retry can help (no Cainiao client...)
     PLATFORM_REFUSED = "PlatformRefused"  # the shipping desk: the waybill service refused the call
 

@@ -112,6 +112,14 @@ class ShortageDecision(_Signal):
     note: str | None = Field(default=None, max_length=500)
 
 
+class PlatformRefund(_Signal):
+    """A shop's sync saw the buyer ask the platform for a refund (`requested`), or withdraw
+    it (`closed`), before the order shipped (issue 19)."""
+
+    status: str = Field(pattern="^(requested|closed)$")
+    platform: str = Field(min_length=1, max_length=40)
+
+
 class StockArrived(_Signal):
     """restock_arrived / transfer_arrived: the ledger already holds the stock for the order."""
 
@@ -160,6 +168,8 @@ class PickException(_Signal):
 class Cancel(_Signal):
     reason: str = Field(min_length=1, max_length=500)
     by: str | None = Field(default=None, max_length=100)
+    # the platform that already refunded the buyer (a shop's sync, issue 19): no second refund
+    refunded_on: str | None = Field(default=None, max_length=40)
 
 
 class Resume(_Signal):

@@ -101,6 +101,10 @@ class PickPolicy(BaseModel):
     complete_on: Literal["shipped", "delivered"] = "shipped"
 
 
+class ShipByPolicy(BaseModel):
+    # an order not shipped this long before its platform's ship-by time is flagged
+    # `ship_by_soon` (OMS_POLICY__SHIP_BY__WARN); `ship_by_late` once it is past (issue 19)
+    warn: timedelta = timedelta(hours=6)
 class ShippingPolicy(BaseModel):
     """The shipping desk (SPEC §3.10): where a parcel counts as shipped, the label size."""
 
@@ -136,6 +140,7 @@ class Policy(BaseModel):
     fraud: FraudPolicy = Field(default_factory=FraudPolicy)
     pricing: PricingPolicy = Field(default_factory=PricingPolicy)
     pick: PickPolicy = Field(default_factory=PickPolicy)
+    ship_by: ShipByPolicy = Field(default_factory=ShipByPolicy)
     # Whether the workflow upserts the custom search attributes of SPEC §5.5.
     # On by default; off only for a namespace where they are not registered.
     search_attributes: bool = True

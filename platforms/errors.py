@@ -21,8 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.errors import OmsError
 
-class PlatformError(Exception):
+
+class PlatformError(OmsError):
     """A gateway answered with an error (or could not be reached)."""
 
     retryable = False

@@ -20,7 +20,7 @@ from temporalio.converter import (
 from temporalio.worker import Worker, WorkflowInstance, WorkflowInstanceDetails, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.registry import all_activities
+from activities.registry import all_activities, platform_activities
 from models.settings import Settings
 
 # Imported once by the worker and shared by every workflow run instead of being
@@ -139,15 +139,23 @@ def build_worker(
 ) -> Worker:
     """One worker: both workflows, every activity bound to its dependencies."""
     from outbox.webhooks import WebhookSender
+    from runtime.codec import key_ring
     from workflows.order import OrderWorkflow
     from workflows.restock import RestockWorkflow
+    from workflows.shop_sync import ShopSyncWorkflow  # issue 19: each shop's sync
 
     sender = WebhookSender.from_settings(http, settings) if http is not None else None
-    activities = all_activities(factory, sender)
+    from platforms.shops import top_clients
+    from shipping.cainiao import TopCainiao
+
+    ring = key_ring(settings)
+    # the desk's Cainiao waybills go out as the carrier's Taobao shop (issue 19's shops)
+    activities = all_activities(factory, sender, cainiao=TopCainiao(top_clients(factory, ring)))
+    activities += platform_activities(factory, settings, ring)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[OrderWorkflow, RestockWorkflow],
+        workflows=[OrderWorkflow, RestockWorkflow, ShopSyncWorkflow],
         activities=activities,
         workflow_runner=workflow_runner(client.data_converter),
         activity_executor=ThreadPoolExecutor(max_workers=max_threads),

@@ -101,6 +101,9 @@ def create_app(
     app.include_router(api.router)
     app.include_router(codec.router)
     app.include_router(console.router)
+    from service import shops as shops_api  # issue 19: /v1/shops
+
+    app.include_router(shops_api.router)
     from service import pack as shipping_console
     from service import shipping as shipping_api
 

@@ -73,6 +73,7 @@ ROLE_WORDS = {
     "console": "sign in to the console",
     "keys": "manage keys",
     "reference": "load reference data",
+    "shops": "manage platform shops",
 }
 
 

@@ -42,6 +42,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "console": frozenset({"clerk", "admin"}),
     "keys": frozenset({"admin"}),
     "reference": frozenset({"admin"}),
+    "shops": frozenset({"admin"}),  # issue 19: platform shops and their credentials
 }
 
 

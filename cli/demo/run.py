@@ -94,6 +94,13 @@ async def run_demo(ctx: Any, keep: bool) -> int:
         demo = Demo(ctx, settings, run_id, server.ui_url)
         demo.service_url = service.url
         code = await _run_paths(demo, client, settings, policy, worker_task, interrupted)
+        if code == 0 and not interrupted.is_set():  # issue 19: orders from the platforms
+            from cli.demo.shops import run_shops
+
+            shop_problems = await run_shops(ctx, settings, client, run_id)
+            for problem in shop_problems:
+                say(f"  - {problem}")
+            code = 1 if shop_problems else 0
         say(f"demo took {time.monotonic() - started_at:.0f}s")
         say(f"\nconsole: {service.url}   clerk key for this run: {clerk_key}")
         if keep and not interrupted.is_set():

@@ -1,14 +1,14 @@
 """shipping: carriers, waybills, parcels
 
 Revision ID: 0005_shipping
-Revises: 0003
+Revises: 0004_platforms
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0005_shipping'
-down_revision = '0003'
+down_revision = '0004_platforms'
 branch_labels = None
 depends_on = None
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import signal
 import time
 
 from platforms.standin.server import StandinGateway
@@ -26,6 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--orders", type=int, default=0, help="orders to generate")
     parser.add_argument("--hours", type=float, default=1.0, help="spread over the last N hours")
     parser.add_argument(
+        "--end-ago", type=float, default=0.0, help="the newest order this many seconds ago"
+    )
+    parser.add_argument(
         "--skus", default="TSHIRT-RED-M=59.00", help="SKU=price pairs, comma-separated"
     )
     args = parser.parse_args(argv)
@@ -39,13 +44,18 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--skus: {pair!r} is not SKU=price")
         skus.append((code.strip(), price.strip()))
     now = time.time()
-    lag = 300 if args.platform == "pdd" else 0
+    lag = max(args.end_ago, 300 if args.platform == "pdd" else 0)
     for trade, receiver in generate(
         args.platform, args.orders, start=now - args.hours * 3600 - lag, end=now - lag, skus=skus
     ):
         shop.put(trade, receiver)
     gateway = StandinGateway(shop, host=args.host, port=args.port)
     print(f"standin {args.platform} {gateway.url}", flush=True)
+    # the calls answered, per method, on SIGUSR1 (for benchmarks/platform_sync.py)
+    signal.signal(
+        signal.SIGUSR1,
+        lambda *_: print("calls " + json.dumps(dict(shop.calls)), flush=True),
+    )
     with contextlib.suppress(KeyboardInterrupt):
         gateway.serve_forever()
 

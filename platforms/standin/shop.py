@@ -61,6 +61,7 @@ class StandinShop:
         self.session = session
         self.lock = threading.RLock()
         self.trades: dict[str, dict[str, Any]] = {}
+        self.modified_at: dict[str, float | None] = {}  # parsed once, for the window scans
         self.plain: dict[str, dict[str, str]] = {}  # tid -> receiver in plaintext
         self.ciphertexts: dict[str, str] = {}  # pdd: "~...~" -> plaintext
         self.shipments: list[Shipment] = []
@@ -72,9 +73,12 @@ class StandinShop:
     # --- trades -----------------------------------------------------------------------
     def put(self, trade: dict[str, Any], receiver: dict[str, str] | None = None) -> None:
         """Add or replace one trade (as given: a test may put a malformed one)."""
+        from platforms.standin.trades import modified_ts
+
         key = trade_key(self.platform, trade)
         with self.lock:
             self.trades[key] = trade
+            self.modified_at[key] = modified_ts(self.platform, trade)
             if receiver is not None:
                 self.plain[key] = dict(receiver)
                 if self.platform == "pdd":
@@ -84,12 +88,14 @@ class StandinShop:
 
     def change(self, key: str, *, at: float | None = None, **fields: Any) -> dict[str, Any]:
         """Change a trade on the platform: its fields, and its modified time (default: now)."""
-        from platforms.standin.trades import stamp
+        from platforms.standin.trades import modified_ts, stamp
 
         with self.lock:
             trade = self.trades[key]
             trade.update(fields)
-            stamp(self.platform, trade, self.clock() if at is None else at)
+            when = self.clock() if at is None else at
+            stamp(self.platform, trade, when)
+            self.modified_at[key] = modified_ts(self.platform, trade)
             return trade
 
     def change_line(self, key: str, index: int, **fields: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
-    from models.enums import PaymentStatus, SignalName, Stage
+    from models.enums import Flag, PaymentStatus, SignalName, Stage
     from models.payloads import (
         Approve,
         BuyerConfirmed,
@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         Delivered,
         PaymentReceived,
         PickException,
+        PlatformRefund,
         Reject,
         Resume,
         ShortageDecision,
@@ -116,6 +117,24 @@ def _refuse_resume(s: OrderState, _: Resume) -> str | None:
     return None if s.stage == Stage.ON_HOLD else f"{_where(s)}, not on hold"
 
 
+def _refuse_platform_refund(s: OrderState, m: PlatformRefund) -> str | None:
+    held = Flag.REFUND_REQUESTED in s.flags
+    if m.status == "requested" and held:
+        return "already stopped for the refund asked for on the platform"
+    if m.status == "closed" and not held:
+        return "no refund asked for on the platform holds it"
+    return None
+
+
+def _apply_platform_refund(s: OrderState, m: PlatformRefund) -> None:
+    """A refund asked for on the platform stops the order before it ships (`shipped` is
+    refused while the flag is on); withdrawn, the order goes on."""
+    if m.status == "requested":
+        s.flag(Flag.REFUND_REQUESTED)
+    else:
+        s.drop_flag(Flag.REFUND_REQUESTED)
+
+
 def _warehouse_rule(kind: str) -> Rule:
     def refuse(s: OrderState, m: WarehouseEvent | PickException) -> str | None:
         if s.stage not in _WAREHOUSE_STAGES and not s.open_shipments():
@@ -138,6 +157,8 @@ def _warehouse_rule(kind: str) -> Rule:
             return f"shipment {shipment.shipment_no} is {status}, not waiting to be picked"
         if kind == SignalName.PACKED and status not in ("released", "picked"):
             return f"shipment {shipment.shipment_no} is already {status}"
+        if kind == SignalName.SHIPPED and Flag.REFUND_REQUESTED in s.flags:
+            return "the buyer asked the platform for a refund: the order is stopped before it ships"
         if kind == SignalName.SHIPPED:
             assert isinstance(m, WarehouseEvent)
             if not m.carrier or not m.tracking_no:
@@ -218,6 +239,8 @@ MESSAGES: dict[str, Message] = {
         Message(SignalName.PAYMENT_RECEIVED, "pay", PaymentReceived, _refuse_pay, _set("payment")),
         Message(SignalName.SHORTAGE_DECISION, "decide", ShortageDecision, _refuse_decide, _apply_decide),
         Message(SignalName.RESTOCK_ARRIVED, None, StockArrived, _refuse_restock, _apply_restock),
+        Message(SignalName.PLATFORM_REFUND, None, PlatformRefund, _refuse_platform_refund,
+                _apply_platform_refund),
         Message(SignalName.TRANSFER_ARRIVED, "transfer_arrived", TransferArrived, _refuse_transfer, _apply_transfer),
         Message(SignalName.APPROVE, "approve", Approve, _refuse_decision, _set("approval")),
         Message(SignalName.REJECT, "reject", Reject, _refuse_decision, _set("approval")),

@@ -45,6 +45,9 @@ FLOW_2026_11_30 = "order-flow-2026-11-30"
 # from a Temporal cancellation.
 FLOW_2026_12_01 = "order-flow-2026-12-01"
 
+# 2026-12-05, first activation, only for an order whose document carries a platform's
+# `ship_by` (issue 19): two durable timers flag it `ship_by_soon`, then `ship_by_late`.
+SHIP_BY_TIMERS = "ship-by-timers"
 # 2026-12-05, first activation: the shipping desk (issue 20): after the release, each new
 # shipment's parcel, carrier and waybill (`stages.desk`), the waybills' undo pushed first.
 SHIPPING_DESK = "order-shipping-desk-2026-12-05"

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from models.errors import ErrorType, application_error
     from models.payloads import Cancel, OrderInput, OrderOutcome, OrderSnapshot
     from workflows.inputs import decode_input
-    from workflows.order import messages
+    from workflows.order import messages, ship_by
     from workflows.order.context import Order
     from workflows.order.stages import cancel as cancel_stage
     from workflows.order.stages import desk, fulfilment, intake, inventory, review
@@ -94,6 +94,7 @@ class OrderWorkflow:
         o.visibility.at_pause = o.patches.flow_11_30
         o.compensation.shield = o.patches.flow_12_01
         persister = asyncio.create_task(o.persistence.loop())
+        deadline = ship_by.watch(s)  # a platform's ship-by time: flagged as it nears and passes
         if not o.patches.flow_12_01:
             # Orders started before 2026-12-01 put both undo steps on the stack here.
             inventory.push_release_stock(o)
@@ -108,6 +109,8 @@ class OrderWorkflow:
             await o.compensation.shielded(cancel_stage.compensate(o, reason))
         except asyncio.CancelledError:
             reason = await o.compensation.shielded(self._cancelled_in_temporal())
+        if deadline is not None:
+            deadline.cancel()
         await o.compensation.shielded(self._close(persister))
         if o.compensation.cancel_requested and s.stage == Stage.CANCELLED:
             raise asyncio.CancelledError(reason)  # the workflow shows Canceled, its order cancelled

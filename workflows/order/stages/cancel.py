@@ -42,7 +42,10 @@ async def compensate(o: Order, reason: str) -> None:
     # refund_for is the whole refund the order owes; what was refunded earlier
     # (a partial remainder) is part of it, not on top of it.
     owed = refund_for(s.lines, paid=s.paid_amount()) - (s.refund_amount or Decimal(0))
-    if owed > 0:
+    refunded_on = s.inbox.cancel.refunded_on if s.inbox.cancel is not None else None
+    if owed > 0 and refunded_on:  # the platform refunded the buyer already: never twice
+        s.log("refunded_elsewhere", platform=refunded_on, amount=str(owed))
+    elif owed > 0:
         await refund(o, owed, reason)
     await o.steps.emit("buyer_cancel_notice", {"reason": reason}, "cancel-notice")
     s.set_stage(Stage.CANCELLED, None)

@@ -1,0 +1,441 @@
+"""Shops' syncs on the real dev server against the stand-in gateways (SPEC §3.9, §8.9)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.harness.platforms import SyncRig, ago, sync_rig
+
+pytestmark = pytest.mark.e2e
+HOUR = 3600.0
+
+
+@pytest.fixture
+async def rig(
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> AsyncIterator[SyncRig]:
+    async with sync_rig(dev_env.client, sqlite_url, tmp_path / "home") as rig:
+        yield rig
+
+
+async def test_a_taobao_shop_off_for_hours_catches_up_window_by_window(rig: SyncRig) -> None:
+    gateway = rig.gateway("taobao")
+    now = time.time()
+    tids = rig.fill(gateway, 45, start=now - 5 * HOUR, end=now - 120)
+    name = rig.add("tb", gateway, since=ago(5 * HOUR + 60))
+    result = await rig.run(name)
+    assert result.state == "syncing"
+    assert 10 <= len(result.windows) <= 12  # 30-minute windows over 5 hours
+    assert result.windows[-1].caught_up
+    assert sum(w.imported for w in result.windows) == 45
+    rows = rig.orders(name)
+    assert sorted(r.platform_order_id for r in rows) == sorted(tids)
+    assert {r.outcome for r in rows} == {"imported"}
+    for tid in tids[:3] + tids[-3:]:
+        assert await rig.workflow_exists(f"taobao-{tid}")
+    shop = rig.shop(name)
+    assert shop["imported"] == 45 and shop["state"] == "syncing"
+    assert shop["synced_through"] >= ago(120).isoformat()
+    # every receiver was decrypted once, in batches of at most 20, and logged
+    assert gateway.shop.calls["taobao.top.oaid.decrypt"] <= 45 // 20 + len(result.windows)
+    assert sorted(tid for tid, _ in gateway.shop.decrypted) == sorted(tids)
+    logged = [p for p in rig.pii() if p.shop == name]
+    assert sorted(p.order_id for p in logged) == sorted(f"taobao-{t}" for t in tids)
+    assert all(p.fields == ["name", "phone", "address"] and p.scene == "1001" for p in logged)
+    # a second run reads nothing new and imports nothing twice
+    again = await rig.run(name)
+    assert sum(w.imported for w in again.windows) == 0
+    assert rig.shop(name)["imported"] == 45
+    assert len(gateway.shop.decrypted) == 45
+
+
+async def test_a_pdd_shop_syncs_with_a_refused_decryption_held_then_retried(rig: SyncRig) -> None:
+    gateway = rig.gateway("pdd")
+    now = time.time()
+    sns = rig.fill(gateway, 12, start=now - 2 * HOUR, end=now - 400)
+    gateway.shop.faults.refuse_decrypt[sns[4]] = "该订单已关闭，无法解密"
+    name = rig.add("pdd", gateway, since=ago(2 * HOUR + 60))
+    result = await rig.run(name)
+    assert result.state == "syncing"
+    assert sum(w.imported for w in result.windows) == 11
+    assert sum(w.held for w in result.windows) == 1
+    held = rig.orders(name, "pii_unavailable")
+    assert [r.platform_order_id for r in held] == [sns[4]]
+    assert "该订单已关闭，无法解密" in (held[0].reason or "")
+    assert not await rig.workflow_exists(f"pdd-{sns[4]}")
+    refused = [p for p in rig.pii() if p.outcome == "refused"]
+    assert [p.order_id for p in refused] == [f"pdd-{sns[4]}"]
+    # the next run asks again while the platform still refuses: still held, asked once more
+    await rig.run(name)
+    assert [r.outcome for r in rig.orders(name) if r.platform_order_id == sns[4]] == [
+        "pii_unavailable"
+    ]
+    # the platform lets it be decrypted later: the next run takes it in
+    del gateway.shop.faults.refuse_decrypt[sns[4]]
+    await rig.run(name)
+    assert [r.outcome for r in rig.orders(name) if r.platform_order_id == sns[4]] == ["imported"]
+    assert await rig.workflow_exists(f"pdd-{sns[4]}")
+    assert rig.shop(name)["imported"] == 12
+    assert rig.orders(name, "pii_unavailable") == []
+    outcomes = [p.outcome for p in rig.pii() if p.order_id == f"pdd-{sns[4]}"]
+    assert outcomes == ["refused", "refused", "decrypted"]
+
+
+async def test_bad_trades_are_rejected_by_name_and_the_window_goes_on(rig: SyncRig) -> None:
+    gateway = rig.gateway("taobao")
+    now = time.time()
+    good = rig.fill(gateway, 5, start=now - 1800, end=now - 600)
+    no_sku = rig.put(gateway, modified=now - 500)
+    line = gateway.shop.trades[no_sku]["orders"]["order"][0]
+    line.pop("outer_sku_id")
+    line.pop("outer_iid")
+    bad_money = rig.put(gateway, modified=now - 450)
+    gateway.shop.trades[bad_money]["payment"] = "十元"
+    unknown_sku = rig.put(gateway, modified=now - 400, lines=[("NO-SUCH-SKU", 1, "9.90")])
+    garbled = rig.new_id("taobao")
+    gateway.shop.trades[garbled] = {
+        "tid": garbled,
+        "modified": gateway.shop.trades[good[0]]["modified"],
+        "orders": "not a list",
+    }
+    name = rig.add("tb", gateway, since=ago(1900))
+    result = await rig.run(name)
+    assert result.state == "syncing"
+    rows = {r.platform_order_id: r for r in rig.orders(name)}
+    assert {k for k, r in rows.items() if r.outcome == "imported"} == {*good, unknown_sku}
+    assert rows[no_sku].outcome == "rejected"
+    assert "orders.order[0].outer_sku_id" in (rows[no_sku].reason or "")
+    assert rows[bad_money].outcome == "rejected" and "payment" in (rows[bad_money].reason or "")
+    assert rows[garbled].outcome == "rejected" and "orders" in (rows[garbled].reason or "")
+    assert not await rig.workflow_exists(f"taobao-{no_sku}")
+    # the unknown SKU reaches intake, whose check rejects it with its reason
+    handle = rig.client.get_workflow_handle(f"order-taobao-{unknown_sku}")
+    outcome = await handle.result()
+    assert outcome["stage"] == "cancelled" and "sku_unknown" in str(outcome)
+    # nothing was missed: the cursor passed them all, each recorded once
+    assert rig.shop(name)["imported"] == 6
+    assert sum(w.rejected for w in result.windows) == 3
+
+
+async def test_trades_that_change_while_a_window_is_read_are_not_missed(rig: SyncRig) -> None:
+    gateway = rig.gateway("taobao")
+    now = time.time()
+    tids = rig.fill(gateway, 250, start=now - 1700, end=now - 300)
+    moved: list[str] = []
+
+    def change_while_read(page: int, served: list[str]) -> None:
+        if page == 3 and not moved:  # after the last page, the newest trades change
+            for tid in tids[-5:]:
+                gateway.shop.change(tid, seller_memo="改了备注")
+                moved.append(tid)
+
+    gateway.shop.faults.after_page = change_while_read
+    name = rig.add("tb", gateway, since=ago(1800))
+    await rig.run(name)
+    assert moved
+    imported = {r.platform_order_id for r in rig.orders(name, "imported")}
+    assert set(tids) - set(moved) <= imported
+    # the changed ones were modified after the window's end: the next window takes them in
+    # (here without waiting the minute of lag: their change is dated at the cursor)
+    gateway.shop.faults.after_page = None
+    cursor = datetime.fromisoformat(rig.shop(name)["synced_through"]).timestamp()
+    assert all(f"taobao-{tid}" not in {r.order_id for r in rig.orders(name)} for tid in moved)
+    for tid in moved:
+        gateway.shop.change(tid, at=cursor)
+    await rig.run(name)
+    assert {r.platform_order_id for r in rig.orders(name, "imported")} == set(tids)
+    assert rig.shop(name)["imported"] == 250
+
+
+async def test_a_wrong_secret_fails_the_shop_with_the_platforms_reason_and_no_hot_retry(
+    rig: SyncRig,
+) -> None:
+    gateway = rig.gateway("taobao")
+    rig.fill(gateway, 3, start=time.time() - 1200, end=time.time() - 200)
+    name = rig.add("tb", gateway, since=ago(1300), app_secret="not-the-secret")
+    result = await rig.run(name)
+    assert result.state == "failing" and result.windows == []
+    shop = rig.shop(name)
+    assert shop["state"] == "failing"
+    assert "Invalid signature" in shop["last_error"] and "25" in shop["last_error"]
+    assert sum(gateway.shop.calls.values()) == 1  # one call, no retries
+    assert shop["synced_through"] <= ago(1300).isoformat()
+    assert rig.orders(name) == []
+
+
+async def test_a_platform_down_for_a_while_is_backed_off_and_caught_up(rig: SyncRig) -> None:
+    gateway = rig.gateway("pdd")
+    now = time.time()
+    sns = rig.fill(gateway, 8, start=now - 3600, end=now - 400)
+    gateway.shop.faults.down_until = time.time() + 4
+    gateway.shop.faults.rate_limit_next = 0
+    name = rig.add("pdd", gateway, since=ago(3700))
+    started = time.monotonic()
+    result = await rig.run(name)
+    assert time.monotonic() - started >= 3
+    assert result.state == "syncing"
+    assert {r.platform_order_id for r in rig.orders(name, "imported")} == set(sns)
+    calls = sum(gateway.shop.calls.values())
+    assert calls < 40  # backed off: 0.2 s doubling to 1 s, not a hot loop
+    assert rig.shop(name)["last_error"] is None  # cleared once it answered again
+
+
+async def test_an_expired_session_waits_for_a_new_token_then_goes_on(rig: SyncRig) -> None:
+    gateway = rig.gateway("taobao")
+    now = time.time()
+    tids = rig.fill(gateway, 4, start=now - 1500, end=now - 300)
+    gateway.shop.faults.session_expired = True
+    name = rig.add("tb", gateway, since=ago(1600))
+    result = await rig.run(name)
+    assert result.state == "token_expired"
+    shop = rig.shop(name)
+    assert shop["state"] == "token_expired" and "Invalid session" in shop["last_error"]
+    calls = sum(gateway.shop.calls.values())
+    again = await rig.run(name)  # waits: no call at all while the token is expired
+    assert again.state == "token_expired" and sum(gateway.shop.calls.values()) == calls
+    gateway.shop.renew_session("renewed-token")
+    rig.renew(name, "renewed-token")
+    assert rig.shop(name)["state"] == "syncing"
+    result = await rig.run(name)
+    assert result.state == "syncing"
+    assert {r.platform_order_id for r in rig.orders(name, "imported")} == set(tids)
+
+
+async def stage_of(rig: SyncRig, order_id: str) -> str:
+    state = await rig.client.get_workflow_handle(f"order-{order_id}").query("state")
+    return str(state["stage"])
+
+
+async def test_changes_on_the_platform_reach_the_running_order_once(rig: SyncRig) -> None:
+    gateway = rig.gateway("taobao")
+    shop = gateway.shop
+    now = time.time()
+    unpaid = rig.put(gateway, modified=now - 900, status="WAIT_BUYER_PAY")
+    to_close = rig.put(gateway, modified=now - 800, status="WAIT_BUYER_PAY")
+    name = rig.add("tb", gateway, since=ago(1000))
+    await rig.run(name)
+    for tid in (unpaid, to_close):
+        await rig.eventually(
+            lambda t=tid: _is(stage_of(rig, f"taobao-{t}"), "awaiting_payment"), "awaiting payment"
+        )
+    # the buyer pays one on Taobao; the other is closed there
+    cursor = datetime.fromisoformat(rig.shop(name)["synced_through"]).timestamp()
+    trade = shop.trades[unpaid]
+    shop.change(
+        unpaid,
+        at=cursor,
+        status="WAIT_SELLER_SEND_GOODS",
+        pay_time=trade["created"],
+        alipay_no="2026112622009988",
+    )
+    shop.change(to_close, at=cursor, status="TRADE_CLOSED_BY_TAOBAO")
+    result = await rig.run(name)
+    assert sum(w.changed for w in result.windows) == 2
+    await rig.eventually(
+        lambda: _not(stage_of(rig, f"taobao-{unpaid}"), "awaiting_payment"), "past payment"
+    )
+    closed = await rig.client.get_workflow_handle(f"order-taobao-{to_close}").result()
+    assert closed["stage"] == "cancelled" and "closed on taobao" in str(closed)
+    timeline = await rig.eventually(
+        lambda: _timeline(rig, f"taobao-{unpaid}", "2026112622009988"),
+        "the pay update in the order's timeline",
+    )
+    assert any(e.get("signal") == "payment_received" for e in timeline)
+    rows = {r.platform_order_id: r for r in rig.orders(name)}
+    assert [c["change"] for c in rows[unpaid].changes] == ["paid"]
+    assert rows[unpaid].changes[0]["applied"] is True
+    assert [c["change"] for c in rows[to_close].changes] == ["closed"]
+    # the same changes seen again (a window read twice) change nothing
+    again = await rig.run(name, since=ago(1000).isoformat(), until=ago(70).isoformat())
+    assert sum(w.changed for w in again.windows) == 0
+    assert len(rig.orders(name)[0].changes) + len(rig.orders(name)[1].changes) == 2
+
+
+def _timeline(rig: SyncRig, order_id: str, needle: str) -> list[dict[str, Any]] | None:
+    from models.db import transaction
+    from reads.queries import order_status
+
+    with transaction(rig.factory) as session:
+        status = order_status(session, order_id) or {}
+    events = status.get("events") or []
+    return events if needle in str(events) else None
+
+
+async def _is(stage: Any, want: str) -> bool:
+    return await stage == want
+
+
+async def _not(stage: Any, want: str) -> bool:
+    return await stage != want
+
+
+async def test_each_shipment_is_written_back_once_through_a_rate_limit(rig: SyncRig) -> None:
+    from sqlmodel import select
+
+    from models.db import transaction
+    from platforms.tables import WriteBack
+    from tests.harness.reference import load_sample
+
+    load_sample(rig.factory, {("MUG-WHITE", "HZ"): 50})
+    gateway = rig.gateway("taobao")
+    shop = gateway.shop
+    now = time.time()
+    lines = [("MUG-WHITE", 3, "35.00")]  # 105 yuan: free shipping, in stock at SH
+    kept, refunded = (rig.put(gateway, modified=now - 600 + i, lines=lines) for i in range(2))
+    name = rig.add("tb", gateway, since=ago(700))
+    await rig.run(name)
+    client = rig.client
+    for i, tid in enumerate((kept, refunded)):
+        oid = f"taobao-{tid}"
+        await rig.eventually(lambda o=oid: _is(stage_of(rig, o), "released"), f"{oid} released")
+        handle = client.get_workflow_handle(f"order-{oid}")
+        await handle.execute_update("picked", {"shipment": 1})
+        await handle.execute_update("packed", {"shipment": 1, "parcels": 1})
+        await handle.execute_update(
+            "shipped", {"shipment": 1, "carrier": "SF", "tracking_no": f"SF1000{i}"}
+        )
+        await rig.eventually(lambda o=oid: _is(stage_of(rig, o), "completed"), f"{oid} done")
+    # meanwhile the buyer of the second asked Taobao for a refund
+    shop.trades[refunded]["orders"]["order"][0]["refund_status"] = "WAIT_SELLER_AGREE"
+    shop.faults.rate_limit_next = 1  # the first write-back call is turned away once
+    result = await rig.run(name)
+    assert result.state == "syncing"
+    assert [(s.tid, s.tracking, s.carrier) for s in shop.shipments] == [(kept, "SF10000", "SF")]
+    with transaction(rig.factory) as s:
+        rows = {r.order_id: r for r in s.exec(select(WriteBack)).all()}
+    assert rows[f"taobao-{kept}"].status == "done"
+    assert rows[f"taobao-{refunded}"].status == "refused"
+    assert "退款" in (rows[f"taobao-{refunded}"].reason or "")
+    sends = shop.calls["taobao.logistics.offline.send"]
+    assert sends == 3  # limited once, then one each
+    # later runs write nothing back again
+    await rig.run(name)
+    await rig.run(name)
+    assert shop.calls["taobao.logistics.offline.send"] == sends
+    assert len(shop.shipments) == 1
+
+
+async def test_a_refund_asked_for_on_the_platform_stops_the_order_before_it_ships(
+    rig: SyncRig,
+) -> None:
+    from tests.harness.reference import load_sample
+
+    load_sample(rig.factory, {("MUG-WHITE", "HZ"): 50})
+    gateway = rig.gateway("taobao")
+    shop = gateway.shop
+    tid = rig.put(gateway, modified=time.time() - 600, lines=[("MUG-WHITE", 3, "35.00")])
+    name = rig.add("tb", gateway, since=ago(700))
+    await rig.run(name)
+    oid = f"taobao-{tid}"
+    await rig.eventually(lambda: _is(stage_of(rig, oid), "released"), "released")
+    handle = rig.client.get_workflow_handle(f"order-{oid}")
+    await handle.execute_update("picked", {"shipment": 1})
+    # the buyer asks Taobao for a refund: the next window sees it
+    cursor = datetime.fromisoformat(rig.shop(name)["synced_through"]).timestamp()
+    shop.trades[tid]["orders"]["order"][0]["refund_status"] = "WAIT_SELLER_AGREE"
+    shop.change(tid, at=cursor)
+    await rig.run(name)
+
+    async def flags() -> list[str]:
+        return list((await handle.query("state"))["flags"])
+
+    await rig.eventually(lambda: _has(flags(), "refund_requested"), "flagged refund_requested")
+    shipped = {"shipment": 1, "carrier": "SF", "tracking_no": "SF20001"}
+    from temporalio.client import WorkflowUpdateFailedError
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update("shipped", shipped)
+    assert "refund" in str(refused.value.cause)
+    # seen again, it changes nothing
+    await rig.run(name, since=ago(700).isoformat(), until=ago(70).isoformat())
+    row = next(r for r in rig.orders(name) if r.order_id == oid)
+    assert [c["change"] for c in row.changes] == ["refund_requested"]
+    # the buyer withdraws it: the order goes on and ships
+    cursor = datetime.fromisoformat(rig.shop(name)["synced_through"]).timestamp()
+    shop.trades[tid]["orders"]["order"][0]["refund_status"] = "CLOSED"
+    shop.change(tid, at=cursor)
+    await rig.run(name)
+    await rig.eventually(lambda: _lacks(flags(), "refund_requested"), "the refund flag gone")
+    await handle.execute_update("shipped", shipped)
+    await rig.eventually(lambda: _is(stage_of(rig, oid), "completed"), "completed")
+
+
+async def _has(values: Any, item: str) -> bool:
+    return item in await values
+
+
+async def _lacks(values: Any, item: str) -> bool:
+    return item not in await values
+
+
+async def test_refunded_on_every_line_cancels_without_a_second_refund(rig: SyncRig) -> None:
+    from sqlmodel import select
+
+    from models.db import transaction
+    from models.tables import Refund
+
+    gateway = rig.gateway("taobao")
+    shop = gateway.shop
+    tid = rig.put(gateway, modified=time.time() - 600, lines=[("TSHIRT-RED-M", 2, "59.00")])
+    name = rig.add("tb", gateway, since=ago(700))
+    await rig.run(name)
+    oid = f"taobao-{tid}"
+    await rig.eventually(lambda: rig.workflow_exists(oid), "started")
+    cursor = datetime.fromisoformat(rig.shop(name)["synced_through"]).timestamp()
+    shop.trades[tid]["orders"]["order"][0]["refund_status"] = "SUCCESS"
+    shop.change(tid, at=cursor, status="TRADE_CLOSED")
+    await rig.run(name)
+    outcome = await rig.client.get_workflow_handle(f"order-{oid}").result()
+    assert outcome["stage"] == "cancelled" and outcome["reason"] == "refunded on taobao"
+    with transaction(rig.factory) as s:
+        assert s.exec(select(Refund).where(Refund.order_id == oid)).all() == []
+    timeline = await rig.eventually(
+        lambda: _timeline(rig, oid, "refunded_elsewhere"), "the platform's refund in the timeline"
+    )
+    assert any(e.get("type") == "refunded_elsewhere" for e in timeline)
+    row = next(r for r in rig.orders(name) if r.order_id == oid)
+    assert [c["change"] for c in row.changes] == ["refunded"]
+
+
+async def test_pdd_write_back_waits_for_a_token_and_a_carrier_id(rig: SyncRig) -> None:
+    from sqlmodel import select
+
+    from models.db import transaction
+    from platforms.tables import WriteBack
+    from tests.harness.reference import load_sample
+
+    load_sample(rig.factory, {("MUG-WHITE", "HZ"): 50})
+    gateway = rig.gateway("pdd")
+    shop = gateway.shop
+    lines = [("MUG-WHITE", 3, "35.00")]
+    sns = [rig.put(gateway, modified=time.time() - 900 + i, lines=lines) for i in range(2)]
+    name = rig.add("pdd", gateway, since=ago(1000), carrier_ids="SF=44")
+    await rig.run(name)
+    for sn, carrier in zip(sns, ("SF", "ZTO"), strict=True):
+        oid = f"pdd-{sn}"
+        await rig.eventually(lambda o=oid: _is(stage_of(rig, o), "released"), f"{oid} released")
+        handle = rig.client.get_workflow_handle(f"order-{oid}")
+        await handle.execute_update(
+            "shipped", {"shipment": 1, "carrier": carrier, "tracking_no": f"{carrier}3000{sn[-2:]}"}
+        )
+        await rig.eventually(lambda o=oid: _is(stage_of(rig, o), "completed"), f"{oid} done")
+    shop.faults.session_expired = True
+    result = await rig.run(name)
+    assert result.state == "token_expired" and shop.shipments == []
+    shop.renew_session("pdd-renewed")
+    rig.renew(name, "pdd-renewed")
+    result = await rig.run(name)
+    assert result.state == "syncing"
+    assert [(s.tid, s.carrier) for s in shop.shipments] == [(sns[0], "44")]
+    with transaction(rig.factory) as s:
+        rows = {r.order_id: r for r in s.exec(select(WriteBack)).all()}
+    assert rows[f"pdd-{sns[0]}"].status == "done"
+    assert rows[f"pdd-{sns[1]}"].status == "waiting"
+    assert "--carrier-ids" in (rows[f"pdd-{sns[1]}"].reason or "")
