@@ -42,6 +42,13 @@ def desk_of(demo: Demo) -> DeskRun:
     return run
 
 
+def attach(demo: Demo, service_url: str) -> None:
+    """The desk's part of the demo's script: the `merge` path, shipping under the waybill."""
+    demo.service_url = service_url
+    demo.paths[MERGE_PATH] = play_merge
+    demo.ship_under_waybill = ship_under_waybill
+
+
 # ------------------------------------------------------------ reference
 
 

@@ -80,6 +80,7 @@ async def run_demo(ctx: Any, keep: bool) -> int:
     try:
         await asyncio.to_thread(load_sample_reference, ctx)  # migrates the database on first use
         say("database migrated; sample catalog, warehouses and stock loaded")
+        from cli.demo.desk import attach as attach_desk
         from cli.demo.desk import load_desk_reference
 
         say(await asyncio.to_thread(load_desk_reference, ctx))
@@ -92,7 +93,7 @@ async def run_demo(ctx: Any, keep: bool) -> int:
         await asyncio.sleep(0)
         service, clerk_key = await start_console(ctx, settings, client, run_id, listener)
         demo = Demo(ctx, settings, run_id, server.ui_url)
-        demo.service_url = service.url
+        attach_desk(demo, service.url)
         code = await _run_paths(demo, client, settings, policy, worker_task, interrupted)
         if code == 0 and not interrupted.is_set():  # issue 19: orders from the platforms
             from cli.demo.shops import run_shops
