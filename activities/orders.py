@@ -71,6 +71,7 @@ from orders.shipments import pick_list_region, shipment_state, shipment_work
 from orders.store import order_time, released_state, write_state
 from outbox.store import add_event
 from pricing.rules import review_prices
+from privacy.search_keys import index_order
 
 log = structlog.get_logger()
 
@@ -101,17 +102,19 @@ _SAME_ADDRESS = _recent_stmt(Order.__table__.c.address_key)
 
 
 class OrderActivities:
-    def __init__(self, factory: SessionFactory) -> None:
+    def __init__(self, factory: SessionFactory, search_key: bytes | None = None) -> None:
         self._factory = factory
+        self._search_key = search_key  # OMS_SEARCH_KEY: the buyer's name and phone as keyed hashes
 
     @activity.defn(name="record_order")
     @no_retry_on_bad_data
     def record_order(self, inp: RecordOrderInput) -> None:
         with transaction(self._factory) as session:
-            self._record(session, inp.order, inp.submitted_at)
+            self._record(session, inp.order, inp.submitted_at, search_key=self._search_key)
 
     @staticmethod
-    def _record(session: Any, order: OrderDocument, submitted_at: datetime) -> None:
+    def _record(session: Any, order: OrderDocument, submitted_at: datetime,
+                search_key: bytes | None = None) -> None:
         """The order's row and lines, once (a retry or a second call finds them and writes nothing)."""
         now = utcnow()
         row = {
@@ -133,6 +136,7 @@ class OrderActivities:
         }
         if not insert_new(session, Order.__table__, row):
             return
+        index_order(session, order.order_id, row["document"], row["created_at"], search_key)
         session.execute(
             OrderLineRow.__table__.insert(),
             [
@@ -171,7 +175,7 @@ class OrderActivities:
         order = inp.order
         _refuse_unprocessable(order)
         if inp.submitted_at is not None:
-            self._record(session, order, inp.submitted_at)
+            self._record(session, order, inp.submitted_at, search_key=self._search_key)
         catalog = catalog_entries(session, [line.sku for line in order.lines])
         since = to_utc(order.created_at or utcnow()) - inp.policy.fraud.window
         fraud = FraudContext(
@@ -298,7 +302,7 @@ class OrderActivities:
             if existing:  # a retry: the pick lists were written the first time
                 shipments = [shipment_state(s._mapping) for s in existing]
                 return ReleaseResult(
-                    shipments=shipments, event_ids=released_state(session, inp, shipments)
+                    shipments=shipments, event_ids=released_state(session, inp, shipments, self._search_key)
                 )
             holds = session.execute(
                 select(res.c.id, res.c.warehouse, res.c.line_no, res.c.sku, res.c.qty)
@@ -360,7 +364,7 @@ class OrderActivities:
                     payload={"shipment_id": shipment_id, **pick_list},
                 )
                 event_ids.append(event_id)
-            event_ids += released_state(session, inp, states)
+            event_ids += released_state(session, inp, states, self._search_key)
         log.info("released to warehouse", order_id=inp.order_id, shipments=len(states))
         return ReleaseResult(shipments=states, event_ids=event_ids)
 
@@ -463,6 +467,6 @@ class OrderActivities:
     def persist_state(self, inp: PersistInput) -> PersistResult:
         """Write the workflow's view of the order: row, lines, new timeline entries, status event."""
         with transaction(self._factory) as session:
-            return write_state(session, inp)
+            return write_state(session, inp, search_key=self._search_key)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 
-def all_activities(factory: Any, sender: Any, *, cainiao: Any = None) -> list[Any]:
+def all_activities(factory: Any, sender: Any, *, cainiao: Any = None,
+                   search_key: bytes | None = None) -> list[Any]:
     """Every activity of the OMS, bound to its dependencies (one list, used by every worker).
     `cainiao`: the shipping desk's Cainiao client (`shipping.cainiao.TopCainiao`), built from
     the shops' TOP credentials; without one a `cainiao` carrier's parcel is flagged for a clerk."""
@@ -14,7 +15,7 @@ def all_activities(factory: Any, sender: Any, *, cainiao: Any = None) -> list[An
     from activities.outbox import OutboxActivities
     from activities.shipping import ShippingActivities
 
-    orders = OrderActivities(factory)
+    orders = OrderActivities(factory, search_key)  # OMS_SEARCH_KEY (privacy/search_keys.py)
     shipping = ShippingActivities(factory, cainiao)
     inventory = InventoryActivities(factory)
     outbox = OutboxActivities(factory, sender)

@@ -41,8 +41,9 @@ def seed_order(
     findings: list[dict[str, Any]] | None = None,
     submitted_at: datetime,
     stage_since: datetime | None = None,
+    search_key: bytes | None = None,
 ) -> None:
-    OrderActivities._record(session, doc, submitted_at)
+    OrderActivities._record(session, doc, submitted_at, search_key=search_key)
     since = stage_since or submitted_at
     snapshot = OrderSnapshot(
         order_id=doc.order_id,
@@ -67,4 +68,4 @@ def seed_order(
         TimelineEvent(seq=2, at=since, type="stage",
                       data={"stage": stage, "previous": "checking", "waiting_for": WAITS.get(stage)}),
     ]
-    write_state(session, PersistInput(snapshot=snapshot, events=events))
+    write_state(session, PersistInput(snapshot=snapshot, events=events), search_key)

@@ -182,7 +182,7 @@ def cmd_report(ctx: Context, a: argparse.Namespace) -> int:
     from commands.report import write_report
 
     with ctx.session() as session:
-        path = write_report(session, Path(a.out))
+        path = write_report(session, Path(a.out), tz=ctx.settings.timezone)
     out(f"report written: {path}")
     return 0
 

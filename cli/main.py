@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Iterable
 
-from cli import actions, admin, orders, shipping, shops
+from cli import actions, admin, orders, search, shipping, shops
 from commands.context import CliError, Context
 from models.settings import Settings
 
@@ -34,12 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_parsers(sub)
     shipping.add_parsers(sub)
     shops.add_parsers(sub)  # issue 19: shops, pii-log
+    search.add_parsers(sub)  # issue 21: search reindex
     return p
 
 
 def run(argv: Iterable[str] | None = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else None)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValueError as exc:  # pydantic's ValidationError: one line per bad setting
+        errors = getattr(exc, "errors", lambda: [])()
+        for e in errors or [{"loc": ("settings",), "msg": str(exc)}]:
+            sys.stderr.write(f"setting {'.'.join(map(str, e['loc']))}: {e['msg']}\n")
+        return 2
     from runtime.logs import configure_logging
 
     if args.command != "demo":

@@ -81,10 +81,15 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
         out(f"refund: {status['refund']['amount']} ({status['refund']['status']})")
     if status["cancel_reason"]:
         out(f"cancelled: {status['cancel_reason']}")
+    from reads import localtime
+    from service import timeline
+
+    tz = ctx.settings.timezone
+    out(f"created {localtime.local(status['created_at'], tz, '%Y-%m-%d %H:%M:%S')}  "
+        f"(times in {localtime.label(tz)})")
     out("timeline:")
-    for e in status["events"][-args.last:]:
-        rest = {k: v for k, v in e.items() if k not in ("at", "type")}
-        out(f"  {e['at'][:19]}  {e['type']:<18} {json.dumps(rest, ensure_ascii=False)[:150]}")
+    for e in timeline.sentences(status["events"])[-args.last:]:
+        out(f"  {localtime.local(e['at'], tz, '%m-%d %H:%M:%S')}  {e['zh']}  {e['en']}")
     return 0
 
 
@@ -108,9 +113,15 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
         if next_cursor:  # stdout stays the list of SPEC §5.3
             sys.stderr.write(f"next page: --cursor {next_cursor}\n")
         return 0
+    from reads import localtime
+
+    tz = ctx.settings.timezone
+    out(f"created (times in {localtime.label(tz)})")
     for r in rows:
         extra = f"  waits for {', '.join(r['waiting_skus'])}" if r.get("waiting_skus") else ""
-        out(f"{r['order_id']:<24} {r['stage']:<18} {r['waiting_for'] or '-':<10} {','.join(r['flags'])}{extra}")
+        created = localtime.local(r.get("created_at"), tz, "%Y-%m-%d %H:%M")
+        out(f"{r['order_id']:<24} {created:<17} {r['stage']:<18} {r['waiting_for'] or '-':<10} "
+            f"{','.join(r['flags'])}{extra}")
     out(f"{len(rows)} order(s)" + (f"; next page: --cursor {next_cursor}" if next_cursor else ""))
     return 0
 

@@ -397,7 +397,10 @@ svg.chart .empty{fill:#889}
 """
 
 
-def render_html(summary: dict[str, Any]) -> str:
+def render_html(summary: dict[str, Any], tz: str | None = None) -> str:
+    """The page; times on the merchant's clock (`OMS_TIMEZONE`, Asia/Shanghai by default)."""
+    from reads.localtime import label, local
+
     esc = html.escape
     f = summary["fulfilment"]
     rate = "—" if f["rate"] is None else f"{f['rate'] * 100:.1f}%"
@@ -418,7 +421,8 @@ def render_html(summary: dict[str, Any]) -> str:
         "<title>OMS operations report</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>Operations report</h1>",
-        f"<div class='muted'>generated {esc(summary['generated_at'][:19])} UTC · "
+        f"<div class='muted'>generated {esc(local(summary['generated_at'], tz, '%Y-%m-%d %H:%M:%S'))} "
+        f"· times in {esc(label(tz))} · "
         f"exceptions and cancellations of the last {summary['window']['hours']:g} hours</div>",
         "<div class='tiles'>",
         *(
@@ -435,7 +439,7 @@ def render_html(summary: dict[str, Any]) -> str:
         for item in summary["exceptions"]:
             parts.append(
                 f"<tr class='k-{esc(item['kind'])}'><td>{esc(item['kind'])}</td><td>{esc(item['order_id'] or '-')}</td>"
-                f"<td>{esc(item['stage'] or '-')}</td><td>{esc((item['since'] or '-')[:19])}</td>"
+                f"<td>{esc(item['stage'] or '-')}</td><td>{esc(local(item['since'], tz))}</td>"
                 f"<td>{esc(item['detail'])}</td></tr>"
             )
         parts.append("</table>")
@@ -503,7 +507,8 @@ def _parcels_html(summary: dict[str, Any]) -> str:
 
 
 def write_report(
-    session: Session, out_dir: Path, *, policy: Policy | None = None, now: datetime | None = None
+    session: Session, out_dir: Path, *, policy: Policy | None = None, now: datetime | None = None,
+    tz: str | None = None,
 ) -> Path:
     """Write report.html and summary.json into `out_dir`; return the HTML path."""
     summary = build_summary(session, policy=policy, now=now)
@@ -513,5 +518,5 @@ def write_report(
         json.dumps(summary, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8"
     )
     page = out_dir / "report.html"
-    page.write_text(render_html(summary), encoding="utf-8")
+    page.write_text(render_html(summary, tz), encoding="utf-8")
     return page

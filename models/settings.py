@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -201,6 +201,24 @@ class Settings(BaseSettings):
     # mode: `normal` survives a crash of the server process and loses at most the last
     # transactions on a power cut; `full` syncs every commit (slower; survives that too).
     dev_server_synchronous: Literal["normal", "full"] = "normal"
+    # The merchant's time zone (OMS_TIMEZONE, an IANA name): times in the console, the report,
+    # `status` and `list` are shown in it, with the zone named. The API keeps ISO 8601 + offset.
+    timezone: str = "Asia/Shanghai"
+    # The key of the search index's hashes of buyers' names and phones' last four digits
+    # (OMS_SEARCH_KEY, reads/search.py). No default: unset, those are neither indexed nor
+    # searchable. After setting or changing it: `oms search reindex`.
+    search_key: SecretStr | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"OMS_TIMEZONE: unknown time zone {value!r} (an IANA name)") from exc
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -355,3 +355,19 @@ class WebhookEndpoint(SQLModel, table=True):
     disabled_by_event: str | None = Field(default=None, max_length=120)
     enabled_at: datetime | None = _ts(nullable=True)
     enabled_by: str | None = Field(default=None, max_length=100)
+
+
+class OrderSearchKey(SQLModel, table=True):
+    """What an order can be found by (issue 21, `reads/search.py`): one row per key, read in
+    the list's keyset order. Kinds: `id` (the order id, and the platform's when it differs),
+    `idp` (its prefixes of 4..10 characters), `sku`, `tracking`, `platform`, `province` (its
+    stem), and `name` / `phone4` as keyed hashes (HMAC, `OMS_SEARCH_KEY`), never plaintext.
+    """
+
+    __tablename__ = "order_search_keys"
+    __table_args__ = (Index("ix_order_search_keys_order", "order_id"),)
+
+    kind: str = Field(primary_key=True, max_length=12)
+    value: str = Field(primary_key=True, max_length=128)
+    created_at: datetime = _ts(nullable=False, primary_key=True)
+    order_id: str = Field(primary_key=True, max_length=64)

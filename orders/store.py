@@ -35,6 +35,7 @@ from models.tables import (
 from orders.shipments import shipment_work
 from outbox.store import add_event
 from privacy.mask import Known, scrub
+from privacy.search_keys import index_order
 
 # Built once: write_state runs at every pause of every order (values come as parameters).
 _UPDATE_ORDER = (
@@ -69,7 +70,7 @@ _TIMELINE_SEQS = select(TimelineEntry.__table__.c.seq).where(
 )
 
 
-def write_state(session: Any, inp: PersistInput) -> PersistResult:
+def write_state(session: Any, inp: PersistInput, search_key: bytes | None = None) -> PersistResult:
     """The workflow's view of the order, in the caller's transaction.
 
     First the warehouse events the workflow has applied (each once, under its key), so
@@ -152,6 +153,9 @@ def write_state(session: Any, inp: PersistInput) -> PersistResult:
     for event in new:
         if event.type == "contact_outcome":
             _record_outcome(session, snap.order_id, event.data)
+    if stage_changed:  # after a correction or a shipment: what the order is found by (issue 21)
+        index_order(session, snap.order_id, snap.document.model_dump(mode="json"), created_at,
+                    search_key)
     if stage_changed and inp.status_event_id:
         created = add_event(
             session,
@@ -177,7 +181,8 @@ def order_time(order: OrderDocument, submitted_at: datetime) -> datetime:
     return order.created_at
 
 
-def released_state(session: Any, inp: ReleaseInput, shipments: list[dict[str, Any]]) -> list[str]:
+def released_state(session: Any, inp: ReleaseInput, shipments: list[dict[str, Any]],
+                   search_key: bytes | None = None) -> list[str]:
     """The order's state once released (when the workflow sent it), with the ids of its pick lists."""
     if inp.state is None:
         return []
@@ -187,7 +192,7 @@ def released_state(session: Any, inp: ReleaseInput, shipments: list[dict[str, An
         else e
         for e in inp.state.events
     ]
-    return write_state(session, inp.state.model_copy(update={"events": events})).event_ids
+    return write_state(session, inp.state.model_copy(update={"events": events}), search_key).event_ids
 
 
 def sync_order_flags(

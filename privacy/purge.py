@@ -40,6 +40,7 @@ from privacy.mask import (
     scrub,
     scrub_phones,
 )
+from privacy.search_keys import forget_buyer
 
 log = structlog.get_logger()
 
@@ -101,6 +102,7 @@ def _purge_one(session: Any, order_id: str, now: datetime) -> None:
     order.findings = scrub(order.findings, known)
     order.phone_key = None
     order.address_key = None
+    forget_buyer(session, order_id)  # the search index's hashes of the name and phone (issue 21)
     if order.cancel_reason:
         order.cancel_reason = known.text(order.cancel_reason)
     order.pii_purged_at = now

@@ -146,11 +146,13 @@ def build_worker(
 
     sender = WebhookSender.from_settings(http, settings) if http is not None else None
     from platforms.shops import top_clients
+    from privacy.search_keys import secret_of
     from shipping.cainiao import TopCainiao
 
     ring = key_ring(settings)
     # the desk's Cainiao waybills go out as the carrier's Taobao shop (issue 19's shops)
-    activities = all_activities(factory, sender, cainiao=TopCainiao(top_clients(factory, ring)))
+    activities = all_activities(factory, sender, cainiao=TopCainiao(top_clients(factory, ring)),
+                                search_key=secret_of(settings))
     activities += platform_activities(factory, settings, ring)
     return Worker(
         client,

@@ -168,12 +168,28 @@ def list_orders(
     flag: str | None = Query(None, min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$"),
     limit: int = Query(100, ge=1, le=1000),
     cursor: str | None = Query(None, min_length=1, max_length=400),
+    q: str | None = Query(None, min_length=1, max_length=128, description=(
+        "search: an order id (exact or prefix of 4+), a SKU, a tracking number, the buyer's "
+        "name or the phone's last 4 digits (not for platform keys)")),
+    platform: str | None = Query(None, min_length=1, max_length=40),
+    province: str | None = Query(None, min_length=1, max_length=50),
+    shop: str | None = Query(None, min_length=1, max_length=128),
+    ship_by: str | None = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$",
+                                description="YYYY-MM-DD: orders that must ship by that day"),
     principal: Principal = Depends(allow("read_orders")),
 ) -> JSONResponse:
     """`next_cursor` is null on the last page; pass it back as `cursor` with the same filters.
     Every order is on exactly one page, also while new orders arrive."""
     from reads.queries import BadCursor, page_orders
 
+    if q or platform or province or shop or ship_by:  # issue 21: the search index
+        from service.search_box import search_page
+
+        return search_page(request, principal, q=q, platform=platform, province=province,
+                           shop=shop, ship_by=ship_by,
+                           stage=stage.value if stage else None,
+                           waiting_for=waiting_for.value if waiting_for else None,
+                           flag=flag, limit=limit, cursor=cursor)
     try:
         orders, next_cursor = services(request).read(
             page_orders,

@@ -96,11 +96,13 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
     )
-    from service import api, codec, console
+    from service import api, codec, console, desk
 
     app.include_router(api.router)
     app.include_router(codec.router)
     app.include_router(console.router)
+    app.include_router(desk.api)  # issue 21: bulk actions, paste-to-fill
+    app.include_router(desk.pages)
     from service import shops as shops_api  # issue 19: /v1/shops
 
     app.include_router(shops_api.router)

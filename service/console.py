@@ -20,11 +20,13 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from markupsafe import Markup
 from pydantic import ValidationError
 
-from models.enums import Action, WaitingFor
+from models.enums import Action, Flag, WaitingFor
+from reads import localtime
+from service import timeline
 from service.deps import ApiError, services
 from service.keys import Principal, find_by_name, find_key
 from service.schemas import ActionBody, RestockBody
@@ -89,13 +91,10 @@ def age(value: str | None, now: datetime | None = None) -> str:
     return f"{days}d {hours}h"
 
 
-def short_time(value: str | None) -> str:
-    if not value:
-        return "—"
-    try:
-        return datetime.fromisoformat(value).astimezone().strftime("%m-%d %H:%M:%S")
-    except ValueError:
-        return value[:19]
+@pass_context
+def short_time(context: Any, value: str | None) -> str:
+    """A time on the merchant's clock (`OMS_TIMEZONE`); the page names the zone once."""
+    return localtime.local(value, context.get("tz"))
 
 
 env.filters["age"] = age
@@ -103,6 +102,12 @@ env.filters["short_time"] = short_time
 env.globals["STAGE_ZH"] = STAGE_ZH
 env.globals["OVERDUE_FLAGS"] = OVERDUE_FLAGS
 env.globals["COUNT_CAP"] = COUNT_CAP
+env.globals["FLAG_CHOICES"] = [str(f) for f in Flag]
+env.globals["BULK_BUTTONS"] = [  # the queue's bulk actions (service/desk.py)
+    ("approve", "批量批准", "Approve", ""), ("confirm", "批量确认", "Confirm with note", "quiet"),
+    ("resume", "批量恢复", "Resume", "quiet"), ("reject", "批量驳回", "Reject", "danger"),
+    ("cancel", "批量取消", "Cancel", "danger"),
+]
 
 
 def csrf_token(request: Request) -> str:
@@ -114,6 +119,9 @@ def csrf_token(request: Request) -> str:
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    tz = services(request).settings.timezone
+    context.setdefault("tz", tz)
+    context.setdefault("tz_label", localtime.label(tz))
     page = env.get_template(template).render(
         request=request, csrf=csrf_token(request), **context
     )
@@ -221,18 +229,27 @@ async def queue(request: Request, tab: str | None = None, cursor: str | None = N
     if principal is None:
         return to_login(request)
     from reads.queries import BadCursor, page_orders, waiting_counts
+    from service.search_box import console_search
 
     svc = services(request)
     counts = await run_in_threadpool(svc.read, waiting_counts, cap=COUNT_CAP)
     tabs = [k for k, _, _ in TABS]
+    search = console_search(request)  # the search box and filters (issue 21), or None
     if tab not in tabs:
         tab = next((k for k in tabs if counts.get(k)), tabs[0])
     try:
-        rows, next_cursor = await run_in_threadpool(
-            svc.read, page_orders, waiting_for=tab, limit=PAGE_SIZE, cursor=cursor, findings=True
-        )
+        if search is not None:
+            tab = ""
+            rows, next_cursor = await run_in_threadpool(search.page, svc, PAGE_SIZE, cursor)
+        else:
+            rows, next_cursor = await run_in_threadpool(
+                svc.read, page_orders, waiting_for=tab, limit=PAGE_SIZE, cursor=cursor,
+                findings=True,
+            )
     except BadCursor:
         rows, next_cursor = [], None
+    if tab == str(WaitingFor.STOCK) and rows:  # the Stock tab names the SKU and warehouse waited for
+        await run_in_threadpool(svc.read, _add_waiting_stock, rows)
     now = datetime.now(UTC)
     for row in rows:
         row["overdue"] = sorted(OVERDUE_FLAGS & set(row["flags"]))
@@ -242,7 +259,13 @@ async def queue(request: Request, tab: str | None = None, cursor: str | None = N
         )
         row["summary_en"] = "; ".join(f.get("message") or f["code"] for f in row.get("findings", []))
     return render(request, "queue.html", principal=principal, tabs=TABS, tab=tab, counts=counts,
-                  rows=rows, next_cursor=next_cursor, page="queue")
+                  rows=rows, next_cursor=next_cursor, page="queue", search=search)
+
+
+def _add_waiting_stock(session: Any, rows: list[dict[str, Any]]) -> None:
+    from reads.queries import add_waiting_skus
+
+    add_waiting_skus(session, rows)
 
 
 # -------------------------------------------------------------------- order
@@ -273,7 +296,8 @@ def _order_context(svc: Any, order_id: str) -> dict[str, Any] | None:
 
 
 async def order_page(request: Request, principal: Principal, order_id: str,
-                     answer: dict[str, Any] | None = None, status_code: int = 200) -> Response:
+                     answer: dict[str, Any] | None = None, status_code: int = 200,
+                     fill: dict[str, Any] | None = None) -> Response:
     svc = services(request)
     context = await run_in_threadpool(_order_context, svc, order_id)
     if context is None:
@@ -291,7 +315,7 @@ async def order_page(request: Request, principal: Principal, order_id: str,
         s=status, ctx=context, answer=answer, actions=offered(status["stage"]), arrival=ACTIONS[Action.TRANSFER_ARRIVED],
         open_shipments=open_shipments, carriers=svc.settings.policy.pick.carriers,
         transfers=[t for t in status.get("transfers", []) if t["status"] == "in_transit"],
-        events=list(reversed(status["events"]))[:200],
+        events=list(reversed(timeline.sentences(status["events"])))[:200], fill=fill or {},
     )
 
 
@@ -342,6 +366,7 @@ async def order_action(request: Request, order_id: str, action: str) -> Response
         return expired(request)
     from service.api import run_action
 
+    form.pop("paste", None)  # the confirm form's paste box is the clerk's, not the order's
     spec = next((a for a in ORDER_ACTIONS if a.name == action), None)
     if spec is None:
         answer = {"action": action, "accepted": False, "reason": f"unknown action {action!r}"}

@@ -12,8 +12,16 @@ from temporalio.service import RPCError
 
 from service.deps import ApiError, allow, services
 from service.keys import Principal
+from service.schemas import ErrorBody, ValidationErrorBody
 
-router = APIRouter(prefix="/v1/shops", tags=["shops"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "no key, or an unknown or revoked key"},
+    403: {"model": ErrorBody, "description": "only admin keys manage shops"},
+    422: {"model": ValidationErrorBody, "description": "a field is not valid (named)"},
+    503: {"model": ErrorBody, "description": "Temporal did not answer"},
+}
+_NAMED = {404: {"model": ErrorBody, "description": "no shop of that name"}}
+router = APIRouter(prefix="/v1/shops", tags=["shops"], responses=_ERRORS)
 ShopName = Path(min_length=1, max_length=40, description="the shop's name")
 
 
@@ -49,7 +57,11 @@ async def get_shops(
     return JSONResponse(await run_in_threadpool(_commands(request).list))
 
 
-@router.post("", summary="Add a shop (the `shops add` fields) and start its sync")
+@router.post(
+    "",
+    summary="Add a shop (the `shops add` fields) and start its sync",
+    responses={409: {"model": ErrorBody, "description": "a shop of that name exists"}},
+)
 async def post_shop(
     request: Request,
     body: Any = Body(
@@ -63,21 +75,23 @@ async def post_shop(
     return await _answer(_commands(request).add(client, body))
 
 
-@router.post("/{name}/pause", summary="Pause the shop's sync (its Schedule)")
+@router.post("/{name}/pause", responses=_NAMED, summary="Pause the shop's sync (its Schedule)")
 async def pause_shop(
     request: Request, name: str = ShopName, principal: Principal = Depends(allow("shops"))
 ) -> JSONResponse:
     return await _answer(_commands(request).pause(services(request).client, name))
 
 
-@router.post("/{name}/resume", summary="Resume the shop's sync")
+@router.post("/{name}/resume", responses=_NAMED, summary="Resume the shop's sync")
 async def resume_shop(
     request: Request, name: str = ShopName, principal: Principal = Depends(allow("shops"))
 ) -> JSONResponse:
     return await _answer(_commands(request).resume(services(request).client, name))
 
 
-@router.post("/{name}/token", summary="A renewed session token (never shown again)")
+@router.post(
+    "/{name}/token", responses=_NAMED, summary="A renewed session token (never shown again)"
+)
 async def renew_token(
     request: Request,
     name: str = ShopName,
@@ -90,7 +104,9 @@ async def renew_token(
     return await _answer(_commands(request).token(services(request).client, name, token))
 
 
-@router.post("/{name}/sync", summary="The next window now, or a backfill of since..until")
+@router.post(
+    "/{name}/sync", responses=_NAMED, summary="The next window now, or a backfill of since..until"
+)
 async def sync_shop(
     request: Request,
     name: str = ShopName,

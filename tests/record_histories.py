@@ -20,14 +20,16 @@ import asyncio
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
+from models.documents import OrderDocument
 from models.search import SEARCH_ATTRIBUTES
 from tests.conftest import binary
 from tests.harness.codec_keys import converter
-from tests.harness.documents import HOT, make_order
+from tests.harness.documents import HOT, fast_policy, make_order
 from tests.harness.flow import Flow, running_flow
 from tests.harness.payload_walk import decode_all
 from tests.harness.reference import load_sample
@@ -121,6 +123,38 @@ async def cancel_waiting(flow: Flow) -> str:
     return oid
 
 
+async def ship_by(flow: Flow) -> str:
+    """A platform order not shipped in time: `ship_by_soon`, then `ship_by_late` (issue 19)."""
+    oid = flow.oid("ship-by")
+    load_sample(flow.factory)
+    policy = fast_policy()
+    policy.ship_by.warn = timedelta(seconds=2)
+    raw = make_order(oid, [(SHIRT, 1)]).model_dump(mode="json")
+    deadline = datetime.now(UTC) + timedelta(seconds=4)
+    await flow.start(OrderDocument.model_validate(raw | {"ship_by": deadline.isoformat()}), policy)
+    await flow.until(oid, lambda s: "ship_by_late" in s.flags, "ship_by_late", 20)
+    await flow.ship_all(oid)
+    return oid
+
+
+async def platform_refund(flow: Flow) -> str:
+    """A refund asked for on the platform stops the order before it ships; withdrawn, it
+    goes on (issue 19)."""
+    oid = flow.oid("platform-refund")
+    load_sample(flow.factory)
+    await flow.start(make_order(oid, [(SHIRT, 1)]))
+    await flow.stage(oid, "released")
+    await flow.signal(oid, "platform_refund", {"status": "requested", "platform": "taobao"})
+    await flow.until(oid, lambda s: "refund_requested" in s.flags, "stopped for the refund")
+    shipped = {"shipment": 1, "carrier": "SF", "tracking_no": "SF1"}
+    assert "refund" in str(await flow.refusal(oid, "shipped", shipped))
+    await flow.handle(oid).signal("shipped", shipped)  # recorded as rejected, changes nothing
+    await flow.signal(oid, "platform_refund", {"status": "closed", "platform": "taobao"})
+    await flow.until(oid, lambda s: "refund_requested" not in s.flags, "going on")
+    await flow.ship_all(oid)
+    return oid
+
+
 PATHS: dict[str, Callable[[Flow], Awaitable[str]]] = {
     "clean": clean,
     "buyer": buyer,
@@ -130,6 +164,8 @@ PATHS: dict[str, Callable[[Flow], Awaitable[str]]] = {
     "split": split,
     "cancel-released": cancel,
     "cancel-backordered": cancel_waiting,
+    "ship-by": ship_by,
+    "platform-refund": platform_refund,
 }
 
 

@@ -53,6 +53,7 @@ class Demo:
         self.run_id = run_id
         self.ui_url = ui_url
         self.orders: dict[str, DemoOrder] = {}
+        self.keep = False  # --keep: the stack stays up, so its addresses are worth printing
         self._seen: dict[str, int] = {}
         self._lock = asyncio.Lock()
         self.service_url: str | None = None  # the HTTP service beside the demo

@@ -94,6 +94,7 @@ async def run_demo(ctx: Any, keep: bool) -> int:
         service, clerk_key = await start_console(ctx, settings, client, run_id, listener)
         demo = Demo(ctx, settings, run_id, server.ui_url)
         attach_desk(demo, service.url)
+        demo.keep = keep
         code = await _run_paths(demo, client, settings, policy, worker_task, interrupted)
         if code == 0 and not interrupted.is_set():  # issue 19: orders from the platforms
             from cli.demo.shops import run_shops
@@ -103,8 +104,18 @@ async def run_demo(ctx: Any, keep: bool) -> int:
                 say(f"  - {problem}")
             code = 1 if shop_problems else 0
         say(f"demo took {time.monotonic() - started_at:.0f}s")
-        say(f"\nconsole: {service.url}   clerk key for this run: {clerk_key}")
-        if keep and not interrupted.is_set():
+        if not keep or interrupted.is_set():
+            say("\nthe demo's stack stops now: its console and Web UI close with it. To keep them "
+                "running, with a morning's work waiting in the console: python starter.py demo --keep")
+            return code
+        from service.morning import leave_a_morning  # issue 21: work to do, on the normal policy
+
+        waiting = await leave_a_morning(
+            client, settings.model_copy(update={"policy": ctx.settings.policy}), run_id)
+        say("\na morning's work waits in the console, on the normal policy's timers: "
+            + ", ".join(f"{n} for {kind}" for kind, n in waiting.items()))
+        say(f"console: {service.url}   clerk key for this run: {clerk_key}")
+        if not interrupted.is_set():
             say(f"\n--keep: the dev server, the worker and the console keep running; browse {server.ui_url}")
             say(f"sign in to the console at {service.url} with the clerk key above")
             say("try: python starter.py list   ·   python starter.py report   ·   Ctrl-C to stop")
@@ -234,11 +245,12 @@ def _final(demo: Demo, orders: list[DemoOrder]) -> int:
         say(f"operations report: {path}")
     except Exception as exc:  # the report is a bonus here, never the demo's verdict
         say(f"operations report not written: {exc}")
-    say(f"\nTemporal Web UI: {demo.ui_url}")
-    for order in orders:
-        say(
-            f"  {demo.ui_url}/namespaces/{demo.settings.temporal_namespace}/workflows/{workflow_id_for(order.order_id)}"
-        )
+    if demo.keep:  # without --keep the Web UI stops with the demo: no dead links
+        say(f"\nTemporal Web UI: {demo.ui_url}")
+        for order in orders:
+            say(
+                f"  {demo.ui_url}/namespaces/{demo.settings.temporal_namespace}/workflows/{workflow_id_for(order.order_id)}"
+            )
     wrong = [p for o in orders for p in o.problems]
     if wrong or problems:
         say("\nDEMO FAILED:")

@@ -25,6 +25,31 @@ async def rig(
         yield rig
 
 
+@pytest.fixture
+async def pg_rig(
+    dev_env: WorkflowEnvironment, pg_url: str, tmp_path: Path
+) -> AsyncIterator[SyncRig]:
+    async with sync_rig(dev_env.client, pg_url, tmp_path / "home") as rig:
+        yield rig
+
+
+async def test_on_postgresql_a_shop_catches_up_and_a_second_run_imports_nothing_twice(
+    pg_rig: SyncRig,
+) -> None:
+    rig = pg_rig
+    gateway = rig.gateway("pdd")
+    now = time.time()
+    sns = rig.fill(gateway, 40, start=now - 3 * HOUR, end=now - 400)
+    name = rig.add("pdd", gateway, since=ago(3 * HOUR + 60))
+    result = await rig.run(name)
+    assert result.state == "syncing" and 6 <= len(result.windows) <= 8
+    assert sorted(r.platform_order_id for r in rig.orders(name, "imported")) == sorted(sns)
+    await rig.run(name, since=ago(3 * HOUR + 60).isoformat(), until=ago(300).isoformat())
+    assert rig.shop(name)["imported"] == 40
+    assert len([p for p in rig.pii() if p.shop == name]) == 40
+    assert gateway.shop.calls["pdd.open.decrypt.batch"] <= len(result.windows) + 2
+
+
 async def test_a_taobao_shop_off_for_hours_catches_up_window_by_window(rig: SyncRig) -> None:
     gateway = rig.gateway("taobao")
     now = time.time()

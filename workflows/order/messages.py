@@ -257,6 +257,37 @@ MESSAGES: dict[str, Message] = {
 BY_UPDATE: dict[str, Message] = {m.update: m for m in MESSAGES.values() if m.update}
 
 
+# ----------------------------------------------------- update-only refusals
+
+_CONFIRM_FIELDS = {
+    "phone": ("buyer", "phone"), "name": ("buyer", "name"),
+    "province": ("address", "province"), "city": ("address", "city"),
+    "district": ("address", "district"), "detail": ("address", "detail"),
+    "postal_code": ("address", "postal_code"),
+}
+
+
+def nothing_to_confirm(s: OrderState, m: BuyerConfirmed) -> str | None:
+    """A confirm that corrects nothing, asks for nothing and carries no note is refused: it
+    would only re-check the order and send the buyer the same question again (issue 21)."""
+    if (m.note or "").strip() or m.remarks or m.delivery_window or m.parcel_locker:
+        return None
+    doc = s.order.model_dump(mode="json")
+    for field, (part, key) in _CONFIRM_FIELDS.items():
+        value = getattr(m, field)
+        if value is not None and value != (doc.get(part) or {}).get(key):
+            return None
+    return "nothing to confirm: no field changes and no note (say what the buyer confirmed)"
+
+
+def update_refusal(s: OrderState, update: str, payload: Any) -> str | None:
+    """Refusals of the update path only (its validator; a refused update writes nothing).
+    The signal path keeps its recorded behaviour, so older histories replay unchanged."""
+    if update == "confirm" and isinstance(payload, BuyerConfirmed):
+        return nothing_to_confirm(s, payload)
+    return None
+
+
 # ----------------------------------------------------------------- judging
 
 

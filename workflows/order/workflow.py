@@ -195,6 +195,7 @@ class OrderWorkflow:
     def judge_action(self, name: str, payload: BaseModel) -> None:
         """The validator of every action: refuse (nothing is written to the history) with the reason."""
         why = self._busy() or messages.refusal(self.o.state, messages.BY_UPDATE[name], payload)
+        why = why or messages.update_refusal(self.o.state, name, payload)
         if why:
             raise application_error(ErrorType.REFUSED, why)
 

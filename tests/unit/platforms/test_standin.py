@@ -212,25 +212,26 @@ def test_taobao_write_back_once_split_and_refund(taobao: StandinGateway) -> None
 
 
 def test_pdd_window_rules_and_paging(pdd: StandinGateway) -> None:
+    now = time.time()  # the window rules are about "now": taken when the test runs
     shop = pdd.shop
     for i in range(12):
         shop.put(
-            *pdd_order(f"261126-{i:015d}", lines=[("A-1", 1, "9.90")], modified=NOW - 1500 + i * 60)
+            *pdd_order(f"261126-{i:015d}", lines=[("A-1", 1, "9.90")], modified=now - 1500 + i * 60)
         )
     client = pdd_client(pdd)
     with pytest.raises(PlatformError, match="3分钟"):
         client.call(
             "pdd.order.number.list.increment.get",
-            {"start_updated_at": int(NOW - 600), "end_updated_at": int(NOW - 60)},
+            {"start_updated_at": int(now - 600), "end_updated_at": int(now - 60)},
         )
     with pytest.raises(PlatformError, match="30分钟"):
         client.call(
             "pdd.order.number.list.increment.get",
-            {"start_updated_at": int(NOW - 4000), "end_updated_at": int(NOW - 200)},
+            {"start_updated_at": int(now - 4000), "end_updated_at": int(now - 200)},
         )
     window = {
-        "start_updated_at": int(NOW - 1800) + 1,
-        "end_updated_at": int(NOW - 181),
+        "start_updated_at": int(now - 1800) + 1,
+        "end_updated_at": int(now - 181),
         "order_status": 5,
         "refund_status": 5,
         "is_lucky_flag": 0,
@@ -240,7 +241,7 @@ def test_pdd_window_rules_and_paging(pdd: StandinGateway) -> None:
         k
         for k, o in shop.trades.items()
         if window["start_updated_at"]
-        <= int(NOW - 1500 + int(k[-2:]) * 60)
+        <= int(now - 1500 + int(k[-2:]) * 60)
         <= window["end_updated_at"]
     ]
     body = client.call("pdd.order.number.list.increment.get", window | {"page": 3})
