@@ -154,6 +154,7 @@ def _unprocessable(errors: list[dict[str, str]]) -> ApiError:
 )
 async def bulk_action(
     request: Request,
+    body: BulkBody,
     action: OrderAction = Path(description="the action"),
     principal: Principal = Depends(allow("read_orders")),
 ) -> JSONResponse:
@@ -162,16 +163,6 @@ async def bulk_action(
     stage). One refusal never stops the others; nothing is applied twice."""
     spec = ACTIONS[Action(action.value)]
     forbid_unless(principal, "warehouse_action" if spec.warehouse else "operator_action")
-    try:
-        raw = await request.json()
-    except ValueError as exc:
-        raise ApiError(422, "body: must be a JSON object", field="body") from exc
-    if not isinstance(raw, dict):
-        raise ApiError(422, "body: must be a JSON object with order_ids", field="body")
-    try:
-        body = BulkBody.model_validate(raw)
-    except ValidationError as exc:
-        raise _unprocessable(_field_errors(exc)) from exc
     fields = ActionBody.model_validate(body.model_dump(exclude={"order_ids"}, exclude_none=True))
     payload, errors = fields.for_action(spec)
     if errors:
