@@ -108,6 +108,17 @@ async def test_two_orders_of_a_merging_shop_share_one_cainiao_waybill(rig: SyncR
     with transaction(rig.factory) as session:
         row = session.get(WaybillRow, parcel["waybill"])
         assert row is not None and row.kind == "cainiao"
+    # Shipped at the desk: each order of the merged parcel is told `shipped` with the one
+    # waybill, and the next sync writes it back to Taobao once per order, never again.
+    from commands.shipping import ship_parcel
+
+    outcomes = await ship_parcel(rig.client, rig.factory, parcel["parcel_id"])
+    assert sorted(o["order_id"] for o in outcomes if o["accepted"]) == ids, outcomes
+    await rig.run(shop)
+    sent = sorted((s.tid, s.tracking) for s in gateway.shop.shipments)
+    assert sent == sorted((t, parcel["waybill"]) for t in tids)
+    await rig.run(shop)
+    assert len(gateway.shop.shipments) == 2
 
 
 async def test_a_shop_with_merge_off_ships_each_order_in_its_own_parcel(rig: SyncRig) -> None:
