@@ -118,6 +118,26 @@ async def ship_under_waybill(demo: Demo, order: DemoOrder, shipment: int | None)
     return True
 
 
+async def ship_at_desk(ctx: Any, client: Any, order_id: str) -> str | None:
+    """Ship an order's first parcel under its e-waybill (the shops' part of the demo: the
+    number then goes back to the platform); "CARRIER WAYBILL", or None without a waybill."""
+    from commands.shipping import ship_parcel
+    from shipping import parcels as P
+
+    def first_parcel() -> dict[str, Any] | None:
+        with ctx.session() as session:
+            found = [p for p in P.parcels_of(session, order_id) if p["waybill"]]
+        return found[0] if found else None
+
+    parcel = await asyncio.to_thread(first_parcel)
+    if parcel is None:
+        return None
+    outcomes = await ship_parcel(client, ctx.factory, parcel["parcel_id"])
+    if not outcomes or not all(o["accepted"] for o in outcomes):
+        raise DemoFailure(f"{order_id}: not shipped at the desk: {outcomes}")
+    return f"{parcel['carrier']} e-waybill {parcel['waybill']}"
+
+
 # ------------------------------------------------------------ the merged parcel
 
 

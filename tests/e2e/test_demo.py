@@ -117,6 +117,14 @@ def test_demo_runs_every_path_twice_in_one_home_and_stops_its_stack(tmp_path: Pa
         waybills = check_desk_lines(result.stdout, tmp_path / f"run{_run}")
         assert not seen_waybills & waybills, "a waybill number is used once, ever"
         seen_waybills |= waybills
+        # a shop's order shipped at the desk: its e-waybill is what goes back to Taobao, once
+        shipped = re.search(r"the warehouse ships taobao-\d+ \(ZTO e-waybill (\d+)\); the next "
+                            r"sync tells Taobao:\n +taobao\.logistics\.offline\.send tid=\d+ "
+                            r"out_sid=(\d+) company_code=\S+: written back 1 time\(s\)",
+                            result.stdout)
+        assert shipped and shipped.group(1) == shipped.group(2), result.stdout[-3000:]
+        assert shipped.group(1) not in seen_waybills
+        seen_waybills.add(shipped.group(1))
         # no dead links at the end: the stack is gone, and the demo says how to keep it
         tail = result.stdout.split("all 11 sample orders", 1)[1]
         assert "/namespaces/" not in tail and f"localhost:{port + 1000}" not in tail, tail
