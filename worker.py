@@ -35,6 +35,9 @@ async def serve(settings: Settings, *, dev: bool) -> None:
         raise SystemExit(f"worker not started: {exc}") from None
     listener = None
     if dev:
+        from privacy.search_keys import with_dev_search_key
+
+        settings = with_dev_search_key(settings)  # a clerk finds orders by name and phone here too
         # The service's port first (a busy one gives way to a free one), so that the dev
         # server's Web UI is pointed at the codec endpoint where the service really listens.
         from service.server import listen

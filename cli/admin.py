@@ -238,10 +238,12 @@ def add_keys_parser(sub: Any) -> Any:
 
 async def cmd_serve(ctx: Context, a: argparse.Namespace) -> int:
     """`serve`: the HTTP service alone (API, console, codec endpoints, metrics)."""
+    from privacy.search_keys import with_dev_search_key
     from service.server import ServiceError, serve_forever
 
+    settings = with_dev_search_key(ctx.settings) if a.dev else ctx.settings
     try:
-        return await serve_forever(ctx.settings, dev=a.dev)
+        return await serve_forever(settings, dev=a.dev)
     except ServiceError as exc:
         raise CliError(str(exc)) from exc
 

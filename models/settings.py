@@ -9,6 +9,8 @@ keeps the workflow deterministic and makes its behaviour explainable later.
 
 from __future__ import annotations
 
+import os
+import secrets
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -250,3 +252,21 @@ class Settings(BaseSettings):
     def temporal_host_port(self) -> tuple[str, int]:
         host, _, port = self.temporal_address.rpartition(":")
         return (host or "localhost"), int(port or 7233)
+
+
+def kept_secret(path: Path) -> str:
+    """A development secret kept in a file under OMS_HOME (made once, readable by its owner only):
+    what `--dev` and the demo use where production sets a variable (no secret has a default in code)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        value = path.read_text(encoding="ascii").strip()
+        if len(value) >= 32:
+            return value
+    except FileNotFoundError:
+        pass
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(value + "\n")
+    os.chmod(path, 0o600)
+    return value

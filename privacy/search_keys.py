@@ -18,8 +18,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy import delete, select, tuple_
 
+from models.settings import kept_secret
 from models.tables import OrderSearchKey, Shipment
 
 PREFIXES = range(4, 11)  # the order-id prefixes kept as keys (a longer prefix is checked on the row)
@@ -161,3 +163,15 @@ def reindex(factory: Any, secret: bytes | None, *, batch: int = 500) -> int:
             return seen
         after = rows[-1][0]
 
+
+KEY_FILE = "search-key"
+
+
+def with_dev_search_key(settings: Any) -> Any:
+    """`--dev` and the demo: an `OMS_SEARCH_KEY` kept under OMS_HOME (made once) when none is set,
+    so that a clerk finds orders by the buyer's name and phone there too. A deployment sets the same
+    OMS_SEARCH_KEY on every worker and service instead (there is no default in code)."""
+    if getattr(settings, "search_key", None) is not None:
+        return settings
+    value = kept_secret(settings.home / KEY_FILE)
+    return settings.model_copy(update={"search_key": SecretStr(value)})

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import secrets
 import signal
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import structlog
 import uvicorn
 
 from models.errors import OmsError
-from models.settings import Settings
+from models.settings import Settings, kept_secret
 
 log = structlog.get_logger()
 SECRET_FILE = "session-secret"
@@ -44,23 +41,7 @@ def session_secret(settings: Settings, *, dev: bool) -> str:
             "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`), the same "
             "for every copy of the service; or run with --dev"
         )
-    return _kept_secret(settings.home / SECRET_FILE)
-
-
-def _kept_secret(path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        value = path.read_text(encoding="ascii").strip()
-        if len(value) >= 32:
-            return value
-    except FileNotFoundError:
-        pass
-    value = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(value + "\n")
-    os.chmod(path, 0o600)
-    return value
+    return kept_secret(settings.home / SECRET_FILE)
 
 
 class EmbeddedServer(uvicorn.Server):

@@ -33,6 +33,7 @@ from cli.demo.play import Demo, DemoOrder, say
 from commands.intake import submit_one
 from models.documents import workflow_id_for
 from models.settings import Policy, Settings
+from privacy.search_keys import with_dev_search_key
 
 # --------------------------------------------------------------------- run
 
@@ -54,7 +55,7 @@ async def run_demo(ctx: Any, keep: bool) -> int:
         logging.getLogger().setLevel(logging.WARNING)
     run_id = uuid.uuid4().hex[:6]
     policy = demo_policy(ctx.settings.policy)
-    settings = ctx.settings.model_copy(update={"policy": policy})
+    settings = with_dev_search_key(ctx.settings.model_copy(update={"policy": policy}))
     # The console's port first, so that the Web UI's codec endpoint points where it listens.
     from service.server import listen
 
