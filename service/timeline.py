@@ -186,14 +186,20 @@ def sentence(e: dict[str, Any]) -> tuple[str, str]:
         if e.get("hold"):
             return (f"包裹 {e.get('shipment')} 暂缓出单：{e.get('reason') or e.get('hold')}。",
                     f"Shipment {e.get('shipment')} held at the desk: {e.get('reason') or e.get('hold')}.")
-        return (f"包裹 {e.get('shipment')} 选定承运 {e.get('carrier')}，运单号 {e.get('waybill') or '—'}。",
-                f"Shipment {e.get('shipment')}: carrier {e.get('carrier')}, waybill {e.get('waybill') or '—'}.")
+        why_zh, why_en = (f"（{e['reason']}）", f" ({e['reason']})") if e.get("reason") else ("", "")
+        return (f"包裹 {e.get('shipment')} 选定承运 {e.get('carrier')}{why_zh}，运单号 {e.get('waybill') or '—'}。",
+                f"Shipment {e.get('shipment')}: carrier {e.get('carrier')}{why_en}, waybill {e.get('waybill') or '—'}.")
     if kind == "parcel_failed":
         return (f"包裹 {e.get('shipment')} 出单失败：{e.get('error')}。",
                 f"Shipment {e.get('shipment')}: no waybill ({e.get('error')}).")
     if kind == "waybills_voided":
-        n = len(e.get("waybills") or [])
-        return f"作废 {n} 个运单号。", f"{n} waybill(s) voided."
+        numbers = [str(w) for w in e.get("waybills") or []]
+        gone = [str(w) for w in e.get("cancelled") or []]
+        zh = f"作废 {len(numbers)} 个运单号：{'、'.join(numbers)}"
+        en = f"{len(numbers)} waybill(s) voided: {', '.join(numbers)}"
+        if gone:
+            zh, en = zh + f"（菜鸟已取消 {'、'.join(gone)}）", en + f" (cancelled at Cainiao: {', '.join(gone)})"
+        return zh + "。", en + "."
     if kind == "step_retried":
         return f"重试步骤 {e.get('step')}。", f"Step {e.get('step')} retried."
     rest = ", ".join(f"{k} {v}" for k, v in e.items() if k not in ("at", "type"))

@@ -59,7 +59,12 @@ def prepare(factory: SessionFactory, shipment_id: str, *,
     try:
         return _prepare(factory, shipment_id, cainiao, merge)
     except IntegrityError:
+        pass
+    try:
         return _prepare(factory, shipment_id, cainiao, merge)
+    except IntegrityError as exc:  # a conflict a third try would meet again: not retried
+        raise P.ParcelProblem(f"the parcel of shipment {shipment_id} cannot be recorded: "
+                              f"{str(exc.orig).splitlines()[0][:200]}") from exc
 
 
 def _prepare(factory: SessionFactory, shipment_id: str,

@@ -71,6 +71,19 @@ def merge_key(doc: dict[str, Any], warehouse: str) -> str | None:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
+def shop_merges(session: Session, doc: dict[str, Any]) -> bool:
+    """The order's shop's own switch (`oms shops add NAME --merge off`, SPEC §5.9): read at
+    the join, so a shop switched off merges none of its orders released from then on. An
+    order from no shop (a file, the API) follows the merchant's policy alone."""
+    from platforms.tables import Shop
+
+    name = doc.get("shop")
+    if not name:
+        return True
+    shop = session.get(Shop, str(name))
+    return shop is None or bool(shop.merge)
+
+
 def lock_merge_key(session: Session, key: str) -> None:
     """Two releases for one receiver meet here one after the other: a transaction-scoped
     advisory lock on PostgreSQL; SQLite's writers are already serialised (BEGIN IMMEDIATE)."""
@@ -105,14 +118,22 @@ def ensure_parcel(session: Session, *, shipment_id: str,
     if shipment is None:
         raise ParcelProblem(f"unknown shipment {shipment_id}")
     doc = document_of(session, shipment.order_id)
-    key = merge_key(doc, shipment.warehouse) if merge is not None and merge.enabled else None
+    key = None
+    if merge is not None and merge.enabled and shop_merges(session, doc):
+        key = merge_key(doc, shipment.warehouse)
     t = now()
     parcel = None
     if key is not None:
         lock_merge_key(session, key)
+        # Another shipment of the same order (the rest of a partial release, a pick
+        # exception's replacement) is a parcel of its own: each shipment ships on its own.
+        same_order = select(ParcelOrderRow.parcel_id).where(
+            ParcelOrderRow.parcel_id == ParcelRow.parcel_id,
+            ParcelOrderRow.order_id == shipment.order_id)
         parcel = session.execute(
             select(ParcelRow).where(ParcelRow.merge_key == key, ParcelRow.state == "allocated",
-                                    ParcelRow.created_at >= t - merge.window)  # type: ignore[union-attr]
+                                    ParcelRow.created_at >= t - merge.window,  # type: ignore[union-attr]
+                                    ~same_order.exists())
             .order_by(ParcelRow.created_at).limit(1).with_for_update()
         ).scalars().first()
         if parcel is not None and parcel_of_shipment(session, shipment_id) is not None:

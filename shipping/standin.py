@@ -67,3 +67,9 @@ def waybill_cancel(shop: StandinShop, form: dict[str, str]) -> dict[str, Any]:
             raise Refuse(15, "Remote service error", "isv.waybill-not-exist", f"面单 {code} 不存在")
         s.cancelled.add(code)
     return {"cancel_result": True}
+
+
+if __name__ == "__main__":  # `python -m shipping.standin ARGS`: the platforms' stand-in process
+    from platforms.standin.__main__ import main  # (its arguments), answering Cainiao's calls too
+
+    main()

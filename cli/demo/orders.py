@@ -24,6 +24,8 @@ PATHS = {
     "DEMO-TRANSFER-7": ("transfer", "completed"),
     "DEMO-PARTIAL-8": ("partial", "completed"),
     "DEMO-PICKEX-9": ("pick_exception", "completed"),
+    "DEMO-MERGE-10": ("merge", "completed"),  # the shipping desk: one parcel for two orders
+    "DEMO-MERGE-11": ("merge", "completed"),
 }
 
 
@@ -120,7 +122,7 @@ async def ensure_search_attributes(client: Any, namespace: str) -> bool:
 
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample"
-ORDER_FILES = ("orders.json", "demo-orders.json")
+ORDER_FILES = ("orders.json", "demo-orders.json", "demo-desk-orders.json")
 
 
 def demo_policy(policy: Policy) -> Policy:

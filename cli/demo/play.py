@@ -56,6 +56,14 @@ class Demo:
         self.keep = False  # --keep: the stack stays up, so its addresses are worth printing
         self._seen: dict[str, int] = {}
         self._lock = asyncio.Lock()
+        self.service_url: str | None = None  # the HTTP service beside the demo
+        self.desk: Any = None  # cli.demo.desk.DeskRun: what the shipping desk did
+        # Scripts of paths kept in their own modules (cli.demo.desk.attach adds "merge").
+        self.paths: dict[str, Callable[[Demo, DemoOrder], Awaitable[None]]] = {}
+        # How the warehouse ships when the desk issued a waybill (True: shipped).
+        self.ship_under_waybill: (
+            Callable[[Demo, DemoOrder, int | None], Awaitable[bool]] | None
+        ) = None
 
     # ------------------------------------------------------------ database
 
@@ -132,6 +140,10 @@ class Demo:
             {**which, "parcels": 1, "weight_g": 800},
             f"warehouse: {order.order_id}{label} packed",
         )
+        if self.ship_under_waybill is not None and await self.ship_under_waybill(
+            self, order, shipment
+        ):
+            return
         tracking = f"SF{uuid.uuid4().int % 10**12:012d}"
         await self.act(
             order,
@@ -188,9 +200,12 @@ class Demo:
     # ------------------------------------------------------------ scripts
 
     async def play(self, order: DemoOrder) -> None:
-        script: Callable[[DemoOrder], Awaitable[None]] = getattr(self, f"path_{order.path}")
         try:
-            await script(order)
+            if order.path in self.paths:
+                await self.paths[order.path](self, order)
+            else:
+                script: Callable[[DemoOrder], Awaitable[None]] = getattr(self, f"path_{order.path}")
+                await script(order)
         except DemoFailure as exc:
             order.problems.append(str(exc))
         except Exception as exc:  # reported per order; the other paths go on

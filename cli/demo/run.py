@@ -81,6 +81,10 @@ async def run_demo(ctx: Any, keep: bool) -> int:
     try:
         await asyncio.to_thread(load_sample_reference, ctx)  # migrates the database on first use
         say("database migrated; sample catalog, warehouses and stock loaded")
+        from cli.demo.desk import attach as attach_desk
+        from cli.demo.desk import load_desk_reference
+
+        say(await asyncio.to_thread(load_desk_reference, ctx))
         if interrupted.is_set():
             return 130
         client = await ctx.client()
@@ -90,6 +94,7 @@ async def run_demo(ctx: Any, keep: bool) -> int:
         await asyncio.sleep(0)
         service, clerk_key = await start_console(ctx, settings, client, run_id, listener)
         demo = Demo(ctx, settings, run_id, server.ui_url)
+        attach_desk(demo, service.url)
         demo.keep = keep
         code = await _run_paths(demo, client, settings, policy, worker_task, interrupted)
         if code == 0 and not interrupted.is_set():  # issue 19: orders from the platforms
@@ -204,6 +209,9 @@ def _final(demo: Demo, orders: list[DemoOrder]) -> int:
     statuses = {o.order_id: demo.status(o.order_id) for o in orders}
     for order in orders:
         demo.verify(order, statuses[order.order_id])
+    from cli.demo.desk import check_desk
+
+    check_desk(demo, orders, statuses)
     say("\nfinal stages:")
     say(
         f"  {'order':<30} {'path':<15} {'expected':<10} {'stage':<10} {'shipments':>9}  {'refund':>8}  result"

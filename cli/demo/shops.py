@@ -16,7 +16,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cli.demo.play import say
+from cli.demo.play import DemoFailure, say
 
 LINES = [("TSHIRT-RED-M", 2, "59.00")]  # 118 yuan: free shipping, in stock at HZ
 
@@ -113,11 +113,17 @@ async def run_shops(ctx: Any, settings: Any, client: Any, run_id: str) -> list[s
         # one write-back
         shipped_id = f"taobao-{tids[0]}"
         await _until(lambda: _eq(stage(shipped_id), "released"), f"{shipped_id} released")
-        handle = client.get_workflow_handle(f"order-{shipped_id}")
-        await handle.execute_update(
-            "shipped", {"shipment": 1, "carrier": "SF", "tracking_no": f"SF{base % 10**10:010d}"}
-        )
-        say(f"  the warehouse ships {shipped_id} (SF); the next sync tells Taobao:")
+        from cli.demo.desk import ship_at_desk
+
+        how = await ship_at_desk(ctx, client, shipped_id)
+        if how is None:  # no parcel with a waybill: the warehouse's own tracking
+            handle = client.get_workflow_handle(f"order-{shipped_id}")
+            await handle.execute_update(
+                "shipped",
+                {"shipment": 1, "carrier": "SF", "tracking_no": f"SF{base % 10**10:010d}"},
+            )
+            how = "SF"
+        say(f"  the warehouse ships {shipped_id} ({how}); the next sync tells Taobao:")
         await _until(lambda: any(s.tid == tids[0] for s in tb.shipments), "written back")
         sent = [s for s in tb.shipments if s.tid == tids[0]]
         say(
@@ -165,7 +171,7 @@ async def run_shops(ctx: Any, settings: Any, client: Any, run_id: str) -> list[s
             )
         for gateway in gateways:
             await commands.pause(client, names[gateway.shop.platform])
-    except TimeoutError as exc:
+    except (TimeoutError, DemoFailure) as exc:  # DemoFailure: not shipped at the desk
         problems.append(f"platform shops: {exc}")
     finally:
         for gateway in gateways:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from runtime.devserver import free_dev_server_port
 from tests.harness import ROOT
+from tests.harness.desk import pdf_pages_decoded, pdf_text
 
 PATHS = (
     "clean",
@@ -22,6 +23,8 @@ PATHS = (
     "transfer",
     "partial",
     "pick_exception",
+    "merge",
+    "merge",
 )
 
 
@@ -60,9 +63,45 @@ def final_table(stdout: str) -> dict[str, tuple[str, str, str]]:
     return rows
 
 
+def check_desk_lines(stdout: str, tmp: Path) -> set[str]:
+    """The desk in the demo's output: the merged parcel packed through the scan API (a stray
+    item refused, each item counted, the weight accepted and the parcel shipped), and the
+    labels PDF whose every page's barcode zbarimg reads as the waybill listed for it."""
+    merged = re.search(r"desk: (DEMO-MERGE-10-\w+) and (DEMO-MERGE-11-\w+) merged into one "
+                       r"parcel \(合单\) \S+, one waybill ZTO (\d+)", stdout)
+    assert merged, stdout[-3000:]
+    waybill = merged.group(3)
+    scans = re.findall(rf"POST /v1/parcels/{waybill}/scan (\d+) → (\d+) (\w+)", stdout)
+    assert scans[0][1:] == ("409", "refused") and "MUG-WHITE is not in this parcel" in stdout
+    assert [s[1:] for s in scans[1:]] == [("200", "accepted")] * 3
+    assert re.search(r"TSHIRT-RED-M 1/1, TSHIRT-BLUE-L 2/2\]", stdout)
+    weighed = re.search(rf"POST /v1/parcels/{waybill}/weigh \d+ g → 200 accepted, expected "
+                        r"\[\d+, \d+\] g, parcel shipped; shipped: (.*)\n", stdout)
+    assert weighed, stdout[-3000:]
+    assert sorted(weighed.group(1).split(", ")) == [f"{merged.group(1)} accepted",
+                                                    f"{merged.group(2)} accepted"]
+    found = re.search(r"labels PDF \((\d+) parcel\(s\) of (\d+) orders, 1 merged, 76x130 "
+                      r"mm\): (\S+\.pdf)\n((?:  \S+ +.*\n)+)", stdout)
+    assert found, stdout[-3000:]
+    pdf = Path(found.group(3))
+    assert ".oms/labels/" in pdf.as_posix() and pdf.exists()
+    listed = [line.split(None, 1) for line in found.group(4).strip("\n").splitlines()]
+    assert len(listed) == int(found.group(1)) == 11  # 10 orders: partial and pick_exception twice
+    [both] = [orders for w, orders in listed if w == waybill]
+    assert sorted(both.split(", ")) == [merged.group(1), merged.group(2)]
+    tmp.mkdir()
+    assert pdf_pages_decoded(pdf, tmp) == [w for w, _ in listed]
+    text = "".join(pdf_text(pdf))
+    assert "陈**" in text and "130****5678" in text
+    for secret in ("陈十二", "13012345678", "张三", "13812345678"):
+        assert secret not in text, f"{secret} unmasked on a label"
+    return {w for w, _ in listed}
+
+
 def test_demo_runs_every_path_twice_in_one_home_and_stops_its_stack(tmp_path: Path) -> None:
     port = free_dev_server_port()
     seen: set[str] = set()
+    seen_waybills: set[str] = set()
     for _run in range(2):
         result = run_demo(tmp_path, port)
 
@@ -70,13 +109,24 @@ def test_demo_runs_every_path_twice_in_one_home_and_stops_its_stack(tmp_path: Pa
         rows = final_table(result.stdout)
         assert sorted(path for path, _, _ in rows.values()) == sorted(PATHS)
         assert {verdict for _, _, verdict in rows.values()} == {"ok"}
-        assert {path: stage for path, stage, _ in rows.values()} == {
-            path: ("cancelled" if path == "cancel" else "completed") for path in PATHS
+        assert {(path, stage) for path, stage, _ in rows.values()} == {
+            (path, "cancelled" if path == "cancel" else "completed") for path in PATHS
         }
         assert "ledger audit: OK" in result.stdout
-        assert "all 9 sample orders are where they should be." in result.stdout
+        assert "all 11 sample orders are where they should be." in result.stdout
+        waybills = check_desk_lines(result.stdout, tmp_path / f"run{_run}")
+        assert not seen_waybills & waybills, "a waybill number is used once, ever"
+        seen_waybills |= waybills
+        # a shop's order shipped at the desk: its e-waybill is what goes back to Taobao, once
+        shipped = re.search(r"the warehouse ships taobao-\d+ \(ZTO e-waybill (\d+)\); the next "
+                            r"sync tells Taobao:\n +taobao\.logistics\.offline\.send tid=\d+ "
+                            r"out_sid=(\d+) company_code=\S+: written back 1 time\(s\)",
+                            result.stdout)
+        assert shipped and shipped.group(1) == shipped.group(2), result.stdout[-3000:]
+        assert shipped.group(1) not in seen_waybills
+        seen_waybills.add(shipped.group(1))
         # no dead links at the end: the stack is gone, and the demo says how to keep it
-        tail = result.stdout.split("all 9 sample orders", 1)[1]
+        tail = result.stdout.split("all 11 sample orders", 1)[1]
         assert "/namespaces/" not in tail and f"localhost:{port + 1000}" not in tail, tail
         assert "clerk key for this run" not in tail and "console: http" not in tail, tail
         assert "the demo's stack stops now" in tail and "demo --keep" in tail

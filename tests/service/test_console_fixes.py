@@ -312,9 +312,9 @@ def test_the_shipping_desks_entries_read_as_sentences_too() -> None:
         "包裹 A-1 选定承运 SF，运单号 SF100。",
         "包裹 A-2 暂缓出单：the address is not confirmed。",
         "包裹 A-3 出单失败：cainiao down。",
-        "作废 2 个运单号。",
+        "作废 2 个运单号：SF100、SF101。",
     ]
-    assert told[3]["en"] == "2 waybill(s) voided."
+    assert told[3]["en"] == "2 waybill(s) voided: SF100, SF101."
 
 
 def test_search_reindex_indexes_the_orders_kept_before_and_a_new_key(
