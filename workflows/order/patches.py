@@ -55,6 +55,10 @@ SHIPPING_DESK = "order-shipping-desk-2026-12-05"
 # `refund_hold`): on hold, its open pick lists withdrawn with the stock kept; the refund
 # closed, it goes on where it stopped (released again if its pick lists were withdrawn).
 REFUND_HOLD = "order-refund-hold-2026-12-05"
+# 2026-12-05, first activation: both changes above in one marker, for orders started after them
+# (a new order marks only its newest flow: three markers in its first task made the server keep
+# the speculative workflow task of the first update refused after it, one empty task written).
+FLOW_2026_12_05 = "order-flow-2026-12-05"
 
 
 class Patches:
@@ -69,10 +73,11 @@ class Patches:
     def decide(self) -> None:
         """Called first thing in `run`. A new order marks only the newest flow, which implies
         the older ones; an order started earlier finds its own marker (or none) instead."""
-        self.flow_12_01 = workflow.patched(FLOW_2026_12_01)
+        flow_12_05 = workflow.patched(FLOW_2026_12_05)
+        self.flow_12_01 = flow_12_05 or workflow.patched(FLOW_2026_12_01)
         self.flow_11_30 = self.flow_12_01 or workflow.patched(FLOW_2026_11_30)
-        self.desk = self.flow_12_01 and workflow.patched(SHIPPING_DESK)
-        self.refund_hold = self.desk and workflow.patched(REFUND_HOLD)
+        self.desk = flow_12_05 or (self.flow_12_01 and workflow.patched(SHIPPING_DESK))
+        self.refund_hold = flow_12_05 or (self.desk and workflow.patched(REFUND_HOLD))
 
     def uses(self, patch_id: str) -> bool:
         """A 2026-11-29 change: in for any order started on the flow of 11-30 or later; for
