@@ -46,11 +46,11 @@ class InventoryActivities:
         except LedgerError as exc:
             raise application_error(ErrorType.LEDGER, str(exc)) from exc
 
-    @activity.defn(name="allocate")
+    @activity.defn(name="allocate", no_thread_cancel_exception=True)
     def allocate(self, inp: AllocateInput) -> AllocateResult:
         return allocate_once(self._factory, inp)
 
-    @activity.defn(name="release_stock")
+    @activity.defn(name="release_stock", no_thread_cancel_exception=True)
     def release_stock(self, inp: ReleaseStockInput) -> ReleaseStockResult:
         def work(session: Session) -> dict[str, Any]:
             units, served = release_order(
@@ -64,7 +64,7 @@ class InventoryActivities:
 
         return ReleaseStockResult.model_validate(self._once(inp.op_key, work))
 
-    @activity.defn(name="restock")
+    @activity.defn(name="restock", no_thread_cancel_exception=True)
     def restock(self, inp: RestockInput) -> RestockResult:
         def work(session: Session) -> dict[str, Any]:
             served = restock(
@@ -74,14 +74,14 @@ class InventoryActivities:
 
         return RestockResult.model_validate(self._once(inp.op_key, work))
 
-    @activity.defn(name="transfer_arrival")
+    @activity.defn(name="transfer_arrival", no_thread_cancel_exception=True)
     def transfer_arrival(self, inp: TransferArrivalInput) -> dict[str, Any]:
         return self._once(
             inp.op_key,
             lambda s: transfer_arrival(s, transfer_id=inp.transfer_id, ref=inp.op_key),
         )
 
-    @activity.defn(name="pick_exception")
+    @activity.defn(name="pick_exception", no_thread_cancel_exception=True)
     def pick_exception(self, inp: PickExceptionInput) -> PickExceptionResult:
         def work(session: Session) -> dict[str, Any]:
             lines = pick_exception(

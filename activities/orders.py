@@ -10,6 +10,15 @@ out of range, a document that fails to validate or serialize, a wrong type) fail
 way on every attempt, so the workflow gets it at once and holds the order with the reason
 (`Steps.db`). Everything else, the database down or locked, a lost race, the network, is
 retried with backoff by the step's retry policy.
+
+Every synchronous activity here (and in inventory.py, shipping.py) is declared
+`no_thread_cancel_exception=True`. Otherwise the SDK, when it cancels a threaded activity (a
+workflow task that timed out while its local activities ran, as after a server restart),
+raises `CancelledError` into the thread at whatever bytecode it is running, including the
+instant between taking the process's SQLite write lock and recording that it holds it: the
+lock then leaked and every later database step of the worker waited on it (the dev-server
+kill drill with the shipping desk on, 2026-12-05). A cancelled step instead runs its short
+transaction to the end, and its result is dropped.
 """
 
 from __future__ import annotations
@@ -106,7 +115,7 @@ class OrderActivities:
         self._factory = factory
         self._search_key = search_key  # OMS_SEARCH_KEY: the buyer's name and phone as keyed hashes
 
-    @activity.defn(name="record_order")
+    @activity.defn(name="record_order", no_thread_cancel_exception=True)
     @no_retry_on_bad_data
     def record_order(self, inp: RecordOrderInput) -> None:
         with transaction(self._factory) as session:
@@ -156,7 +165,7 @@ class OrderActivities:
         )
         log.info("order recorded", order_id=order.order_id)
 
-    @activity.defn(name="check_order")
+    @activity.defn(name="check_order", no_thread_cancel_exception=True)
     @no_retry_on_bad_data
     def check_order(self, inp: CheckOrderInput) -> CheckOutcome:
         """Check the order; on the first check also record it, and review its prices from the same catalog read.
@@ -206,7 +215,7 @@ class OrderActivities:
             return 0
         return int(session.execute(stmt, {"b_key": key, "b_order": order_id, "b_since": since}).scalar_one())
 
-    @activity.defn(name="contact_buyer")
+    @activity.defn(name="contact_buyer", no_thread_cancel_exception=True)
     @no_retry_on_bad_data
     def contact_buyer(self, inp: ContactInput) -> ContactResult:
         order = inp.order
@@ -275,7 +284,7 @@ class OrderActivities:
         )
         return ContactResult(contact_no=number, event_ids=[inp.event_id] if created else [])
 
-    @activity.defn(name="review_order")
+    @activity.defn(name="review_order", no_thread_cancel_exception=True)
     @no_retry_on_bad_data
     def review_order(self, inp: ReviewInput) -> ReviewResult:
         with transaction(self._factory) as session:
@@ -283,7 +292,7 @@ class OrderActivities:
         totals, findings = review_prices(inp.order, catalog, inp.policy.pricing)
         return ReviewResult(totals=totals, findings=findings)
 
-    @activity.defn(name="release_order")
+    @activity.defn(name="release_order", no_thread_cancel_exception=True)
     @no_retry_on_bad_data
     def release_order(self, inp: ReleaseInput) -> ReleaseResult:
         """Write one pick list per warehouse for the held stock not yet released, and send it.
@@ -368,13 +377,13 @@ class OrderActivities:
         log.info("released to warehouse", order_id=inp.order_id, shipments=len(states))
         return ReleaseResult(shipments=states, event_ids=event_ids)
 
-    @activity.defn(name="update_shipment")
+    @activity.defn(name="update_shipment", no_thread_cancel_exception=True)
     @no_retry_on_bad_data
     def update_shipment(self, inp: ShipmentUpdateInput) -> ShipmentUpdateResult:
         """picked / packed / shipped / cancelled for one shipment; shipped consumes its stock."""
         return self.update_shipments(ShipmentUpdatesInput(updates=[inp]))[0]
 
-    @activity.defn(name="update_shipments")
+    @activity.defn(name="update_shipments", no_thread_cancel_exception=True)
     @no_retry_on_bad_data
     def update_shipments(self, inp: ShipmentUpdatesInput) -> list[ShipmentUpdateResult]:
         """Warehouse events in the order they came, in one transaction; each applied once.
@@ -389,7 +398,7 @@ class OrderActivities:
             raise application_error(ErrorType.LEDGER, str(exc)) from exc
         return [ShipmentUpdateResult.model_validate(r) for r in out]
 
-    @activity.defn(name="withdraw_shipments")
+    @activity.defn(name="withdraw_shipments", no_thread_cancel_exception=True)
     @no_retry_on_bad_data
     def withdraw_shipments(self, inp: WithdrawInput) -> WithdrawResult:
         """Withdraw every unshipped pick list of the order (idempotent: a retry finds none left)."""
@@ -435,7 +444,7 @@ class OrderActivities:
                 result.event_ids.append(event_id)
         return result
 
-    @activity.defn(name="request_refund")
+    @activity.defn(name="request_refund", no_thread_cancel_exception=True)
     @no_retry_on_bad_data
     def request_refund(self, inp: RefundInput) -> list[str]:
         with transaction(self._factory) as session:
@@ -460,7 +469,7 @@ class OrderActivities:
         log.info("refund requested", order_id=inp.order_id, amount=str(inp.amount))
         return [inp.refund_id]
 
-    @activity.defn(name="emit_event")
+    @activity.defn(name="emit_event", no_thread_cancel_exception=True)
     @no_retry_on_bad_data
     def emit_event(self, inp: EmitInput) -> list[str]:
         with transaction(self._factory) as session:
@@ -473,7 +482,7 @@ class OrderActivities:
             )
         return [created] if created else []
 
-    @activity.defn(name="persist_state")
+    @activity.defn(name="persist_state", no_thread_cancel_exception=True)
     @no_retry_on_bad_data
     def persist_state(self, inp: PersistInput) -> PersistResult:
         """Write the workflow's view of the order: row, lines, new timeline entries, status event."""

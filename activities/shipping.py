@@ -43,7 +43,7 @@ class ShippingActivities:
         self._factory = factory
         self._cainiao = cainiao
 
-    @activity.defn(name="prepare_parcel")
+    @activity.defn(name="prepare_parcel", no_thread_cancel_exception=True)
     def prepare_parcel(self, inp: PrepareParcelInput) -> PrepareParcelResult:
         """The shipment's parcel, carrier and waybill (each once, under the parcel key)."""
         from platforms.errors import PlatformError
@@ -61,7 +61,7 @@ class ShippingActivities:
             raise _refused(exc) from exc
         return PrepareParcelResult(**done.as_dict())
 
-    @activity.defn(name="void_parcels")
+    @activity.defn(name="void_parcels", no_thread_cancel_exception=True)
     def void_parcels(self, inp: VoidParcelsInput) -> VoidParcelsResult:
         """Compensation of a cancel: the order's waybills voided (Cainiao's cancelled)."""
         from platforms.errors import PlatformError

@@ -27,6 +27,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,9 @@ from models.payloads import OrderSnapshot
 from models.tables import Order, OutboxEvent, StockMovement
 from runtime.devserver import DEV_SERVER_PRAGMAS, DevServer, free_dev_server_port
 from runtime.temporal import connect
+from shipping.tables import ParcelOrderRow, ParcelRow
 from tests.harness import codec_keys
+from tests.harness.desk import seed_desk
 from tests.harness.documents import HOT, numbered_doc
 from tests.harness.invariants import check_invariants, workflow_problems
 from tests.harness.reference import load_sample
@@ -81,12 +84,11 @@ async def embedded(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
         temporal_address=f"127.0.0.1:{free_dev_server_port()}",
         sdk_metrics_address="",
     )
-    # The drill's subject is the Temporal server's death, with a warehouse that runs its own WMS
-    # (no shipping desk). With the desk on, the worker stalled after the restart (2026-12-05,
-    # issue 20's note: open, to be fixed and drilled next).
-    policy = settings.policy.model_copy(deep=True)
-    policy.shipping.desk = False
-    settings = settings.model_copy(update={"policy": policy})
+    # The shipping desk is on (the default policy) with carriers and pool numbers loaded: each
+    # release also makes a parcel and takes a waybill. Before the desk's steps were shielded
+    # from the SDK's thread-cancel exception, a cancel after the restart leaked the SQLite
+    # write lock and stalled the worker (tests/unit/runtime/test_activity_cancellation.py).
+    assert settings.policy.shipping.desk
     servers = [DevServer(settings)]
     assert await asyncio.to_thread(servers[0].start)
     stack = OmsStack(
@@ -100,6 +102,7 @@ async def embedded(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
         await asyncio.to_thread(migrate, url)
         engine = make_engine(url)
         load_sample(session_factory(engine), stock={(HOT, "SH"): 40})  # TSHIRT-RED-M: 100 at HZ
+        seed_desk(session_factory(engine), numbers=80)  # the sample carriers, 80 numbers each
         engine.dispose()
         await stack.start_worker()
         yield {"settings": settings, "servers": servers, "stack": stack}
@@ -156,9 +159,13 @@ async def test_dev_server_sigkilled_mid_burst_loses_no_acknowledged_order_or_sig
         key = f"update:{oid}" if i % 2 == 0 else f"signal:{oid}"
         try:
             if i % 2 == 0:
-                await handle.execute_update("confirm", confirmation(i), id=f"drill-confirm-{oid}")
+                # A caller that gives up after 20 s (the SDK would wait a minute for an
+                # update lost with the server) and asks again under the same update id.
+                await handle.execute_update("confirm", confirmation(i), id=f"drill-confirm-{oid}",
+                                            rpc_timeout=timedelta(seconds=20))
             else:
-                await handle.signal("buyer_confirmed", confirmation(i))
+                await handle.signal("buyer_confirmed", confirmation(i),
+                                    rpc_timeout=timedelta(seconds=20))
             acked[key] = "accepted"
         except Exception as exc:
             failed[key] = exc
@@ -202,12 +209,27 @@ async def test_dev_server_sigkilled_mid_burst_loses_no_acknowledged_order_or_sig
         moves = Counter(session.execute(select(StockMovement.order_id, StockMovement.kind)).all())
         return outbox, moves
 
+    def parcels_of(session: Any) -> list[Any]:
+        return list(session.execute(select(
+            ParcelOrderRow.order_id, ParcelRow.parcel_id, ParcelRow.waybill).join(
+            ParcelRow, ParcelRow.parcel_id == ParcelOrderRow.parcel_id)).all())
+
+    # The desk's step follows the release (the stage is written first): wait for its parcels.
+    releases = sum(stage == "released" for stage in expected.values())
+    deadline = time.monotonic() + 60
+    while len(parcels := stack.read(parcels_of)) < releases and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
     outbox, moves = stack.read(effects)
+    in_parcels = Counter(oid for oid, _, _ in parcels)
+    waybill_of = {pid: wb for _, pid, wb in parcels}
+    assert all(waybill_of.values()), "a released order's parcel got no waybill"
+    assert len(set(waybill_of.values())) == len(waybill_of), "a waybill number used twice"
     for oid, stage in expected.items():
         released = stage == "released"
         assert moves[(oid, "reserve")] == (1 if released else 0), oid
         assert outbox[(oid, "pick_list")] == (1 if released else 0), oid
         assert outbox[(oid, "buyer_message")] == (0 if oid in CLEAN else 1), oid
+        assert in_parcels[oid] == (1 if released else 0), oid  # one parcel, one waybill
     assert stack.read(check_invariants) == []
 
     query = f'WorkflowType = "OrderWorkflow" AND TaskQueue = "{settings.task_queue}"'
