@@ -104,6 +104,7 @@ class SignalName(StrEnum):
     SHORTAGE_DECISION = "shortage_decision"
     RESTOCK_ARRIVED = "restock_arrived"
     PLATFORM_REFUND = "platform_refund"  # from a shop's sync: a refund asked for / withdrawn
+    PLATFORM_ADDRESS = "platform_address"  # from a shop's sync: the buyer changed the address
     TRANSFER_ARRIVED = "transfer_arrived"
     APPROVE = "approve"
     REJECT = "reject"

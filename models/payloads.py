@@ -120,6 +120,21 @@ class PlatformRefund(_Signal):
     platform: str = Field(min_length=1, max_length=40)
 
 
+class PlatformAddress(_Signal):
+    """A shop's sync saw the buyer change the receiver on the platform before the order
+    shipped (issue 19): the new receiver, decrypted. Checked again by the order; a released
+    order's warehouse gets an amended pick list (`workflows.order.address_change`)."""
+
+    platform: str = Field(min_length=1, max_length=40)
+    name: str | None = Field(default=None, max_length=100)
+    phone: str | None = Field(default=None, max_length=40)
+    province: str | None = Field(default=None, max_length=50)
+    city: str | None = Field(default=None, max_length=50)
+    district: str | None = Field(default=None, max_length=50)
+    detail: str = Field(min_length=1, max_length=200)
+    postal_code: str | None = Field(default=None, max_length=20)
+
+
 class StockArrived(_Signal):
     """restock_arrived / transfer_arrived: the ledger already holds the stock for the order."""
 

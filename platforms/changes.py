@@ -10,7 +10,10 @@ so the order's own rules judge it and its timeline records it:
 * ``refund_requested`` / ``refund_closed`` -> the ``platform_refund`` signal (the order is
   stopped before it ships while a refund is asked for; withdrawn, it goes on). A signal,
   as it comes from another process and needs no answer: the order records it in its
-  timeline, or records why it did not apply (a second time, say).
+  timeline, or records why it did not apply (a second time, say);
+* ``address_changed`` (before shipping) -> the ``platform_address`` signal with the new
+  receiver, decrypted by the sync (`platforms.sync`): the order checks it again and, if
+  released, amends its pick list (`workflows.order.address_change`).
 
 A change already applied (a window read twice after a crash) meets an order that no
 longer takes it, and the update is refused: the second time changes nothing.
@@ -24,7 +27,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from platforms.mapping import Mapped, PlatformView
+from platforms.mapping import Mapped, PlatformView, Receiver, with_receiver
 
 PAID = "paid"
 CLOSED = "closed"
@@ -112,11 +115,33 @@ async def send_update(
     return True, None
 
 
-async def apply_changes(client: Client, m: Mapped, changes: list[str]) -> list[dict[str, Any]]:
-    """Each change sent to the order; what became of it, for the shop's record."""
+def address_signal(m: Mapped, receiver: Receiver) -> dict[str, Any]:
+    """The `platform_address` payload: the new receiver as the order document holds it."""
+    doc = with_receiver(m.document or {}, receiver)
+    buyer, address = doc.get("buyer") or {}, doc.get("address") or {}
+    payload = {"platform": m.platform, "name": buyer.get("name"), "phone": buyer.get("phone")}
+    for part in ("province", "city", "district", "detail", "postal_code"):
+        payload[part] = address.get(part)
+    return {k: v for k, v in payload.items() if v is not None}
+
+
+async def apply_changes(
+    client: Client, m: Mapped, changes: list[str], *, receiver: Receiver | None = None
+) -> list[dict[str, Any]]:
+    """Each change sent to the order; what became of it, for the shop's record. An address
+    change goes only with its decrypted `receiver` (without it, the caller records why)."""
     outcomes = []
     for change in changes:
         at = datetime.now(UTC).isoformat()
+        if change == ADDRESS_CHANGED:
+            if receiver is None:
+                continue
+            sent, reason = await send_signal(
+                client, m.order_id, "platform_address", address_signal(m, receiver)
+            )
+            outcomes.append({"at": at, "change": change, "signal": "platform_address",
+                             "applied": sent, "reason": reason})
+            continue
         if change in SIGNALS:
             payload = {"status": SIGNALS[change], "platform": m.platform}
             sent, reason = await send_signal(client, m.order_id, "platform_refund", payload)

@@ -27,7 +27,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,7 +37,7 @@ from sqlmodel import Session, col, func, select
 
 from models.db import SessionFactory, transaction
 from platforms import pinduoduo, taobao
-from platforms.changes import apply_changes, diff
+from platforms.changes import ADDRESS_CHANGED, apply_changes, diff
 from platforms.errors import PlatformError, SessionExpired
 from platforms.mapping import Mapped, PlatformView, Sealed, with_receiver
 from platforms.messages import WindowInput, WindowResult
@@ -253,7 +253,7 @@ class WindowRunner:
         if to_import:
             await self._import(shop, client, to_import, result)
         if to_change:
-            await self._changes(shop, to_change, result)
+            await self._changes(shop, client, to_change, result)
         del result.problems[50:]
         return result
 
@@ -386,17 +386,37 @@ class WindowRunner:
 
     # ------------------------------------------------------------------ changes
     async def _changes(
-        self, shop: Shop, pairs: list[tuple[Mapped, ShopOrder]], result: WindowResult
+        self, shop: Shop, client: Any, pairs: list[tuple[Mapped, ShopOrder]], result: WindowResult
     ) -> None:
+        changed: list[tuple[Mapped, PlatformView, list[str]]] = []
         for m, row in pairs:
             assert m.view is not None
             old = PlatformView.from_dict(row.view) if row.view else None
             found = diff(old, m.view) if old is not None else []
-            if not found:
-                continue
-            outcomes = await apply_changes(self.temporal(), m, found)
+            if found:
+                changed.append((m, old, found))  # type: ignore[arg-type]
+        # A changed address is decrypted (in one batch, logged like any decryption) to be
+        # sent to its order; one the platform will not decrypt is asked again next run.
+        moved = [m for m, _, found in changed if ADDRESS_CHANGED in found and m.sealed is not None]
+        receivers: dict[str, Any] = {}
+        refused: dict[str, str] = {}
+        if moved:
+            connector = taobao if shop.platform == "taobao" else pinduoduo
+            sealed = [m.sealed for m in moved if m.sealed is not None]
+            receivers, refused = await asyncio.to_thread(connector.decrypt, client, sealed)
+            await asyncio.to_thread(self._log_pii, shop, moved, receivers, refused)
+        for m, old, found in changed:
+            receiver = receivers.get(m.platform_order_id)
+            outcomes = await apply_changes(self.temporal(), m, found, receiver=receiver)
+            view = m.view
+            if ADDRESS_CHANGED in found and receiver is None:
+                reason = refused.get(m.platform_order_id, "not decrypted")
+                outcomes = [o for o in outcomes if o["change"] != ADDRESS_CHANGED]
+                outcomes.append({"at": self.clock().isoformat(), "change": ADDRESS_CHANGED,
+                                 "applied": False, "reason": f"decryption refused: {reason}"})
+                view = replace(m.view, receiver=old.receiver)  # type: ignore[arg-type]
             result.changed += 1
-            await asyncio.to_thread(self._save_changes, m, outcomes)
+            await asyncio.to_thread(self._save_changes, m, outcomes, view)
 
     # ------------------------------------------------------------------ database
     def _record(self, shop: str, m: Mapped, outcome: str, reason: str | None) -> dict[str, Any]:
@@ -443,13 +463,16 @@ class WindowRunner:
                     row.last_seen = now
                 s.add(row)
 
-    def _save_changes(self, m: Mapped, outcomes: list[dict[str, Any]]) -> None:
-        assert m.view is not None
+    def _save_changes(
+        self, m: Mapped, outcomes: list[dict[str, Any]], view: PlatformView | None = None
+    ) -> None:
+        view = view or m.view
+        assert view is not None
         with transaction(self.factory) as s:
             row = s.get(ShopOrder, m.order_id)
             if row is None:
                 return
-            row.view = m.view.as_dict()
+            row.view = view.as_dict()
             row.changes = [*row.changes, *outcomes][-50:]
             row.last_seen = self.clock()
             s.add(row)

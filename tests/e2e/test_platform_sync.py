@@ -473,3 +473,61 @@ async def test_pdd_write_back_waits_for_a_token_and_a_carrier_id(rig: SyncRig) -
     assert rows[f"pdd-{sns[0]}"].status == "done"
     assert rows[f"pdd-{sns[1]}"].status == "waiting"
     assert "--carrier-ids" in (rows[f"pdd-{sns[1]}"].reason or "")
+
+
+async def test_an_address_changed_on_the_platform_is_checked_again_and_the_pick_list_amended(
+    rig: SyncRig,
+) -> None:
+    from sqlalchemy import select
+
+    from models.db import transaction
+    from models.tables import Order, OutboxEvent
+    from tests.harness.reference import load_sample
+
+    load_sample(rig.factory, {("MUG-WHITE", "HZ"): 50})
+    gateway = rig.gateway("taobao")
+    shop = gateway.shop
+    tid = rig.put(gateway, modified=time.time() - 600, lines=[("MUG-WHITE", 3, "35.00")])
+    name = rig.add("tb", gateway, since=ago(700))
+    await rig.run(name)
+    oid = f"taobao-{tid}"
+    await rig.eventually(lambda: _is(stage_of(rig, oid), "released"), "released")
+    decrypted_before = len(rig.pii())
+    # the buyer moves the parcel to Shanghai on Taobao before it ships
+    cursor = datetime.fromisoformat(rig.shop(name)["synced_through"]).timestamp()
+    shop.change_receiver(tid, {"name": "李四", "phone": "13987654321", "state": "上海",
+                               "city": "上海市", "district": "浦东新区",
+                               "address": "世纪大道100号8楼801室", "zip": "200120"})
+    shop.change(tid, at=cursor)
+    await rig.run(name)
+
+    def amended() -> list[Any]:
+        with transaction(rig.factory) as s:
+            return list(s.execute(select(OutboxEvent.payload).where(
+                OutboxEvent.order_id == oid, OutboxEvent.type == "pick_list_amended")).scalars())
+
+    events = await rig.eventually(amended, "the warehouse's amended pick list")
+    assert len(events) == 1
+    assert events[0]["ship_to"]["province"] == "上海" or "上海" in events[0]["ship_to"]["province"]
+    assert events[0]["shipments"] == [f"{oid}-1"]
+    assert "世纪大道" not in str(events[0]) and "13987654321" not in str(events[0])  # off the pick list
+    with transaction(rig.factory) as s:
+        document = s.get(Order, oid).document  # type: ignore[union-attr]
+    assert document["address"]["detail"] == "世纪大道100号8楼801室"  # the desk's label prints this
+    timeline = await rig.eventually(
+        lambda: _timeline(rig, oid, "address_checked"), "checked again in the timeline"
+    )
+    corrections = [e for e in timeline if e.get("type") == "correction"]
+    assert {c["field"] for c in corrections} >= {"address.detail", "buyer.phone"}
+    assert "13987654321" not in str(timeline) and "世纪大道100号8楼801室" not in str(timeline)
+    assert len(rig.pii()) == decrypted_before + 1  # the new receiver's decryption, logged
+    row = next(r for r in rig.orders(name) if r.order_id == oid)
+    assert [(c["change"], c["applied"]) for c in row.changes] == [("address_changed", True)]
+    # seen again (the window read twice), it changes nothing
+    await rig.run(name, since=ago(700).isoformat(), until=ago(70).isoformat())
+    row = next(r for r in rig.orders(name) if r.order_id == oid)
+    assert len(row.changes) == 1 and len(amended()) == 1
+    # the order still ships as usual, to the new address
+    handle = rig.client.get_workflow_handle(f"order-{oid}")
+    await handle.execute_update("shipped", {"shipment": 1, "carrier": "SF", "tracking_no": "SF30001"})
+    await rig.eventually(lambda: _is(stage_of(rig, oid), "completed"), "completed")

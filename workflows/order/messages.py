@@ -25,6 +25,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
+    from models.documents import OrderDocument
     from models.enums import Flag, PaymentStatus, SignalName, Stage
     from models.payloads import (
         Approve,
@@ -33,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         Delivered,
         PaymentReceived,
         PickException,
+        PlatformAddress,
         PlatformRefund,
         Reject,
         Resume,
@@ -41,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         TransferArrived,
         WarehouseEvent,
     )
-    from privacy.mask import mask_correction
+    from privacy.mask import mask_correction, mask_name
     from shipping.payloads import ParcelReady
     from workflows.order.state import CLOSED_SHIPMENT, OrderState
 
@@ -135,6 +137,62 @@ def _apply_platform_refund(s: OrderState, m: PlatformRefund) -> None:
         s.flag(Flag.REFUND_REQUESTED)
     else:
         s.drop_flag(Flag.REFUND_REQUESTED)
+
+
+_ADDRESS_FIELDS = {
+    "name": ("buyer", "name"), "phone": ("buyer", "phone"),
+    "province": ("address", "province"), "city": ("address", "city"),
+    "district": ("address", "district"), "detail": ("address", "detail"),
+    "postal_code": ("address", "postal_code"),
+}
+
+
+def _address_changes(s: OrderState, m: PlatformAddress) -> list[tuple[str, str, Any, Any]]:
+    """(field, part.key, old, new) for each receiver field the platform's address changes."""
+    doc = s.order.model_dump(mode="json")
+    out = []
+    for field, (part, key) in _ADDRESS_FIELDS.items():
+        new = getattr(m, field)
+        old = (doc.get(part) or {}).get(key)
+        if new is not None and new != old:
+            out.append((field, f"{part}.{key}", old, new))
+    return out
+
+
+def _refuse_platform_address(s: OrderState, m: PlatformAddress) -> str | None:
+    if s.stage == Stage.SHIPPED or not any(n > 0 for n in s.units_left()):
+        return "already shipped: the parcel left for the address it had"
+    if not _address_changes(s, m):
+        return "the order already has this address"
+    return None
+
+
+def _mask_receiver(field: str, value: Any) -> Any:
+    """A receiver's value as the timeline keeps it (`privacy.mask`): a name, phone or door
+    address masked; the province, city and district as they are."""
+    if field in ("buyer.name", "name"):
+        return mask_name(value) if isinstance(value, str) else value
+    if field in ("buyer.phone", "address.detail", "phone", "detail"):
+        return mask_correction(value)
+    return value
+
+
+def _apply_platform_address(s: OrderState, m: PlatformAddress) -> None:
+    """The buyer changed the receiver on the platform: the order takes the new one at once,
+    each change shown old → new (masked), and is checked again (`address_change`). An order
+    waiting for its buyer's answer takes it as that answer: the buyer corrected it."""
+    doc = s.order.model_dump(mode="json")
+    for _field, path, old, new in _address_changes(s, m):
+        part, key = path.split(".")
+        doc[part][key] = new
+        s.log("correction", field=path, old=_mask_receiver(path, old),
+              new=_mask_receiver(path, new), by=f"{m.platform} sync")
+    s.order = OrderDocument.model_validate(doc)
+    s.address_changed = True
+    if s.stage == Stage.AWAITING_BUYER:
+        s.inbox.confirmations.append(
+            BuyerConfirmed(note=f"the buyer changed the address on {m.platform}")
+        )
 
 
 def _warehouse_rule(kind: str) -> Rule:
@@ -246,6 +304,8 @@ MESSAGES: dict[str, Message] = {
         Message(SignalName.RESTOCK_ARRIVED, None, StockArrived, _refuse_restock, _apply_restock),
         Message(SignalName.PLATFORM_REFUND, None, PlatformRefund, _refuse_platform_refund,
                 _apply_platform_refund),
+        Message(SignalName.PLATFORM_ADDRESS, None, PlatformAddress, _refuse_platform_address,
+                _apply_platform_address),
         Message(SignalName.TRANSFER_ARRIVED, "transfer_arrived", TransferArrived, _refuse_transfer, _apply_transfer),
         Message(SignalName.APPROVE, "approve", Approve, _refuse_decision, _set("approval")),
         Message(SignalName.REJECT, "reject", Reject, _refuse_decision, _set("approval")),
@@ -323,6 +383,8 @@ def accept(s: OrderState, message: Message, parsed: Any, **how: Any) -> None:
     data = parsed.model_dump(mode="json", exclude_none=True)
     if message.signal == SignalName.BUYER_CONFIRMED:
         data = {k: (mask_correction(v) if k in ("phone", "detail") else v) for k, v in data.items()}
+    elif message.signal == SignalName.PLATFORM_ADDRESS:
+        data = {k: _mask_receiver(k, v) for k, v in data.items()}
     s.log("signal", signal=message.signal, **data, **how)
     message.apply(s, parsed)
     s.touch()

@@ -39,6 +39,10 @@ class Waits:
         # and the hold (True: pick lists were withdrawn). Wired by `refund_hold.wire`.
         self.refund_due: Callable[[], bool] = lambda: False
         self.refund_hold: Callable[[], Awaitable[bool]] | None = None
+        # An address the buyer changed on the platform is checked again in any wait (and a
+        # released order's pick list amended). Wired by `address_change.wire`.
+        self.address_due: Callable[[], bool] = lambda: False
+        self.address_amend: Callable[[], Awaitable[None]] | None = None
 
     async def wait(self, condition: Callable[[], bool], timeout: timedelta) -> bool:
         """Wait for `condition` up to `timeout` (False: the timer fired); a cancel interrupts any
@@ -46,7 +50,8 @@ class Waits:
         s, persistence = self.o.state, self.o.persistence
         s.prereview = None  # the catalog may change while the order waits: review afresh
         intercept = lambda: self.refund_due() and not condition()  # noqa: E731
-        wake = lambda: condition() or s.inbox.cancel is not None or intercept()  # noqa: E731
+        amend = lambda: self.address_due() and not condition()  # noqa: E731
+        wake = lambda: condition() or s.inbox.cancel is not None or intercept() or amend()  # noqa: E731
         deadline = workflow.now() + timeout
         while True:
             persistence.paused_on = wake
@@ -59,6 +64,13 @@ class Waits:
             finally:
                 persistence.paused_on = None
             self.raise_if_cancelled()
+            if amend():
+                assert self.address_amend is not None  # wired whenever an address can change
+                await self.address_amend()
+                timeout = deadline - workflow.now()
+                if timeout <= timedelta(0):
+                    return condition()
+                continue
             if not intercept():
                 return True
             assert self.refund_hold is not None  # wired whenever a refund can be due

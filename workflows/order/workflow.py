@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from models.errors import ErrorType, application_error
     from models.payloads import Cancel, OrderInput, OrderOutcome, OrderSnapshot
     from workflows.inputs import decode_input
-    from workflows.order import messages, refund_hold, ship_by
+    from workflows.order import address_change, messages, refund_hold, ship_by
     from workflows.order.context import Order
     from workflows.order.stages import cancel as cancel_stage
     from workflows.order.stages import desk, fulfilment, intake, inventory, review
@@ -82,6 +82,7 @@ class OrderWorkflow:
             return
         self.o = Order.wire(OrderState(inp, workflow.now()))
         refund_hold.wire(self.o)
+        address_change.wire(self.o)
         self.applying: str | None = None  # the action being applied (another is refused meanwhile)
 
     # ================================================================== run
@@ -137,6 +138,7 @@ class OrderWorkflow:
                 await review.review(o)
             o.waits.raise_if_cancelled()  # never send a pick list for an order already cancelled
             await refund_hold.checkpoint(o)  # nor one for an order whose refund is asked for
+            await address_change.checkpoint(o)  # nor one for an address the buyer just changed
             released = await fulfilment.release(o)
             await desk.prepare_parcels(o, released)
             await fulfilment.track_warehouse(o)

@@ -53,6 +53,7 @@ async def intake(o: Order) -> None:
 async def check(o: Order) -> list[Finding]:
     s = o.state
     checked = s.order
+    s.address_changed = False  # this check sees the address as it is now
     # A check that clears the order also reserves its stock, in the same step: a clean
     # order then costs one database step less. Not when the buyer must confirm anyway.
     reserve = None
