@@ -173,6 +173,22 @@ async def refund_hold(flow: Flow) -> str:
     return oid
 
 
+async def platform_address(flow: Flow) -> str:
+    """The buyer changes the address on the platform after the release: checked again, the
+    warehouse gets an amended pick list; the same address again is refused (issue 19)."""
+    oid = flow.oid("platform-address")
+    load_sample(flow.factory)
+    await flow.start(make_order(oid, [(SHIRT, 2)]))
+    await flow.stage(oid, "released")
+    new = {"platform": "taobao", "name": "李四", "phone": "13987654321", "province": "浙江省",
+           "city": "杭州市", "district": "西湖区", "detail": "文三路88号2幢302室"}
+    await flow.signal(oid, "platform_address", new)
+    await flow.persisted(oid, lambda st: "pick_list_amended" in str(st["events"]))
+    await flow.handle(oid).signal("platform_address", new)
+    await flow.ship_all(oid)
+    return oid
+
+
 PATHS: dict[str, Callable[[Flow], Awaitable[str]]] = {
     "clean": clean,
     "buyer": buyer,
@@ -185,6 +201,7 @@ PATHS: dict[str, Callable[[Flow], Awaitable[str]]] = {
     "ship-by": ship_by,
     "platform-refund": platform_refund,
     "refund-hold": refund_hold,
+    "platform-address": platform_address,
 }
 
 
