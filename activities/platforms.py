@@ -21,7 +21,7 @@ from models.db import SessionFactory
 from models.documents import OrderDocument, workflow_id_for
 from models.errors import ErrorType, application_error
 from models.settings import Settings
-from platforms.messages import WindowInput, WindowResult
+from platforms.messages import DecryptHeldInput, DecryptHeldResult, WindowInput, WindowResult
 from platforms.shops import ShopError
 from platforms.sync import Retry, WindowRunner
 
@@ -47,9 +47,10 @@ class PlatformActivities:
             heartbeat=activity.heartbeat,
         )
 
-    async def _submit(self, document: OrderDocument) -> str:
+    async def _submit(self, document: OrderDocument, *, pii_unavailable: str | None = None) -> str:
         """Intake of one order, as `commands.intake.submit_one` does it: one workflow per
-        order id, a resent order `duplicate` (the commands layer sits above this one)."""
+        order id, a resent order `duplicate` (the commands layer sits above this one). With
+        `pii_unavailable`, the order starts held for its receiver (`workflows.order.pii_hold`)."""
         from datetime import UTC, datetime
 
         from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -61,7 +62,8 @@ class PlatformActivities:
         try:
             await activity.client().start_workflow(
                 ORDER_WORKFLOW,
-                OrderInput(order=document, policy=policy, submitted_at=datetime.now(UTC)),
+                OrderInput(order=document, policy=policy, submitted_at=datetime.now(UTC),
+                           pii_unavailable=pii_unavailable),
                 id=workflow_id_for(document.order_id),
                 task_queue=self.settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -83,5 +85,17 @@ class PlatformActivities:
         except ShopError as exc:
             raise application_error(ErrorType.SHOP_UNKNOWN, str(exc)) from exc
 
+    @activity.defn(name="decrypt_held")
+    async def decrypt_held(self, inp: DecryptHeldInput) -> DecryptHeldResult:
+        """`resume` of an order held `pii_unavailable`: its platform asked again (logged)."""
+        try:
+            return await self.runner.decrypt_held(inp.order_id)
+        except Retry as exc:
+            raise ApplicationError(
+                str(exc), exc.error.details(), type=ErrorType.PLATFORM_UNAVAILABLE.value
+            ) from exc
+        except ShopError as exc:
+            return DecryptHeldResult(reason=str(exc))
+
     def all(self) -> list[Any]:
-        return [self.shop_sync_window]
+        return [self.shop_sync_window, self.decrypt_held]

@@ -96,6 +96,7 @@ class Flag(StrEnum):
     REFUND_REQUESTED = "refund_requested"  # the buyer asked the platform for a refund (issue 19)
     SHIP_BY_SOON = "ship_by_soon"  # not shipped `ship_by.warn` before the platform's ship-by time
     SHIP_BY_LATE = "ship_by_late"  # not shipped by the platform's ship-by time
+    PII_UNAVAILABLE = "pii_unavailable"  # the platform would not decrypt the receiver (issue 19)
 
 
 class SignalName(StrEnum):

@@ -30,6 +30,10 @@ class OrderInput(BaseModel):
     order: OrderDocument
     policy: Policy
     submitted_at: datetime
+    # A shop's order whose receiver the platform would not decrypt (issue 19): the reason.
+    # The order is held at intake (`pii_unavailable`) until a `resume` decrypts it, or the
+    # shop's sync does and sends it the receiver; nothing is checked against ciphertext.
+    pii_unavailable: str | None = Field(default=None, max_length=1000)
 
 
 class OrderOutcome(BaseModel):

@@ -57,3 +57,16 @@ class SyncResult(BaseModel):
     @property
     def imported(self) -> int:
         return sum(w.imported for w in self.windows)
+
+
+class DecryptHeldInput(BaseModel):
+    """`resume` of an order held `pii_unavailable`: ask its platform again (`decrypt_held`)."""
+
+    order_id: str
+
+
+class DecryptHeldResult(BaseModel):
+    """The receiver, decrypted (as the `platform_address` signal carries it), or why not."""
+
+    receiver: dict[str, str] | None = None
+    reason: str | None = None

@@ -37,10 +37,10 @@ from sqlmodel import Session, col, func, select
 
 from models.db import SessionFactory, transaction
 from platforms import pinduoduo, taobao
-from platforms.changes import ADDRESS_CHANGED, apply_changes, diff
+from platforms.changes import ADDRESS_CHANGED, address_signal, apply_changes, diff, send_signal
 from platforms.errors import PlatformError, SessionExpired
 from platforms.mapping import Mapped, PlatformView, Sealed, with_receiver
-from platforms.messages import WindowInput, WindowResult
+from platforms.messages import DecryptHeldResult, WindowInput, WindowResult
 from platforms.pdd import PddClient
 from platforms.shops import Credentials, credentials, get_shop
 from platforms.tables import PiiAccess, Shop, ShopOrder
@@ -259,8 +259,12 @@ class WindowRunner:
 
     # ------------------------------------------------------------------ new orders
     async def _import(
-        self, shop: Shop, client: Any, batch: list[Mapped], result: WindowResult
+        self, shop: Shop, client: Any, batch: list[Mapped], result: WindowResult,
+        *, held_before: bool = False,
     ) -> None:
+        """Decrypt, check and hand to intake. A receiver the platform refuses: the order is
+        started held (`pii_unavailable`, the reason) and asked for again on the next runs;
+        decrypted then (`held_before`), its running order is sent the receiver."""
         from models.documents import check_document
 
         connector = taobao if shop.platform == "taobao" else pinduoduo
@@ -274,14 +278,23 @@ class WindowRunner:
         self.timings["pii_log"] += t2 - t1
         ready: list[tuple[Mapped, Any]] = []
         records: list[dict[str, Any]] = []
+        hold: list[tuple[Any, str]] = []  # (document without its receiver, the platform's reason)
         for m in batch:
             pid = m.platform_order_id
             if pid in refused or pid not in receivers:
                 reason = refused.get(pid, "not decrypted")
                 records.append(self._record(shop.name, m, "pii_unavailable", reason))
                 result.held += 1
+                if not held_before and m.document is not None:
+                    bare = check_document(m.document)
+                    if bare.document is not None:
+                        hold.append((bare.document, reason))
                 continue
             assert m.document is not None
+            if held_before and await self._send_receiver(m, receivers[pid]):
+                records.append(self._record(shop.name, m, "imported", None))
+                result.imported += 1
+                continue
             checked = check_document(with_receiver(m.document, receivers[pid]))
             if checked.document is None:
                 reason = "; ".join(f"{f}: {msg}" for f, msg in checked.errors)
@@ -306,6 +319,9 @@ class WindowRunner:
 
         t3 = time.perf_counter()
         self.timings["check"] += t3 - t2
+        for document, reason in hold:  # started held: the clerk sees them, `resume` retries
+            async with gate:
+                await self.submit(document, pii_unavailable=reason)
         answers = await asyncio.gather(*(submit(doc) for _, doc in ready))
         t4 = time.perf_counter()
         self.timings["intake"] += t4 - t3
@@ -363,26 +379,59 @@ class WindowRunner:
                     .limit(200)
                 )
                 for row in s.exec(query):
-                    if not row.pending:
-                        continue
-                    view = PlatformView.from_dict(row.view) if row.view else None
-                    out.append(
-                        Mapped(
-                            order_id=row.order_id,
-                            platform=shop.platform,
-                            platform_order_id=row.platform_order_id,
-                            document=row.pending["document"],
-                            problems=[],
-                            view=view,
-                            sealed=Sealed(**row.pending["sealed"]),
-                        )
-                    )
+                    if row.pending:
+                        out.append(_held_mapped(row, shop.platform))
             return out
 
         batch = await asyncio.to_thread(held)
         if batch:
-            await self._import(shop, client, batch, result)
+            await self._import(shop, client, batch, result, held_before=True)
             result.held = 0  # counted once, in the window that first held them
+
+    async def _send_receiver(self, m: Mapped, receiver: Any) -> bool:
+        """A held order's receiver, decrypted at last, sent to its running workflow (False:
+        no such workflow, an order held before orders were started held: intake takes it)."""
+        sent, _ = await send_signal(self.temporal(), m.order_id, "platform_address",
+                                    address_signal(m, receiver))
+        return sent
+
+    async def decrypt_held(self, order_id: str) -> DecryptHeldResult:
+        """`resume` of an order held `pii_unavailable`: its platform asked again, the
+        decryption logged; the receiver (the `platform_address` payload) or why not."""
+
+        def load() -> tuple[Shop, Credentials, Mapped] | None:
+            with transaction(self.factory) as s:
+                row = s.get(ShopOrder, order_id)
+                if row is None or row.outcome != "pii_unavailable" or not row.pending:
+                    return None
+                shop = get_shop(s, row.shop)
+                return shop, credentials(s, self.ring, row.shop), _held_mapped(row, shop.platform)
+
+        found = await asyncio.to_thread(load)
+        if found is None:
+            return DecryptHeldResult(reason="no receiver of a shop's order waits to be decrypted")
+        shop, creds, m = found
+        if creds.session is None:
+            return DecryptHeldResult(reason="the shop has no session token: `oms shops token`")
+        connector = taobao if shop.platform == "taobao" else pinduoduo
+        client = gateway_client(creds, self.http)
+        try:
+            receivers, refused = await asyncio.to_thread(connector.decrypt, client, [m.sealed])
+        except PlatformError as exc:
+            if exc.retryable:
+                raise Retry(exc) from exc
+            return DecryptHeldResult(reason=exc.reason())
+        finally:
+            if self.http is None:
+                client.close()
+        await asyncio.to_thread(self._log_pii, shop, [m], receivers, refused)
+        receiver = receivers.get(m.platform_order_id)
+        if receiver is None:
+            reason = refused.get(m.platform_order_id, "not decrypted")
+            await asyncio.to_thread(self._save, [self._record(shop.name, m, "pii_unavailable", reason)])
+            return DecryptHeldResult(reason=reason)
+        await asyncio.to_thread(self._save, [self._record(shop.name, m, "imported", None)])
+        return DecryptHeldResult(receiver=address_signal(m, receiver))
 
     # ------------------------------------------------------------------ changes
     async def _changes(
@@ -535,6 +584,20 @@ class WindowRunner:
             if shop.state in ("syncing", "failing"):
                 shop.state, shop.last_error = "syncing", None
             s.add(shop)
+
+
+def _held_mapped(row: ShopOrder, platform: str) -> Mapped:
+    """An order held `pii_unavailable` as it was mapped: its document and sealed receiver."""
+    assert row.pending
+    return Mapped(
+        order_id=row.order_id,
+        platform=platform,
+        platform_order_id=row.platform_order_id,
+        document=row.pending["document"],
+        problems=[],
+        view=PlatformView.from_dict(row.view) if row.view else None,
+        sealed=Sealed(**row.pending["sealed"]),
+    )
 
 
 def _imported(session: Session, shop: str) -> int:

@@ -85,32 +85,59 @@ async def test_a_pdd_shop_syncs_with_a_refused_decryption_held_then_retried(rig:
     gateway = rig.gateway("pdd")
     now = time.time()
     sns = rig.fill(gateway, 12, start=now - 2 * HOUR, end=now - 400)
-    gateway.shop.faults.refuse_decrypt[sns[4]] = "该订单已关闭，无法解密"
+    for sn in (sns[4], sns[7]):
+        gateway.shop.faults.refuse_decrypt[sn] = "该订单已关闭，无法解密"
     name = rig.add("pdd", gateway, since=ago(2 * HOUR + 60))
     result = await rig.run(name)
     assert result.state == "syncing"
-    assert sum(w.imported for w in result.windows) == 11
-    assert sum(w.held for w in result.windows) == 1
+    assert sum(w.imported for w in result.windows) == 10
+    assert sum(w.held for w in result.windows) == 2
     held = rig.orders(name, "pii_unavailable")
-    assert [r.platform_order_id for r in held] == [sns[4]]
-    assert "该订单已关闭，无法解密" in (held[0].reason or "")
-    assert not await rig.workflow_exists(f"pdd-{sns[4]}")
+    assert sorted(r.platform_order_id for r in held) == sorted([sns[4], sns[7]])
+    assert all("该订单已关闭，无法解密" in (r.reason or "") for r in held)
     refused = [p for p in rig.pii() if p.outcome == "refused"]
-    assert [p.order_id for p in refused] == [f"pdd-{sns[4]}"]
-    # the next run asks again while the platform still refuses: still held, asked once more
+    assert sorted(p.order_id for p in refused) == sorted([f"pdd-{sns[4]}", f"pdd-{sns[7]}"])
+    # each is an order held at intake for a clerk, the platform's reason in its timeline,
+    # checked against nothing (no finding from a receiver it does not have)
+    first, second = (rig.client.get_workflow_handle(f"order-pdd-{sn}") for sn in (sns[4], sns[7]))
+    for handle in (first, second):
+        state = await rig.eventually(
+            lambda h=handle: _held_pii(h), "held pii_unavailable")
+        assert state["held_from"] == "checking" and state["findings"] == []
+    assert "该订单已关闭，无法解密" in str(await rig.eventually(
+        lambda: _timeline(rig, f"pdd-{sns[4]}", "pii_unavailable"), "the reason in the timeline"))
+    # a clerk resumes while the platform still refuses: asked again, still held, logged
+    await first.execute_update("resume", {})
+    await rig.eventually(
+        lambda: len([p for p in rig.pii() if p.order_id == f"pdd-{sns[4]}"]) == 2, "asked again")
+    assert (await _held_pii(first)) is not None
+    # the platform lets both be decrypted: a clerk's resume takes the first in ...
+    gateway.shop.faults.refuse_decrypt.clear()
+    await first.execute_update("resume", {})
+    await rig.eventually(lambda: _left_hold(first), "the first past its hold")
+    # ... and the next run of the sync the second, sending it its receiver
     await rig.run(name)
-    assert [r.outcome for r in rig.orders(name) if r.platform_order_id == sns[4]] == [
-        "pii_unavailable"
-    ]
-    # the platform lets it be decrypted later: the next run takes it in
-    del gateway.shop.faults.refuse_decrypt[sns[4]]
-    await rig.run(name)
-    assert [r.outcome for r in rig.orders(name) if r.platform_order_id == sns[4]] == ["imported"]
-    assert await rig.workflow_exists(f"pdd-{sns[4]}")
-    assert rig.shop(name)["imported"] == 12
+    await rig.eventually(lambda: _left_hold(second), "the second past its hold")
     assert rig.orders(name, "pii_unavailable") == []
-    outcomes = [p.outcome for p in rig.pii() if p.order_id == f"pdd-{sns[4]}"]
-    assert outcomes == ["refused", "refused", "decrypted"]
+    assert rig.shop(name)["imported"] == 12
+    for sn, outcomes in ((sns[4], ["refused", "refused", "decrypted"]),
+                         (sns[7], ["refused", "decrypted"])):
+        assert [p.outcome for p in rig.pii() if p.order_id == f"pdd-{sn}"] == outcomes
+        state = await rig.client.get_workflow_handle(f"order-pdd-{sn}").query("state")
+        assert "pii_unavailable" not in state["flags"]
+        timeline = _timeline(rig, f"pdd-{sn}", "correction") or []
+        assert any(e.get("field") == "address.detail" for e in timeline)
+
+
+async def _held_pii(handle: Any) -> dict[str, Any] | None:
+    state = await handle.query("state")
+    held = state["stage"] == "on_hold" and "pii_unavailable" in state["flags"]
+    return state if held else None
+
+
+async def _left_hold(handle: Any) -> bool:
+    state = await handle.query("state")
+    return state["stage"] not in ("on_hold", "checking") and "pii_unavailable" not in state["flags"]
 
 
 async def test_bad_trades_are_rejected_by_name_and_the_window_goes_on(rig: SyncRig) -> None:

@@ -75,6 +75,7 @@ class OrderState:
         self.refund_held = False  # on hold for a refund asked for on the platform (`refund_hold`)
         self.release_again = False  # ... and its pick lists were withdrawn: release them again
         self.address_changed = False  # the platform's new address, not checked yet (`address_change`)
+        self.pii_unavailable = inp.pii_unavailable  # why the receiver is not decrypted (`pii_hold`)
         self.buyer_confirmed = False
         self.refund_amount: Decimal | None = None
         self.refund_status: str | None = None

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from models.enums import FindingClass, FindingCode, Flag, Stage
     from models.payloads import CheckOrderInput
     from models.types import Finding
-    from workflows.order import patches
+    from workflows.order import patches, pii_hold
     from workflows.order.stages import buyer, inventory, payment
     from workflows.order.waits import Cancelled
 
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 async def intake(o: Order) -> None:
     s = o.state
+    if s.pii_unavailable is not None:  # a shop's order the platform would not decrypt
+        await pii_hold.hold(o)
     rounds = 0
     while True:
         s.set_stage(Stage.CHECKING)
