@@ -189,6 +189,35 @@ async def platform_address(flow: Flow) -> str:
     return oid
 
 
+async def pii_hold(flow: Flow) -> str:
+    """A shop's order whose receiver the platform would not decrypt: held at intake; the sync
+    decrypts it later and sends the receiver; checked, released and shipped (issue 19)."""
+    from models.documents import workflow_id_for
+    from models.payloads import OrderInput
+    from workflows.order import OrderWorkflow
+
+    oid = flow.oid("pii-hold")
+    load_sample(flow.factory)
+    doc = make_order(oid, [(SHIRT, 1)])
+    bare = doc.model_copy(update={
+        "buyer": doc.buyer.model_copy(update={"name": None, "phone": None}),
+        "address": doc.address.model_copy(update={"detail": None}),
+    })
+    await flow.client.start_workflow(
+        OrderWorkflow.run,
+        OrderInput(order=bare, policy=fast_policy(), submitted_at=datetime.now(UTC),
+                   pii_unavailable="该订单已关闭，无法解密"),
+        id=workflow_id_for(oid), task_queue=flow.task_queue,
+    )
+    await flow.until(oid, lambda s: s.stage == "on_hold", "held for its receiver")
+    await flow.signal(oid, "platform_address", {
+        "platform": "pdd", "name": "张三", "phone": "13812345678", "province": "浙江省",
+        "city": "杭州市", "district": "西湖区", "detail": "文三路100号3幢501室"})
+    await flow.stage(oid, "released")
+    await flow.ship_all(oid)
+    return oid
+
+
 PATHS: dict[str, Callable[[Flow], Awaitable[str]]] = {
     "clean": clean,
     "buyer": buyer,
@@ -202,6 +231,7 @@ PATHS: dict[str, Callable[[Flow], Awaitable[str]]] = {
     "platform-refund": platform_refund,
     "refund-hold": refund_hold,
     "platform-address": platform_address,
+    "pii-hold": pii_hold,
 }
 
 
