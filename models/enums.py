@@ -97,6 +97,9 @@ class Flag(StrEnum):
     SHIP_BY_SOON = "ship_by_soon"  # not shipped `ship_by.warn` before the platform's ship-by time
     SHIP_BY_LATE = "ship_by_late"  # not shipped by the platform's ship-by time
     PII_UNAVAILABLE = "pii_unavailable"  # the platform would not decrypt the receiver (issue 19)
+    # the platform refused the shipment's tracking (a refund, say): a clerk settles it there.
+    # Raised by the shop's sync beside the workflow (platforms.writeback), kept by its state writes.
+    PLATFORM_SHIP_REFUSED = "platform_ship_refused"
 
 
 class SignalName(StrEnum):

@@ -18,6 +18,7 @@ from models.documents import (
     OrderDocument,
     created_at_problem,
 )
+from models.enums import Flag
 from models.payloads import (
     PersistInput,
     PersistResult,
@@ -61,9 +62,16 @@ _UPDATE_LINES = (
 )
 
 
-_ORDER_STAGE = select(
-    Order.__table__.c.stage, Order.__table__.c.flags, Order.__table__.c.created_at
-).where(Order.__table__.c.order_id == bindparam("b_order"))
+# Locked (PostgreSQL) from this read to the write: a flag raised beside the workflow in between
+# (`OUTSIDE_FLAGS`) would otherwise be written over. SQLite's BEGIN IMMEDIATE serialises already.
+_ORDER_STAGE = (
+    select(Order.__table__.c.stage, Order.__table__.c.flags, Order.__table__.c.created_at)
+    .where(Order.__table__.c.order_id == bindparam("b_order"))
+    .with_for_update()
+)
+# Flags the workflow never raises nor drops: raised beside it by another writer (the shop's
+# sync: the platform refused the tracking, `platforms.writeback`) and kept by every state write.
+OUTSIDE_FLAGS = frozenset({str(Flag.PLATFORM_SHIP_REFUSED)})
 _TIMELINE_SEQS = select(TimelineEntry.__table__.c.seq).where(
     TimelineEntry.__table__.c.order_id == bindparam("b_order"),
     TimelineEntry.__table__.c.seq.in_(bindparam("b_seqs", expanding=True)),
@@ -97,7 +105,8 @@ def write_state(session: Any, inp: PersistInput, search_key: bytes | None = None
         raise RuntimeError(f"order {snap.order_id} is not recorded yet")
     stage, old_flags, created_at = current
     stage_changed = stage != snap.stage
-    sync_order_flags(session, snap.order_id, created_at, old_flags or [], snap.flags)
+    flags = [*snap.flags, *(f for f in old_flags or [] if f in OUTSIDE_FLAGS and f not in snap.flags)]
+    sync_order_flags(session, snap.order_id, created_at, old_flags or [], flags)
     session.execute(
         _UPDATE_ORDER,
         {
@@ -105,7 +114,7 @@ def write_state(session: Any, inp: PersistInput, search_key: bytes | None = None
             "stage": snap.stage,
             "waiting_for": snap.waiting_for,
             "stage_since": snap.stage_since,
-            "flags": list(snap.flags),
+            "flags": flags,
             "findings": scrub([f.public() for f in snap.findings], pii),
             "document": snap.document.model_dump(mode="json"),
             "phone_key": phone_key(snap.document),
@@ -165,7 +174,7 @@ def write_state(session: Any, inp: PersistInput, search_key: bytes | None = None
             payload={
                 "stage": snap.stage,
                 "waiting_for": snap.waiting_for,
-                "flags": snap.flags,
+                "flags": flags,
             },
         )
         if created:

@@ -16,6 +16,37 @@ Outcomes: taken, or "already shipped" on the platform -> ``done``; refused (a re
 ``token_expired`` and the write-back ``waiting`` until `shops token`; a carrier with no
 platform id -> ``waiting`` with the reason; a rate limit or the platform down -> retried
 with backoff by the activity.
+
+**The outcome in the order's timeline, a refusal flagged** (`tell_order`). Each distinct
+outcome of a shipment's write-back (a new status or a new reason: ``done``, already shipped,
+``refused`` with the platform's reason, ``waiting`` for a renewed token or a carrier id) is
+one timeline entry of type ``write_back``; a refusal also raises the order's flag
+``platform_ship_refused`` (``orders.flags`` and its index ``order_flags``) for a clerk. Both
+are written here, by the sync's activity, in the transaction that records the outcome in
+`write_backs`: the outcome is new exactly when that row's status or reason changes, so a
+write-back that waits through three runs is one entry, and a retried activity writes none
+twice.
+
+Why not a signal to the order's workflow, to record it itself: a write-back happens at the
+shop's next sync run, after the shipment shipped, and by then the order's workflow has
+usually completed (the default completes on ``shipped``); one still running may be closing
+(a signal that lands after its last state write is never persisted), and a completed one
+cannot take a signal at all. So one path for every order, its rows written directly, and the
+workflow's own state writer made to leave them alone:
+
+* timeline entries are numbered from `SEQ_BASE` up, a range the workflow never reaches
+  (its entries are numbered 1, 2, ... and a history ends long before a million), so they
+  never take a number the workflow will write later (`orders.store.write_state` skips an
+  entry whose number is taken); the timeline is read in number order, so they are listed
+  after the workflow's entries of that moment (for an order still waiting for its delivery,
+  a later ``delivered`` is listed above them);
+* the flag is one the workflow never raises nor drops: `orders.store.write_state` keeps
+  such flags (``OUTSIDE_FLAGS``) when it writes the workflow's flags over the row, and takes
+  the order's row ``FOR UPDATE`` on PostgreSQL (as `tell_order` does here; SQLite's
+  ``BEGIN IMMEDIATE`` serialises both already), so neither write is lost to the other.
+
+The workflow's ``OrderFlags`` search attribute (the Temporal UI) does not carry it; the
+OMS's flags (``status --json``, the console's queue filter, search by flag) do.
 """
 
 from __future__ import annotations
@@ -23,14 +54,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
-from models.tables import Order, OutboxEvent, Shipment
+from models.db import insert_new, is_postgres
+from models.enums import Flag
+from models.tables import Order, OrderFlag, OutboxEvent, Shipment, TimelineEntry
 from platforms.errors import CallRefused, PlatformError, SessionExpired
 from platforms.tables import ShopOrder, WriteBack, utcnow
+from privacy.mask import Known, scrub
 
 EVENT = "tracking_to_platform"
 ALREADY_SHIPPED = ("B27", "order_already_shipped", "已发货")
+ENTRY = "write_back"  # the timeline entry's type
+FLAG = Flag.PLATFORM_SHIP_REFUSED
+SEQ_BASE = 1_000_000  # timeline numbers written beside the workflow: after any of its own
 
 
 @dataclass
@@ -145,12 +182,19 @@ def write_back(
     items done so far are returned in the exception's `recorded`)."""
     result = WriteBackResult()
     records: list[dict[str, Any]] = []
-    for item in items:
+    for n, item in enumerate(items):
         status, reason = "done", None
         try:
             send(client, platform, item, carrier_ids)
         except SessionExpired as exc:
+            # This one and the rest wait for the token (`oms shops token`): said once each.
             result.session_expired = exc.reason()
+            why = (f"the shop's session expired ({exc.reason()}): sent once its token is "
+                   "renewed (`oms shops token`)")
+            for rest in items[n:]:
+                result.waiting += 1
+                records.append({"item": rest, "status": "waiting", "reason": why,
+                                "tried": rest is item})
             break
         except CallRefused as exc:
             text = f"{exc.sub_code} {exc.sub_msg} {exc.msg}"
@@ -179,10 +223,14 @@ def write_back(
 
 
 def record(session: Session, shop: str, records: list[dict[str, Any]]) -> None:
+    """The outcomes in `write_backs`, each new one told to its order (`tell_order`)."""
     now = utcnow()
     for r in records:
         item: Pending = r["item"]
+        tried = int(r.get("tried", True))
         row = session.get(WriteBack, item.event_id)
+        if row is None or (row.status, row.reason) != (r["status"], r["reason"]):
+            tell_order(session, item, r["status"], r["reason"], now)
         if row is None:
             row = WriteBack(
                 event_id=item.event_id,
@@ -193,12 +241,12 @@ def record(session: Session, shop: str, records: list[dict[str, Any]]) -> None:
                 tracking_no=item.tracking_no,
                 status=r["status"],
                 reason=r["reason"],
-                tries=1,
+                tries=tried,
                 at=now,
             )
         else:
             row.status, row.reason, row.at = r["status"], r["reason"], now
-            row.tries += 1
+            row.tries += tried
         session.add(row)
         order = session.get(ShopOrder, item.order_id)
         if order is not None:
@@ -211,3 +259,44 @@ def record(session: Session, shop: str, records: list[dict[str, Any]]) -> None:
             }
             order.changes = [*order.changes, note][-50:]
             session.add(order)
+
+
+def tell_order(session: Session, item: Pending, status: str, reason: str | None, now: Any) -> None:
+    """One outcome in the order's timeline; a refusal flags the order (see the module doc)."""
+    order = session.get(Order, item.order_id, with_for_update=is_postgres(session))
+    if order is None:
+        return
+    shipment = session.get(Shipment, item.shipment_id) if item.shipment_id else None
+    last = session.exec(
+        select(func.max(TimelineEntry.seq)).where(TimelineEntry.order_id == item.order_id)
+    ).one()
+    document = order.document or {}
+    known = Known.values(
+        phone=(document.get("buyer") or {}).get("phone"),
+        detail=(document.get("address") or {}).get("detail"),
+    )
+    data = {
+        "shipment": shipment.shipment_no if shipment is not None else item.shipment_id,
+        "carrier": item.carrier,
+        "tracking_no": item.tracking_no,
+        "platform": order.platform,
+        "outcome": status,
+        "reason": reason,
+    }
+    session.add(
+        TimelineEntry(
+            order_id=item.order_id,
+            seq=max((last or 0) + 1, SEQ_BASE + 1),
+            at=now,
+            type=ENTRY,
+            data=scrub({k: v for k, v in data.items() if v is not None}, known),
+        )
+    )
+    if status == "refused" and FLAG not in (order.flags or []):
+        order.flags = [*(order.flags or []), str(FLAG)]
+        session.add(order)
+        insert_new(
+            session,
+            OrderFlag.__table__,
+            {"order_id": order.order_id, "flag": str(FLAG), "created_at": order.created_at},
+        )

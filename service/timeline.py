@@ -38,6 +38,8 @@ SIGNAL_ZH = {
     "cancel": ("取消", "cancel"),
     "resume": ("恢复处理", "resume"),
 }
+PLATFORM_ZH = {"taobao": "淘宝", "pdd": "拼多多", "jd": "京东", "douyin": "抖音", "shopify": "Shopify"}
+PLATFORM_EN = {"taobao": "Taobao", "pdd": "Pinduoduo", "jd": "JD", "douyin": "Douyin", "shopify": "Shopify"}
 DECISION_ZH = {"wait": "等待补货", "partial": "部分发货", "transfer": "调拨", "cancel": "取消并退款"}
 FIELD_ZH = {"buyer.phone": "电话", "buyer.name": "收件人", "address.province": "省",
             "address.city": "市", "address.district": "区", "address.detail": "详细地址",
@@ -200,10 +202,31 @@ def sentence(e: dict[str, Any]) -> tuple[str, str]:
         if gone:
             zh, en = zh + f"（菜鸟已取消 {'、'.join(gone)}）", en + f" (cancelled at Cainiao: {', '.join(gone)})"
         return zh + "。", en + "."
+    if kind == "write_back":  # the tracking told to the platform (platforms.writeback)
+        return _write_back(e)
     if kind == "step_retried":
         return f"重试步骤 {e.get('step')}。", f"Step {e.get('step')} retried."
     rest = ", ".join(f"{k} {v}" for k, v in e.items() if k not in ("at", "type"))
     return f"事件 {kind}：{rest}。" if rest else f"事件 {kind}。", f"{kind}: {rest}." if rest else f"{kind}."
+
+
+def _write_back(e: dict[str, Any]) -> tuple[str, str]:
+    platform = str(e.get("platform") or "")
+    where_zh = PLATFORM_ZH.get(platform, platform or "平台")
+    where_en = PLATFORM_EN.get(platform, platform or "the platform")
+    what_zh = f"包裹 {e.get('shipment')} 的运单 {e.get('carrier')} {e.get('tracking_no')}"
+    what_en = f"shipment {e.get('shipment')}'s tracking {e.get('carrier')} {e.get('tracking_no')}"
+    reason = e.get("reason")
+    if e.get("outcome") == "done":
+        why_zh, why_en = (f"（{reason}）", f" ({reason})") if reason else ("", "")
+        return (f"{what_zh} 已回传{where_zh}{why_zh}。",
+                f"{what_en[0].upper()}{what_en[1:]} written back to {where_en}{why_en}.")
+    if e.get("outcome") == "refused":
+        return (f"{where_zh}拒绝回传{what_zh}：{reason}。已标记 platform_ship_refused，请人工处理。",
+                f"{where_en[0].upper()}{where_en[1:]} refused {what_en}: {reason}. Flagged "
+                "platform_ship_refused for a clerk.")
+    return (f"{what_zh} 暂未回传{where_zh}：{reason}。",
+            f"{what_en[0].upper()}{what_en[1:]} not written back to {where_en} yet: {reason}.")
 
 
 def _repeats(e: dict[str, Any], before: dict[str, Any] | None) -> bool:

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from models.db import transaction
+from reads.queries import order_status
 from tests.harness.platforms import SyncRig, ago, sync_rig
 
 pytestmark = pytest.mark.e2e
@@ -372,6 +374,53 @@ async def test_each_shipment_is_written_back_once_through_a_rate_limit(rig: Sync
     await rig.run(name)
     assert shop.calls["taobao.logistics.offline.send"] == sends
     assert len(shop.shipments) == 1
+    # the outcomes in the completed orders' timelines, once each; the refusal flagged for a clerk
+    flags, entries = _written_back(rig, f"taobao-{kept}")
+    assert [(e["outcome"], e["shipment"], e["tracking_no"]) for e in entries] == [
+        ("done", 1, "SF10000")
+    ]
+    assert "platform_ship_refused" not in flags
+    flags, entries = _written_back(rig, f"taobao-{refunded}")
+    assert "platform_ship_refused" in flags
+    assert [e["outcome"] for e in entries] == ["refused"] and "退款" in entries[0]["reason"]
+    told = _told(rig, f"taobao-{refunded}")
+    assert "Taobao refused shipment 1's tracking SF SF10001" in told[-1]["en"]
+    assert "退款" in told[-1]["en"] and "platform_ship_refused" in told[-1]["en"]
+    assert _flagged(rig, "platform_ship_refused") == [f"taobao-{refunded}"]
+
+
+def _written_back(rig: SyncRig, order_id: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """The order's flags and its write-back entries, as `status --json` shows them."""
+    from models.db import transaction
+    from reads.queries import order_status
+
+    with transaction(rig.factory) as session:
+        status = order_status(session, order_id) or {}
+    return status["flags"], [e for e in status["events"] if e["type"] == "write_back"]
+
+
+def _told(rig: SyncRig, order_id: str) -> list[dict[str, Any]]:
+    """The timeline as the console and `oms status` tell it."""
+    from models.db import transaction
+    from reads.queries import order_status
+    from service.timeline import sentences
+
+    with transaction(rig.factory) as session:
+        return sentences((order_status(session, order_id) or {})["events"])
+
+
+def _flagged(rig: SyncRig, flag: str, platform: str = "taobao") -> list[str]:
+    """The orders the console's queue filter and its search (on the platform) find by the flag."""
+    from models.db import transaction
+    from reads.queries import list_orders
+    from reads.search import Filters, search_orders
+
+    with transaction(rig.factory) as session:
+        listed = list_orders(session, flag=flag)
+        found, _ = search_orders(session, q=None, filters=Filters(platform=platform, flag=flag))
+    ids = sorted(o["order_id"] for o in listed)
+    assert sorted(o["order_id"] for o in found) == ids
+    return ids
 
 
 async def test_a_refund_asked_for_on_the_platform_stops_the_order_before_it_ships(
@@ -490,6 +539,10 @@ async def test_pdd_write_back_waits_for_a_token_and_a_carrier_id(rig: SyncRig) -
     shop.faults.session_expired = True
     result = await rig.run(name)
     assert result.state == "token_expired" and shop.shipments == []
+    for sn in sns:  # both wait for the token, and their timelines say so
+        _, entries = _written_back(rig, f"pdd-{sn}")
+        assert [e["outcome"] for e in entries] == ["waiting"]
+        assert "session expired" in entries[0]["reason"]
     shop.renew_session("pdd-renewed")
     rig.renew(name, "pdd-renewed")
     result = await rig.run(name)
@@ -500,6 +553,19 @@ async def test_pdd_write_back_waits_for_a_token_and_a_carrier_id(rig: SyncRig) -
     assert rows[f"pdd-{sns[0]}"].status == "done"
     assert rows[f"pdd-{sns[1]}"].status == "waiting"
     assert "--carrier-ids" in (rows[f"pdd-{sns[1]}"].reason or "")
+    await rig.run(name)  # still no carrier id: tried again, nothing new to tell
+    assert rows[f"pdd-{sns[1]}"].tries >= 1
+    for sn, want in ((sns[0], "done"), (sns[1], "waiting")):
+        flags, entries = _written_back(rig, f"pdd-{sn}")
+        assert [e["outcome"] for e in entries] == ["waiting", want]
+        assert "platform_ship_refused" not in flags
+    assert "--carrier-ids" in entries[-1]["reason"]
+    assert _told(rig, f"pdd-{sns[1]}")[-1]["en"].startswith(
+        f"Shipment 1's tracking ZTO ZTO3000{sns[1][-2:]} not written back to Pinduoduo yet: no Pinduoduo"
+    )
+    told = _told(rig, f"pdd-{sns[0]}")
+    assert told[-1]["en"] == f"Shipment 1's tracking SF SF3000{sns[0][-2:]} written back to Pinduoduo."
+
 
 
 async def test_an_address_changed_on_the_platform_is_checked_again_and_the_pick_list_amended(
@@ -558,3 +624,44 @@ async def test_an_address_changed_on_the_platform_is_checked_again_and_the_pick_
     handle = rig.client.get_workflow_handle(f"order-{oid}")
     await handle.execute_update("shipped", {"shipment": 1, "carrier": "SF", "tracking_no": "SF30001"})
     await rig.eventually(lambda: _is(stage_of(rig, oid), "completed"), "completed")
+
+@pytest.mark.parametrize("db", ["sqlite_url", "pg_url"])
+async def test_a_refusal_while_the_order_waits_for_its_delivery_outlives_its_state_writes(
+    dev_env: WorkflowEnvironment, db: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The order's workflow still runs (it completes on `delivered`) when its tracking is
+    refused: its later state writes keep the flag and the entry it did not write itself
+    (on PostgreSQL the state write locks the order's row from its read to its write)."""
+    from models.settings import Policy
+    from tests.harness.reference import load_sample
+
+    policy = Policy()
+    policy.pick.complete_on = "delivered"
+    url = request.getfixturevalue(db)
+    async with sync_rig(dev_env.client, url, tmp_path / "home", policy=policy) as rig:
+        load_sample(rig.factory, {("MUG-WHITE", "HZ"): 50})
+        gateway = rig.gateway("taobao")
+        tid = rig.put(gateway, modified=time.time() - 600, lines=[("MUG-WHITE", 3, "35.00")])
+        name = rig.add("tb", gateway, since=ago(700))
+        await rig.run(name)
+        oid = f"taobao-{tid}"
+        await rig.eventually(lambda: _is(stage_of(rig, oid), "released"), "released")
+        handle = rig.client.get_workflow_handle(f"order-{oid}")
+        await handle.execute_update("shipped", {"shipment": 1, "carrier": "SF", "tracking_no": "SF4001"})
+        await rig.eventually(lambda: _is(stage_of(rig, oid), "shipped"), "waiting for delivery")
+        gateway.shop.trades[tid]["orders"]["order"][0]["refund_status"] = "WAIT_SELLER_AGREE"
+        result = await rig.run(name)
+        assert sum(w.write_back_refused for w in result.windows) == 1
+        flags, entries = _written_back(rig, oid)
+        assert "platform_ship_refused" in flags and [e["outcome"] for e in entries] == ["refused"]
+        assert "platform_ship_refused" not in (await handle.query("state"))["flags"]
+        # the workflow writes its state again (delivered, then completed) over the row
+        await handle.execute_update("delivered", {})
+        await handle.result()
+        flags, entries = _written_back(rig, oid)
+        assert "platform_ship_refused" in flags and [e["outcome"] for e in entries] == ["refused"]
+        assert _flagged(rig, "platform_ship_refused") == [oid]
+        with transaction(rig.factory) as session:
+            status = order_status(session, oid) or {}
+        assert status["stage"] == "completed"
+        assert [e["type"] for e in status["events"]][-1] == "write_back"  # numbered after its own

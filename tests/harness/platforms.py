@@ -153,13 +153,14 @@ class SyncRig(Trades):
 
 
 @asynccontextmanager
-async def sync_rig(client: Client, db_url: str, home: Any) -> AsyncIterator[SyncRig]:
+async def sync_rig(client: Client, db_url: str, home: Any, **values: Any) -> AsyncIterator[SyncRig]:
+    """`values`: settings of the rig's worker besides the defaults (a `policy`, say)."""
     migrate(db_url)
     engine = make_engine(db_url, pool_size=5)
     factory = session_factory(engine)
     load_sample(factory)
     task_queue = f"sync-{uuid.uuid4().hex[:10]}"
-    settings = codec_keys.settings(database_url=db_url, task_queue=task_queue, home=home)
+    settings = codec_keys.settings(database_url=db_url, task_queue=task_queue, home=home, **values)
     worker = build_worker(client, settings, factory, None, task_queue=task_queue, max_threads=8)
     rig = SyncRig(client, settings, factory)
     try:
