@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from platforms.errors import GatewayUnavailable, PlatformError
+from platforms.errors import ErrorCodes, GatewayUnavailable, PlatformError, classify
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 
@@ -65,6 +65,8 @@ class GatewayClient:
     """A signed form-post client for one shop on one gateway (subclassed per platform)."""
 
     platform = "gateway"
+    codes: ErrorCodes  # the platform's error codes, classified (`platforms.errors`)
+    error_fields = ("code", "msg")  # the code's and the message's keys in its error answer
 
     def __init__(
         self,
@@ -115,6 +117,22 @@ class GatewayClient:
         raise NotImplementedError
 
     # --- the shared part ------------------------------------------------------------
+    def raise_if_error(self, method: str, answer: Any) -> None:
+        """Both gateways answer an error as ``{"error_response": {...}}``: classified by its
+        code (a rate limit, the gateway down, an expired session, a refusal)."""
+        error = answer.get("error_response")
+        if isinstance(error, dict):
+            code, msg = self.error_fields
+            raise classify(
+                self.platform,
+                method,
+                self.codes,
+                code=error_text(error.get(code)),
+                msg=error_text(error.get(msg)),
+                sub_code=error_text(error.get("sub_code")),
+                sub_msg=error_text(error.get("sub_msg")),
+            )
+
     def signed_form(self, method: str, params: Mapping[str, Any] | None = None) -> dict[str, str]:
         """The whole form of one call, system parameters and `sign` included."""
         form = self.system_params(method)

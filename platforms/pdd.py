@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from platforms.errors import ErrorCodes, GatewayUnavailable, classify
-from platforms.gateway import GatewayClient, error_text
+from platforms.errors import ErrorCodes, GatewayUnavailable
+from platforms.gateway import GatewayClient
 
 PRODUCTION_URL = "https://gw-api.pinduoduo.com/api/router"
 
@@ -37,6 +37,8 @@ class PddClient(GatewayClient):
     """One shop's Pinduoduo access token (see the module's docstring)."""
 
     platform = "pdd"
+    codes = CODES
+    error_fields = ("error_code", "error_msg")
 
     def system_params(self, method: str) -> dict[str, str]:
         form = {
@@ -50,17 +52,7 @@ class PddClient(GatewayClient):
         return form
 
     def unwrap(self, method: str, answer: Any) -> dict[str, Any]:
-        error = answer.get("error_response")
-        if isinstance(error, dict):
-            raise classify(
-                self.platform,
-                method,
-                CODES,
-                code=error_text(error.get("error_code")),
-                msg=error_text(error.get("error_msg")),
-                sub_code=error_text(error.get("sub_code")),
-                sub_msg=error_text(error.get("sub_msg")),
-            )
+        self.raise_if_error(method, answer)
         bodies = [v for k, v in answer.items() if k.endswith("_response") and isinstance(v, dict)]
         if len(bodies) != 1:
             raise GatewayUnavailable(

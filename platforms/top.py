@@ -20,8 +20,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from platforms.errors import ErrorCodes, GatewayUnavailable, classify
-from platforms.gateway import GatewayClient, error_text
+from platforms.errors import ErrorCodes, GatewayUnavailable
+from platforms.gateway import GatewayClient
 
 PRODUCTION_URL = "https://eco.taobao.com/router/rest"
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -57,6 +57,7 @@ class TopClient(GatewayClient):
     """One shop's TOP session (see the module's docstring)."""
 
     platform = "taobao"
+    codes = CODES
 
     def system_params(self, method: str) -> dict[str, str]:
         form = {
@@ -72,17 +73,7 @@ class TopClient(GatewayClient):
         return form
 
     def unwrap(self, method: str, answer: Any) -> dict[str, Any]:
-        error = answer.get("error_response")
-        if isinstance(error, dict):
-            raise classify(
-                self.platform,
-                method,
-                CODES,
-                code=error_text(error.get("code")),
-                msg=error_text(error.get("msg")),
-                sub_code=error_text(error.get("sub_code")),
-                sub_msg=error_text(error.get("sub_msg")),
-            )
+        self.raise_if_error(method, answer)
         key = response_key(method)
         body = answer.get(key)
         if not isinstance(body, dict):
