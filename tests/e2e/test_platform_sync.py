@@ -604,9 +604,12 @@ async def test_an_address_changed_on_the_platform_is_checked_again_and_the_pick_
     assert events[0]["ship_to"]["province"] == "上海" or "上海" in events[0]["ship_to"]["province"]
     assert events[0]["shipments"] == [f"{oid}-1"]
     assert "世纪大道" not in str(events[0]) and "13987654321" not in str(events[0])  # off the pick list
-    with transaction(rig.factory) as s:
-        document = s.get(Order, oid).document  # type: ignore[union-attr]
-    assert document["address"]["detail"] == "世纪大道100号8楼801室"  # the desk's label prints this
+    def new_detail() -> bool:  # written with the order's state at its next pause
+        with transaction(rig.factory) as s:
+            document = s.get(Order, oid).document  # type: ignore[union-attr]
+        return document["address"]["detail"] == "世纪大道100号8楼801室"
+
+    await rig.eventually(new_detail, "the new address in the order's row (the label prints it)")
     timeline = await rig.eventually(
         lambda: _timeline(rig, oid, "address_checked"), "checked again in the timeline"
     )
