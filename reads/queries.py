@@ -275,8 +275,10 @@ def _page_by_deadline(session: Session, columns: list[Any], *, stage: str | None
     `ship_due` is NULL once an order shipped or was cancelled (`orders.store.ship_due`), so
     the first range holds only orders still to ship, read on an index that begins with the
     filter (waiting_for, stage) and goes on (ship_due, created_at, order_id); a flag is then
-    checked by its row's key. The second range is the oldest-first list's own index, where
-    the rows still to ship are skipped. Neither grows with the orders kept."""
+    checked by its row's key. The second range is the same index at ship_due NULL (a flag's:
+    its own index, skipping the flagged orders still to ship). Neither grows with the orders
+    kept. An order that ships while a client pages moves from the first range to the second
+    (and may be listed twice), as an order that changes stage leaves a stage's list."""
     from orders.store import CLOSED_STAGES
 
     due, due_at, due_id = decode_due_cursor(cursor) if cursor else (None, None, None)
