@@ -77,7 +77,7 @@ from models.tables import (
 )
 from models.types import FraudContext
 from orders.shipments import pick_list_region, shipment_state, shipment_work
-from orders.store import order_time, released_state, write_state
+from orders.store import order_time, released_state, ship_by_of, write_state
 from outbox.store import add_event
 from pricing.rules import review_prices
 from privacy.search_keys import index_order
@@ -143,6 +143,8 @@ class OrderActivities:
             "submitted_at": submitted_at,
             "updated_at": now,
         }
+        # a platform's ship-by time: the queue's deadline from the start (received is open)
+        row["ship_by"] = row["ship_due"] = ship_by_of(row["document"])
         if not insert_new(session, Order.__table__, row):
             return
         index_order(session, order.order_id, row["document"], row["created_at"], search_key)

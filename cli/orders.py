@@ -102,7 +102,7 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
         with ctx.session() as session:
             rows, next_cursor = page_orders(
                 session, stage=args.stage, flag=args.flag, waiting_for=args.waiting_for,
-                limit=args.limit, cursor=args.cursor,
+                limit=args.limit, cursor=args.cursor, sort=args.sort,
             )
             if args.stage == "backordered" and rows:
                 add_waiting_skus(session, rows)
@@ -120,6 +120,8 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     for r in rows:
         extra = f"  waits for {', '.join(r['waiting_skus'])}" if r.get("waiting_skus") else ""
         created = localtime.local(r.get("created_at"), tz, "%Y-%m-%d %H:%M")
+        if r.get("ship_by"):
+            extra += f"  ship by {localtime.local(r['ship_by'], tz, '%Y-%m-%d %H:%M')}"
         out(f"{r['order_id']:<24} {created:<17} {r['stage']:<18} {r['waiting_for'] or '-':<10} "
             f"{','.join(r['flags'])}{extra}")
     out(f"{len(rows)} order(s)" + (f"; next page: --cursor {next_cursor}" if next_cursor else ""))
@@ -175,5 +177,8 @@ def add_parsers(sub: Any) -> None:
     ls.add_argument("--waiting-for")
     ls.add_argument("--limit", type=int, default=1000, help="orders per page (1-1000, default 1000)")
     ls.add_argument("--cursor", help="the next-page cursor a previous page printed")
+    ls.add_argument("--sort", choices=["created", "ship_by"], default="created",
+                    help="created: oldest first (default); ship_by: the queue's order, the soonest "
+                         "platform ship-by time first, then the orders without one oldest first")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(handler=cmd_list)

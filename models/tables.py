@@ -50,6 +50,11 @@ class Order(SQLModel, table=True):
         Index("ix_orders_created_id", "created_at", "order_id"),
         Index("ix_orders_stage_created_id", "stage", "created_at", "order_id"),
         Index("ix_orders_waiting_created_id", "waiting_for", "created_at", "order_id"),
+        # The queue by deadline (issue 19, migration 0007): the orders still to ship by a
+        # platform's ship-by time, soonest first, then the rest (ship_due NULL) oldest first.
+        Index("ix_orders_due_created_id", "ship_due", "created_at", "order_id"),
+        Index("ix_orders_waiting_due_created_id", "waiting_for", "ship_due", "created_at", "order_id"),
+        Index("ix_orders_stage_due_created_id", "stage", "ship_due", "created_at", "order_id"),
         Index("ix_orders_phone_key", "phone_key"),
         Index("ix_orders_address_key", "address_key"),
     )
@@ -74,6 +79,12 @@ class Order(SQLModel, table=True):
     updated_at: datetime = _ts(nullable=False)
     # When `oms purge-pii` masked the buyer's name, phone and address detail (migration 0003).
     pii_purged_at: datetime | None = _ts(nullable=True)
+    # The platform's ship-by time (the document's `ship_by`, UTC), shown by lists; and the same
+    # while the order is still to ship, NULL once it shipped, completed or was cancelled: the
+    # key the queue sorts on, so a deadline that no longer matters drops out of its index range
+    # (migration 0007; written by the order's record and its state writes).
+    ship_by: datetime | None = _ts(nullable=True)
+    ship_due: datetime | None = _ts(nullable=True)
 
 
 class OrderLineRow(SQLModel, table=True):

@@ -5,7 +5,7 @@ idempotently under the keys the workflow chose. Buyer data in texts is masked on
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -31,6 +31,7 @@ from models.tables import (
     OrderFlag,
     OrderLineRow,
     TimelineEntry,
+    to_utc,
     utcnow,
 )
 from orders.shipments import shipment_work
@@ -65,13 +66,42 @@ _UPDATE_LINES = (
 # Locked (PostgreSQL) from this read to the write: a flag raised beside the workflow in between
 # (`OUTSIDE_FLAGS`) would otherwise be written over. SQLite's BEGIN IMMEDIATE serialises already.
 _ORDER_STAGE = (
-    select(Order.__table__.c.stage, Order.__table__.c.flags, Order.__table__.c.created_at)
+    select(Order.__table__.c.stage, Order.__table__.c.flags, Order.__table__.c.created_at,
+           Order.__table__.c.ship_by, Order.__table__.c.ship_due)
     .where(Order.__table__.c.order_id == bindparam("b_order"))
     .with_for_update()
 )
 # Flags the workflow never raises nor drops: raised beside it by another writer (the shop's
 # sync: the platform refused the tracking, `platforms.writeback`) and kept by every state write.
 OUTSIDE_FLAGS = frozenset({str(Flag.PLATFORM_SHIP_REFUSED)})
+# Written only when they change (once for an order kept before migration 0007, once when the
+# order ships or is cancelled): most state writes leave the deadline index alone.
+_UPDATE_SHIP_BY = (
+    Order.__table__.update()
+    .where(Order.__table__.c.order_id == bindparam("b_order"))
+    .values(ship_by=bindparam("b_by"), ship_due=bindparam("b_due"))
+)
+# An order no longer to ship by its deadline (the workflow's ship-by timers stop there too).
+CLOSED_STAGES = frozenset({"shipped", "completed", "cancelled"})
+
+
+def ship_by_of(document: dict[str, Any]) -> datetime | None:
+    """The platform's ship-by time of an order document (`ship_by`: an ISO time with its
+    offset, set by a platform's sync), in UTC; None without one or with an unreadable one
+    (such an order has no timer either: `workflows.order.ship_by.deadline_of`)."""
+    raw = document.get("ship_by")
+    if not isinstance(raw, str):
+        return None
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return at.astimezone(UTC) if at.tzinfo is not None else None
+
+
+def ship_due(ship_by: datetime | None, stage: str) -> datetime | None:
+    """The deadline the queue sorts on: the ship-by time while the order is still to ship."""
+    return None if stage in CLOSED_STAGES else ship_by
 _TIMELINE_SEQS = select(TimelineEntry.__table__.c.seq).where(
     TimelineEntry.__table__.c.order_id == bindparam("b_order"),
     TimelineEntry.__table__.c.seq.in_(bindparam("b_seqs", expanding=True)),
@@ -103,8 +133,13 @@ def write_state(session: Any, inp: PersistInput, search_key: bytes | None = None
     current = session.execute(_ORDER_STAGE, {"b_order": snap.order_id}).first()
     if current is None:  # not recorded yet (the first check records it): retry shortly
         raise RuntimeError(f"order {snap.order_id} is not recorded yet")
-    stage, old_flags, created_at = current
+    stage, old_flags, created_at, old_by, old_due = current
     stage_changed = stage != snap.stage
+    document = snap.document.model_dump(mode="json")
+    by = ship_by_of(document)
+    due = ship_due(by, snap.stage)
+    if not (_same(old_by, by) and _same(old_due, due)):
+        session.execute(_UPDATE_SHIP_BY, {"b_order": snap.order_id, "b_by": by, "b_due": due})
     flags = [*snap.flags, *(f for f in old_flags or [] if f in OUTSIDE_FLAGS and f not in snap.flags)]
     sync_order_flags(session, snap.order_id, created_at, old_flags or [], flags)
     session.execute(
@@ -116,7 +151,7 @@ def write_state(session: Any, inp: PersistInput, search_key: bytes | None = None
             "stage_since": snap.stage_since,
             "flags": flags,
             "findings": scrub([f.public() for f in snap.findings], pii),
-            "document": snap.document.model_dump(mode="json"),
+            "document": document,
             "phone_key": phone_key(snap.document),
             "address_key": address_key(snap.document),
             "refund_amount": snap.refund_amount,
@@ -163,8 +198,7 @@ def write_state(session: Any, inp: PersistInput, search_key: bytes | None = None
         if event.type == "contact_outcome":
             _record_outcome(session, snap.order_id, event.data)
     if stage_changed:  # after a correction or a shipment: what the order is found by (issue 21)
-        index_order(session, snap.order_id, snap.document.model_dump(mode="json"), created_at,
-                    search_key)
+        index_order(session, snap.order_id, document, created_at, search_key)
     if stage_changed and inp.status_event_id:
         created = add_event(
             session,
@@ -180,6 +214,13 @@ def write_state(session: Any, inp: PersistInput, search_key: bytes | None = None
         if created:
             event_ids.append(created)
     return PersistResult(event_ids=event_ids, shipments=shipments)
+
+
+def _same(stored: datetime | None, wanted: datetime | None) -> bool:
+    # SQLite gives the time back naive (stored as UTC), PostgreSQL aware
+    if stored is None or wanted is None:
+        return stored is wanted
+    return to_utc(stored) == wanted
 
 
 def order_time(order: OrderDocument, submitted_at: datetime) -> datetime:

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, func, literal, select, tuple_
+from sqlalchemy import DateTime, exists, func, literal, select, tuple_
 from sqlmodel import Session, col
 
 from inventory.ledger import LedgerError, move
@@ -143,6 +143,32 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise BadCursor("not a cursor of this list: pass next_cursor as it was given") from exc
 
 
+def encode_due_cursor(due: datetime | None, created_at: datetime, key: str) -> str:
+    """A keyset position in the deadline order: the last item's (ship_due, created_at, id).
+
+    Tagged, so that a cursor of one order is refused by the other (`BadCursor`)."""
+    raw = json.dumps(["due", _iso(due), to_utc(created_at).isoformat(), key], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_due_cursor(cursor: str) -> tuple[datetime | None, datetime, str]:
+    try:
+        if len(cursor) > 400:
+            raise ValueError("too long")
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        tag, due, at, key = json.loads(raw)
+        if tag != "due" or not isinstance(at, str) or not isinstance(key, str) or not 0 < len(key) <= 200:
+            raise ValueError("not a position")
+        if due is not None and not isinstance(due, str):
+            raise ValueError("not a deadline")
+        times = [datetime.fromisoformat(t) if t is not None else None for t in (due, at)]
+        if any(t is not None and t.tzinfo is None for t in times):
+            raise ValueError("no timezone")
+        return (to_utc(times[0]) if times[0] else None), to_utc(times[1]), key  # type: ignore[arg-type]
+    except (ValueError, TypeError, UnicodeError, binascii.Error, OverflowError) as exc:
+        raise BadCursor("not a cursor of this list: pass next_cursor as it was given") from exc
+
+
 _LIST_COLUMNS = (
     Order.order_id,
     Order.stage,
@@ -150,7 +176,28 @@ _LIST_COLUMNS = (
     Order.flags,
     Order.created_at,
     Order.stage_since,
+    Order.ship_by,
+    Order.ship_due,
 )
+
+# The orders of a list: oldest first (SPEC §5.6), or by deadline (issue 19, the console's queue).
+SORTS = ("created", "ship_by")
+
+
+def list_item(row: Any, findings: bool = False) -> dict[str, Any]:
+    """One order of a list, as `list --json` and `GET /v1/orders` give it."""
+    item = {
+        "order_id": row.order_id,
+        "stage": row.stage,
+        "waiting_for": row.waiting_for,
+        "flags": list(row.flags or []),
+        "created_at": _iso(row.created_at),
+        "stage_since": _iso(row.stage_since),
+        "ship_by": _iso(row.ship_by),
+    }
+    if findings:
+        item["findings"] = list(row.findings or [])
+    return item
 
 
 def page_orders(
@@ -162,6 +209,7 @@ def page_orders(
     limit: int = 100,
     cursor: str | None = None,
     findings: bool = False,
+    sort: str = "created",
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One keyset page of orders, oldest first, and the cursor of the next (None at the end).
 
@@ -169,9 +217,37 @@ def page_orders(
     the cost of a page does not grow with the number of orders kept. The flag filter reads
     `order_flags` (one row per order and flag) in the same order. Orders that arrive while a
     client pages are never seen twice; an order sorts by its own created_at.
+
+    `sort="ship_by"` is the queue's order (SPEC §3.9): the orders still to ship by a platform's
+    deadline first, soonest (so the late ones) first, then every other order oldest first.
     """
-    after = decode_cursor(cursor) if cursor else None
+    if sort not in SORTS:
+        raise ValueError(f"sort must be one of {', '.join(SORTS)}")
     columns: list[Any] = list(_LIST_COLUMNS) + ([Order.findings] if findings else [])
+    if sort == "ship_by":
+        return _page_by_deadline(session, columns, stage=stage, waiting_for=waiting_for, flag=flag,
+                                 limit=limit, cursor=cursor, findings=findings)
+    stmt, key_at, key_id = _by_age(columns, stage=stage, waiting_for=waiting_for, flag=flag)
+    after = decode_cursor(cursor) if cursor else None
+    if after is not None:
+        stmt = stmt.where(tuple_(key_at, key_id) > tuple_(_at(after[0]), after[1]))
+    stmt = stmt.order_by(key_at, key_id).limit(limit + 1)
+    rows = session.execute(stmt).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [list_item(row, findings) for row in rows]
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].order_id) if more and rows else None
+    return items, next_cursor
+
+
+def _at(value: datetime) -> Any:
+    return literal(value, DateTime(timezone=True))
+
+
+def _by_age(columns: list[Any], *, stage: str | None, waiting_for: str | None,
+            flag: str | None) -> tuple[Any, Any, Any]:
+    """The list's statement and its keyset columns, oldest first: a flag's list reads
+    `order_flags` in the same (created_at, order_id) order."""
     if flag:
         key_at, key_id = OrderFlag.created_at, OrderFlag.order_id
         stmt = (
@@ -187,26 +263,51 @@ def page_orders(
         stmt = stmt.where(Order.stage == stage)
     if waiting_for:
         stmt = stmt.where(Order.waiting_for == waiting_for)
-    if after is not None:
-        stmt = stmt.where(tuple_(key_at, key_id) > tuple_(literal(after[0], DateTime(timezone=True)), after[1]))
-    stmt = stmt.order_by(key_at, key_id).limit(limit + 1)
-    rows = session.execute(stmt).all()
+    return stmt, key_at, key_id
+
+
+def _page_by_deadline(session: Session, columns: list[Any], *, stage: str | None,
+                      waiting_for: str | None, flag: str | None, limit: int, cursor: str | None,
+                      findings: bool) -> tuple[list[dict[str, Any]], str | None]:
+    """Two index ranges one after the other: the orders with a deadline (`ship_due`), by it,
+    then those without, oldest first; a page may end the first and begin the second.
+
+    `ship_due` is NULL once an order shipped or was cancelled (`orders.store.ship_due`), so
+    the first range holds only orders still to ship, read on an index that begins with the
+    filter (waiting_for, stage) and goes on (ship_due, created_at, order_id); a flag is then
+    checked by its row's key. The second range is the same index at ship_due NULL (a flag's:
+    its own index, skipping the flagged orders still to ship). Neither grows with the orders
+    kept. An order that ships while a client pages moves from the first range to the second
+    (and may be listed twice), as an order that changes stage leaves a stage's list."""
+    from orders.store import CLOSED_STAGES
+
+    due, due_at, due_id = decode_due_cursor(cursor) if cursor else (None, None, None)
+    rows: list[Any] = []
+    if (cursor is None or due is not None) and stage not in CLOSED_STAGES:
+        first = select(*columns).where(Order.ship_due.is_not(None))  # type: ignore[union-attr]
+        if stage:
+            first = first.where(Order.stage == stage)
+        if waiting_for:
+            first = first.where(Order.waiting_for == waiting_for)
+        if flag:
+            first = first.where(exists().where(OrderFlag.order_id == Order.order_id,
+                                               OrderFlag.flag == flag))
+        if due is not None:
+            first = first.where(tuple_(Order.ship_due, Order.created_at, Order.order_id)
+                                > tuple_(_at(due), _at(due_at), due_id))  # type: ignore[arg-type]
+        first = first.order_by(Order.ship_due, Order.created_at, Order.order_id).limit(limit + 1)
+        rows = list(session.execute(first).all())
+    if len(rows) <= limit:  # the first range ends on this page: the others follow
+        rest, key_at, key_id = _by_age(columns, stage=stage, waiting_for=waiting_for, flag=flag)
+        rest = rest.where(Order.ship_due.is_(None))  # type: ignore[union-attr]
+        if cursor is not None and due is None:
+            rest = rest.where(tuple_(key_at, key_id) > tuple_(_at(due_at), due_id))  # type: ignore[arg-type]
+        rows += session.execute(rest.order_by(key_at, key_id).limit(limit + 1 - len(rows))).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    items = []
-    for row in rows:
-        item = {
-            "order_id": row.order_id,
-            "stage": row.stage,
-            "waiting_for": row.waiting_for,
-            "flags": list(row.flags or []),
-            "created_at": _iso(row.created_at),
-            "stage_since": _iso(row.stage_since),
-        }
-        if findings:
-            item["findings"] = list(row.findings or [])
-        items.append(item)
-    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].order_id) if more and rows else None
+    items = [list_item(row, findings) for row in rows]
+    last = rows[-1] if more and rows else None
+    next_cursor = encode_due_cursor(last.ship_due, last.created_at, last.order_id) if last else None
     return items, next_cursor
 
 
@@ -218,10 +319,12 @@ def list_orders(
     waiting_for: str | None = None,
     limit: int = 1000,
     cursor: str | None = None,
+    sort: str = "created",
 ) -> list[dict[str, Any]]:
-    """Oldest first: the clerk's work queue (one page; `page_orders` gives the next cursor too)."""
+    """Oldest first (or by deadline): one page; `page_orders` gives the next cursor too."""
     out, _next = page_orders(
-        session, stage=stage, flag=flag, waiting_for=waiting_for, limit=limit, cursor=cursor
+        session, stage=stage, flag=flag, waiting_for=waiting_for, limit=limit, cursor=cursor,
+        sort=sort,
     )
     if stage == "backordered" and out:
         add_waiting_skus(session, out)
@@ -280,10 +383,7 @@ def page_events(
     if order_id:
         stmt = stmt.where(OutboxEvent.order_id == order_id)
     if after is not None:
-        stmt = stmt.where(
-            tuple_(OutboxEvent.created_at, OutboxEvent.id)
-            > tuple_(literal(after[0], DateTime(timezone=True)), after[1])
-        )
+        stmt = stmt.where(tuple_(OutboxEvent.created_at, OutboxEvent.id) > tuple_(_at(after[0]), after[1]))
     rows = list(
         session.execute(stmt.order_by(OutboxEvent.created_at, OutboxEvent.id).limit(limit + 1)).scalars()
     )

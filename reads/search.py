@@ -112,7 +112,7 @@ def search_orders(session: Any, *, q: str | None, filters: Filters, limit: int =
                   cursor: str | None = None, secret: bytes | None = None, pii: bool = True,
                   findings: bool = False) -> tuple[list[dict[str, Any]], str | None]:
     """One keyset page of the orders `q` finds, with the filters; the next page's cursor."""
-    from reads.queries import _LIST_COLUMNS, _iso, decode_cursor, encode_cursor
+    from reads.queries import _LIST_COLUMNS, decode_cursor, encode_cursor, list_item
 
     after = decode_cursor(cursor) if cursor else None
     columns: list[Any] = [*_LIST_COLUMNS, OrderSearchKey.__table__.c.created_at.label("key_at")]
@@ -138,13 +138,6 @@ def search_orders(session: Any, *, q: str | None, filters: Filters, limit: int =
     ordered = sorted(rows.values(), key=lambda r: (r.key_at, r.order_id))
     more = len(ordered) > limit
     ordered = ordered[:limit]
-    items = []
-    for row in ordered:
-        item = {"order_id": row.order_id, "stage": row.stage, "waiting_for": row.waiting_for,
-                "flags": list(row.flags or []), "created_at": _iso(row.created_at),
-                "stage_since": _iso(row.stage_since)}
-        if findings:
-            item["findings"] = list(row.findings or [])
-        items.append(item)
+    items = [list_item(row, findings) for row in ordered]
     next_cursor = encode_cursor(ordered[-1].key_at, ordered[-1].order_id) if more and ordered else None
     return items, next_cursor

@@ -8,7 +8,7 @@ Reads come from the database (read-only snapshots). Every action goes through
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -159,7 +159,7 @@ def get_order(
 @router.get(
     "/orders",
     response_model=OrderPage,
-    summary="Orders, oldest first, by stage / waiting_for / flag, keyset-paginated",
+    summary="Orders, oldest first or by ship-by deadline, by stage / waiting_for / flag, keyset-paginated",
 )
 def list_orders(
     request: Request,
@@ -176,13 +176,21 @@ def list_orders(
     shop: str | None = Query(None, min_length=1, max_length=128),
     ship_by: str | None = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$",
                                 description="YYYY-MM-DD: orders that must ship by that day"),
+    sort: Literal["created", "ship_by"] = Query("created", description=(
+        "`created` (default): oldest first. `ship_by`: the console's queue order (issue 19): "
+        "the orders still to ship by a platform's ship-by time first, the soonest (so the late "
+        "ones) first, then the others oldest first; not with a search (q, platform, province, "
+        "shop, ship_by)")),
     principal: Principal = Depends(allow("read_orders")),
 ) -> JSONResponse:
-    """`next_cursor` is null on the last page; pass it back as `cursor` with the same filters.
-    Every order is on exactly one page, also while new orders arrive."""
+    """`next_cursor` is null on the last page; pass it back as `cursor` with the same filters
+    and sort. Every order is on exactly one page, also while new orders arrive."""
     from reads.queries import BadCursor, page_orders
 
     if q or platform or province or shop or ship_by:  # issue 21: the search index
+        if sort != "created":
+            raise ApiError(422, "sort: a search lists oldest first; sort=ship_by is for the lists "
+                                "by stage, waiting_for and flag", field="sort")
         from service.search_box import search_page
 
         return search_page(request, principal, q=q, platform=platform, province=province,
@@ -198,6 +206,7 @@ def list_orders(
             flag=flag,
             limit=limit,
             cursor=cursor,
+            sort=sort,
         )
     except BadCursor as exc:
         raise ApiError(422, f"cursor: {exc}", field="cursor") from exc

@@ -25,6 +25,7 @@ from markupsafe import Markup
 from pydantic import ValidationError
 
 from models.enums import Action, Flag, WaitingFor
+from orders.store import CLOSED_STAGES
 from reads import localtime
 from service import timeline
 from service.deps import ApiError, services
@@ -78,17 +79,7 @@ def age(value: str | None, now: datetime | None = None) -> str:
         then = datetime.fromisoformat(value)
     except ValueError:
         return "—"
-    seconds = max(0, int(((now or datetime.now(UTC)) - then).total_seconds()))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h"
+    return localtime.span(((now or datetime.now(UTC)) - then).total_seconds())
 
 
 @pass_context
@@ -242,18 +233,22 @@ async def queue(request: Request, tab: str | None = None, cursor: str | None = N
             tab = ""
             rows, next_cursor = await run_in_threadpool(search.page, svc, PAGE_SIZE, cursor)
         else:
-            rows, next_cursor = await run_in_threadpool(
+            rows, next_cursor = await run_in_threadpool(  # the soonest ship-by first (SPEC §3.9)
                 svc.read, page_orders, waiting_for=tab, limit=PAGE_SIZE, cursor=cursor,
-                findings=True,
+                findings=True, sort="ship_by",
             )
     except BadCursor:
         rows, next_cursor = [], None
     if tab == str(WaitingFor.STOCK) and rows:  # the Stock tab names the SKU and warehouse waited for
         await run_in_threadpool(svc.read, _add_waiting_stock, rows)
     now = datetime.now(UTC)
+    warn = svc.settings.policy.ship_by.warn
     for row in rows:
         row["overdue"] = sorted(OVERDUE_FLAGS & set(row["flags"]))
         row["wait"] = age(row.get("stage_since"), now)
+        # the time left to a platform's ship-by time, while the order is still to ship
+        row["due"] = (None if row["stage"] in CLOSED_STAGES
+                      else localtime.time_left(row.get("ship_by"), now, warn))
         row["summary"] = "；".join(
             f.get("message_zh") or f.get("message") or f["code"] for f in row.get("findings", [])
         )

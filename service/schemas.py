@@ -173,6 +173,8 @@ class OrderItem(BaseModel):
     waiting_for: str | None
     flags: list[str]
     created_at: str | None
+    ship_by: str | None = Field(None, description=(
+        "the platform's ship-by time (UTC, ISO 8601); null for an order without one"))
 
 
 class OrderPage(BaseModel):

@@ -34,8 +34,9 @@ class ConsoleSearch:
         from reads.search import Filters, search_orders, secret_of
 
         if not (self.q or self.platform or self.shop or self.province or self.ship_by):
-            # a flag alone: the list's own index
-            return svc.read(page_orders, flag=self.flag, limit=limit, cursor=cursor, findings=True)
+            # a flag alone: the list's own index, in the queue's order (soonest ship-by first)
+            return svc.read(page_orders, flag=self.flag, limit=limit, cursor=cursor, findings=True,
+                            sort="ship_by")
         filters = Filters(platform=self.platform or None, province=self.province or None,
                           shop=self.shop or None, ship_by=self.ship_by or None,
                           flag=self.flag or None)

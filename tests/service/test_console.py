@@ -15,6 +15,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,8 @@ async def test_the_queue_shows_an_order_waiting_for_the_buyer_and_its_page_confi
     order_id = f"UI-BUYER-{tag()}"
     doc = svc.doc(order_id)
     doc["address"]["detail"] = "世纪大道"  # no door number: the buyer must say
+    # a platform's ship-by time, within ship_by.warn (6 h): the queue's first row, marked soon
+    doc["ship_by"] = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
     await svc.submit(doc)
     await svc.wait_stage(order_id, "awaiting_buyer")
 
@@ -131,6 +134,9 @@ async def test_the_queue_shows_an_order_waiting_for_the_buyer_and_its_page_confi
     row = page.locator(f"tr[data-order='{order_id}']")
     await expect(row).to_be_visible()
     await expect(row).to_contain_text("门牌号")  # the finding, in one line, in Chinese
+    await expect(page.locator("tbody tr").first).to_have_attribute("data-order", order_id)
+    await expect(row.locator("[data-ship-by=soon] .due.soon")).to_contain_text(
+        re.compile(r"剩 (1h 5\dm|2h 00m)"))
     await expect(page.locator("a[data-tab=buyer] .count")).not_to_have_text("0")
     await shot(page, tmp_path, "queue")
 

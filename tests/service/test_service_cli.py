@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from benchmarks.seed import seed_order
 from models.db import SessionFactory, make_engine, migrate, transaction
+from models.documents import OrderDocument
 from models.tables import ApiKey, OrderFlag
 from reads.queries import BadCursor, page_orders, waiting_counts
 from tests.harness import (
@@ -209,6 +210,11 @@ def test_the_cli_list_pages_with_limit_and_cursor(
     from models.db import session_factory
 
     ids = seed(session_factory(engine), 5, prefix="L")
+    with transaction(session_factory(engine)) as session:  # a platform's order, due in a day
+        doc = make_order("L-SHIP-BY", [("TSHIRT-RED-M", 1)], minutes=60)
+        doc = OrderDocument.model_validate({**doc.model_dump(mode="json"),
+                                            "ship_by": "2026-11-27T18:00:00+08:00"})
+        seed_order(session, doc, stage="awaiting_buyer", submitted_at=T0 + timedelta(minutes=60))
     engine.dispose()
     env = env_for(tmp_path, sqlite_url)
     first = oms(env, "list", "--limit", "2", "--json")
@@ -222,6 +228,15 @@ def test_the_cli_list_pages_with_limit_and_cursor(
     code, _, err = in_process(monkeypatch, capsys, env, "list", "--cursor", "garbage")
     assert code == 1 and "--cursor" in err
     assert in_process(monkeypatch, capsys, env, "list", "--limit", "0")[0] == 1
+    # the queue's order: the order with a ship-by time first, then the others oldest first
+    code, out, _ = in_process(monkeypatch, capsys, env, "list", "--sort", "ship_by", "--json")
+    assert code == 0
+    listed = json.loads(out)
+    assert [o["order_id"] for o in listed] == ["L-SHIP-BY", *ids]
+    assert listed[0]["ship_by"] == "2026-11-27T10:00:00+00:00" and listed[1]["ship_by"] is None
+    code, out, _ = in_process(monkeypatch, capsys, env, "list", "--sort", "ship_by", "--limit", "1")
+    assert code == 0 and "L-SHIP-BY" in out and "ship by 2026-11-27 18:00" in out
+    assert in_process(monkeypatch, capsys, env, "list", "--sort", "deadline")[0] == 2
 
 
 # ------------------------------------------------------------------ processes
