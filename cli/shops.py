@@ -1,4 +1,4 @@
-"""`oms shops add|list|pause|resume|token|sync` and `oms pii-log` (SPEC §5.9)."""
+"""`oms shops add|set|list|pause|resume|token|sync` and `oms pii-log` (SPEC §5.9)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from platforms.shops import ShopError
 
 
 def add_parsers(sub: Any) -> None:
-    sh = sub.add_parser("shops", help="platform shops: add, list, pause, resume, token, sync")
+    sh = sub.add_parser("shops", help="platform shops: add, set, list, pause, resume, token, sync")
     sh.set_defaults(handler=cmd_shops)
     ss = sh.add_subparsers(dest="shops_command", required=True)
     add = ss.add_parser("add", help="add a shop and start its sync")
@@ -27,6 +27,14 @@ def add_parsers(sub: Any) -> None:
     add.add_argument("--carrier-ids", help="the platform's carrier ids, e.g. SF=44,ZTO=115")
     add.add_argument("--merge", choices=("on", "off"), default="on")
     add.add_argument("--json", action="store_true")
+    st = ss.add_parser("set", help="change a shop's settings after add (what is left out stays)")
+    st.add_argument("name")
+    st.add_argument("--api-url", help="the platform's gateway")
+    st.add_argument("--poll-every", help="ISO 8601 duration: the sync's interval")
+    st.add_argument("--ship-within", help="Taobao ship-by after payment (ISO 8601 duration)")
+    st.add_argument("--carrier-ids", help="the platform's carrier ids (replaces them; '' clears)")
+    st.add_argument("--merge", choices=("on", "off"), help="merge this shop's parcels or not")
+    st.add_argument("--json", action="store_true")
     ls = ss.add_parser("list", help="each shop: state, synced through, imported, last error")
     ls.add_argument("--json", action="store_true")
     for verb, text in (("pause", "stop its sync"), ("resume", "restart its sync")):
@@ -113,6 +121,17 @@ async def cmd_shops(ctx: Context, a: argparse.Namespace) -> int:
                     f"shop {shop['name']} added ({shop['platform']}, {shop['state']}); "
                     f"syncing from {shop['synced_through']}; schedule {shop['schedule']}"
                 )
+            return 0
+        if a.shops_command == "set":
+            raw = {"api_url": a.api_url, "poll_every": a.poll_every, "ship_within": a.ship_within,
+                   "carrier_ids": a.carrier_ids,
+                   "merge": None if a.merge is None else a.merge == "on"}
+            shop = await commands.set(client, a.name, {k: v for k, v in raw.items() if v is not None})
+            if a.json:
+                emit_json(shop)
+            else:
+                what = ", ".join(shop["changed"]) or "nothing (the values were already so)"
+                out(f"shop {shop['name']}: changed {what}")
             return 0
         if a.shops_command in ("pause", "resume"):
             shop = await getattr(commands, a.shops_command)(client, a.name)

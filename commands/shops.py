@@ -9,11 +9,11 @@ shop that is not there; if the schedule cannot be made, the row is taken back.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from models.db import SessionFactory, transaction
 from models.settings import Settings
@@ -22,11 +22,13 @@ from platforms.messages import SyncResult
 from platforms.shops import (
     ShopError,
     add_shop,
+    change_shop,
     get_shop,
     list_shops,
     pii_log,
     public,
     read_shop_in,
+    read_shop_settings,
     set_state,
     set_token,
 )
@@ -80,6 +82,26 @@ class ShopCommands:
         shop = await asyncio.to_thread(self._db, resumed)
         await schedule.resume(client, name)
         return shop
+
+    async def set(self, client: Client, name: str, raw: Any) -> dict[str, Any]:
+        """`shops set`: the shop's settings after `add` (its schedule's interval too); a new
+        carrier id or gateway lets what waited for it (a write-back) go on at once."""
+        settings = read_shop_settings(raw)
+
+        def changed_shop(s: Any) -> tuple[dict[str, Any], list[str]]:
+            shop, changed = change_shop(s, name, settings)
+            return public(shop), changed
+
+        shop, changed = await asyncio.to_thread(self._db, changed_shop)
+        if "poll_every_s" in changed:
+            await schedule.set_interval(client, name, timedelta(seconds=shop["poll_every_s"]))
+        if shop["state"] != "paused" and {"carrier_ids", "api_url"} & set(changed):
+            try:
+                await schedule.trigger(client, name)
+            except RPCError as exc:  # no schedule (a shop synced by hand): its next run takes it
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+        return {**shop, "changed": changed}
 
     async def token(self, client: Client, name: str, token: str) -> dict[str, Any]:
         shop = await asyncio.to_thread(

@@ -22,6 +22,8 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
     ScheduleState,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
     WorkflowHandle,
 )
 from temporalio.common import WorkflowIDReusePolicy
@@ -64,6 +66,17 @@ async def create(
     )
     with contextlib.suppress(ScheduleAlreadyRunningError):
         await client.create_schedule(schedule_id(shop), schedule, trigger_immediately=not paused)
+
+
+async def set_interval(client: Client, shop: str, every: timedelta) -> None:
+    """`shops set --poll-every`: the schedule's interval changed, the rest kept."""
+
+    def update(inp: ScheduleUpdateInput) -> ScheduleUpdate:
+        schedule = inp.description.schedule
+        schedule.spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)])
+        return ScheduleUpdate(schedule=schedule)
+
+    await client.get_schedule_handle(schedule_id(shop)).update(update)
 
 
 async def pause(client: Client, shop: str) -> None:

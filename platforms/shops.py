@@ -136,17 +136,85 @@ class ShopIn(BaseModel):
         return parse_carrier_ids(value)
 
 
-def read_shop_in(raw: Any) -> ShopIn:
+class ShopSettings(BaseModel):
+    """The fields of `shops set` / `PATCH /v1/shops/{name}`: a shop's settings after `add`,
+    each judged as `add` judges it; what is left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    api_url: str | None = Field(default=None, max_length=500)
+    poll_every: timedelta | None = None
+    ship_within: timedelta | None = None
+    carrier_ids: dict[str, int] | None = None  # replaces the shop's map (`{}` clears it)
+    merge: bool | None = None
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return ShopIn._url(value)
+
+    @field_validator("poll_every")
+    @classmethod
+    def _poll(cls, value: timedelta | None) -> timedelta | None:
+        return None if value is None else ShopIn._poll(value)
+
+    @field_validator("ship_within")
+    @classmethod
+    def _ship_within(cls, value: timedelta | None) -> timedelta | None:
+        return None if value is None else ShopIn._ship_within(value)
+
+    @field_validator("carrier_ids", mode="before")
+    @classmethod
+    def _carriers(cls, value: Any) -> Any:
+        return None if value is None else parse_carrier_ids(value)
+
+
+def _validated(model: type[BaseModel], raw: Any, what: str) -> Any:
     if not isinstance(raw, dict):
-        raise ShopError([("(body)", "must be a JSON object of the `shops add` fields")])
+        raise ShopError([("(body)", f"must be a JSON object of the `{what}` fields")])
     try:
-        return ShopIn.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         errors = []
         for e in exc.errors():
             where = ".".join(str(p) for p in e["loc"]) or "(body)"
             errors.append((where, e["msg"].removeprefix("Value error, ")))
         raise ShopError(errors) from None
+
+
+def read_shop_in(raw: Any) -> ShopIn:
+    return _validated(ShopIn, raw, "shops add")
+
+
+def read_shop_settings(raw: Any) -> ShopSettings:
+    settings = _validated(ShopSettings, raw, "shops set")
+    if all(getattr(settings, field) is None for field in ShopSettings.model_fields):
+        raise ShopError([("(body)", "name at least one of api_url, poll_every, ship_within, "
+                                    "carrier_ids, merge")])
+    return settings
+
+
+def change_shop(session: Session, name: str, settings: ShopSettings) -> tuple[Shop, list[str]]:
+    """The shop's settings changed (the row; its schedule is the caller's): the shop and the
+    names of the settings that changed."""
+    shop = get_shop(session, name)
+    changed = []
+    values = {
+        "api_url": settings.api_url,
+        "poll_every_s": None if settings.poll_every is None
+        else int(settings.poll_every.total_seconds()),
+        "ship_within_s": None if settings.ship_within is None
+        else int(settings.ship_within.total_seconds()),
+        "carrier_ids": settings.carrier_ids,
+        "merge": settings.merge,
+    }
+    for column, value in values.items():
+        if value is not None and getattr(shop, column) != value:
+            setattr(shop, column, value)
+            changed.append(column)
+    session.add(shop)
+    session.flush()
+    return shop, changed
 
 
 def add_shop(session: Session, ring: KeyRing, spec: ShopIn, *, now: datetime | None = None) -> Shop:

@@ -75,6 +75,21 @@ async def post_shop(
     return await _answer(_commands(request).add(client, body))
 
 
+@router.patch("/{name}", responses=_NAMED, summary="Change a shop's settings after it was added")
+async def patch_shop(
+    request: Request,
+    name: str = ShopName,
+    body: Any = Body(
+        ...,
+        description="any of api_url, poll_every, ship_within, carrier_ids, merge; "
+        "what is left out stays as it is",
+        examples=[{"carrier_ids": "SF=44,ZTO=115", "merge": False}],
+    ),
+    principal: Principal = Depends(allow("shops")),
+) -> JSONResponse:
+    return await _answer(_commands(request).set(services(request).client, name, body))
+
+
 @router.post("/{name}/pause", responses=_NAMED, summary="Pause the shop's sync (its Schedule)")
 async def pause_shop(
     request: Request, name: str = ShopName, principal: Principal = Depends(allow("shops"))

@@ -104,6 +104,19 @@ async def test_shops_from_the_command_line(dev_env: WorkflowEnvironment, tmp_pat
         await stack.ok("shops", "resume", name)
         await paused(False)
         assert (await listed())["state"] == "syncing"
+        # its settings after `add`: the schedule's interval and the carrier ids change, and a
+        # bad value is refused by name, changing nothing
+        changed = (await stack.ok("shops", "set", name, "--poll-every", "PT4S",
+                                  "--carrier-ids", "SF=44,ZTO=115", "--json")).json()
+        assert sorted(changed["changed"]) == ["carrier_ids", "poll_every_s"]
+        assert changed["poll_every_s"] == 4 and SECRET not in str(changed)
+        spec = (await dev_env.client.get_schedule_handle(f"shop-sync-{name}").describe()).schedule.spec
+        assert [i.every for i in spec.intervals] == [timedelta(seconds=4)]
+        refused = await stack.cli("shops", "set", name, "--poll-every", "PT0S")
+        assert refused.code != 0 and "poll_every" in refused.err + refused.out
+        nothing = await stack.cli("shops", "set", name)
+        assert nothing.code != 0 and "at least one" in nothing.err + nothing.out
+        assert (await listed())["state"] == "syncing"
         # a backfill of a past window re-reads it: every order is already in, none twice
         moment = datetime.now(UTC)
         b_since = (moment - timedelta(hours=2)).isoformat()

@@ -565,6 +565,16 @@ async def test_pdd_write_back_waits_for_a_token_and_a_carrier_id(rig: SyncRig) -
     )
     told = _told(rig, f"pdd-{sns[0]}")
     assert told[-1]["en"] == f"Shipment 1's tracking SF SF3000{sns[0][-2:]} written back to Pinduoduo."
+    # the clerk adds the missing carrier id (`shops set`): the waiting write-back goes out
+    from commands.shops import ShopCommands
+
+    commands = ShopCommands(rig.factory, rig.settings, rig.ring)
+    changed = await commands.set(rig.client, name, {"carrier_ids": "SF=44,ZTO=115"})
+    assert changed["changed"] == ["carrier_ids"] and changed["carrier_ids"] == {"SF": 44, "ZTO": 115}
+    await rig.run(name)
+    assert [(s.tid, s.carrier) for s in shop.shipments] == [(sns[0], "44"), (sns[1], "115")]
+    _, entries = _written_back(rig, f"pdd-{sns[1]}")
+    assert [e["outcome"] for e in entries] == ["waiting", "waiting", "done"]
 
 
 

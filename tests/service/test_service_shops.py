@@ -92,6 +92,20 @@ async def test_shops_over_http(svc: ServiceStack) -> None:
         r = await svc.post(f"/v1/shops/{name}/sync", "admin")
         assert r.status_code == 200 and r.json()["backfill"] is False
         assert (await svc.post("/v1/shops/nope/pause", "admin")).status_code == 404
+        # its settings after `add`: admin only, each field judged as `add` judges it
+        patch = lambda path, role, **kw: svc.http.patch(path, headers=svc.auth(role), **kw)  # noqa: E731
+        r = await patch(f"/v1/shops/{name}", "clerk", json={"merge": False})
+        assert r.status_code == 403
+        r = await patch(f"/v1/shops/{name}", "admin",
+                        json={"carrier_ids": "SF=44,ZTO=115", "merge": False})
+        assert r.status_code == 200, r.text
+        assert r.json()["carrier_ids"] == {"SF": 44, "ZTO": 115} and r.json()["merge"] is False
+        assert sorted(r.json()["changed"]) == ["carrier_ids", "merge"] and SECRET not in r.text
+        r = await patch(f"/v1/shops/{name}", "admin", json={"ship_within": "soon", "x": 1})
+        assert r.status_code == 422 and {e["field"] for e in r.json()["errors"]} == {"ship_within", "x"}
+        r = await patch(f"/v1/shops/{name}", "admin", json={})
+        assert r.status_code == 422 and "at least one" in r.json()["error"]
+        assert (await patch("/v1/shops/nope", "admin", json={"merge": True})).status_code == 404
         await svc.post(f"/v1/shops/{name}/pause", "admin")
     finally:
         gateway.stop()
