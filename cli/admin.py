@@ -178,6 +178,27 @@ def cmd_purge_pii(ctx: Context, a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_clear_flag(ctx: Context, a: argparse.Namespace) -> int:
+    """`oms clear-flag ORDER FLAG --note TEXT`: a clerk settled what an outside flag asked for
+    (a write-back the platform refused, settled on the platform)."""
+    import getpass
+
+    from models.db import transaction
+    from orders.store import FlagNotCleared, clear_outside_flag
+
+    try:
+        with transaction(ctx.factory) as session:
+            flags = clear_outside_flag(session, a.order_id, a.flag, by=a.by or getpass.getuser(),
+                                       note=a.note)
+    except FlagNotCleared as exc:
+        raise CliError(str(exc)) from None
+    if a.json:
+        emit_json({"order_id": a.order_id, "cleared": a.flag, "flags": flags})
+    else:
+        out(f"{a.order_id}: {a.flag} cleared; flags now: {', '.join(flags) or 'none'}")
+    return 0
+
+
 def cmd_report(ctx: Context, a: argparse.Namespace) -> int:
     from commands.report import write_report
 
@@ -305,6 +326,14 @@ def add_parsers(sub: Any) -> None:
     en.add_argument("url")
     wh_sub.add_parser("new-secret", help="print a fresh whsec_ secret for OMS_WEBHOOK_SECRETS")
     wh.set_defaults(handler=cmd_webhooks)
+
+    cf = sub.add_parser("clear-flag", help="clear a flag raised beside the order (platform_ship_refused) once settled")
+    cf.add_argument("order_id")
+    cf.add_argument("flag")
+    cf.add_argument("--note", help="what was done (in the order's timeline)")
+    cf.add_argument("--by", help="who (default: this login)")
+    cf.add_argument("--json", action="store_true")
+    cf.set_defaults(handler=cmd_clear_flag)
 
     pp = sub.add_parser("purge-pii", help="mask buyer name, phone, address detail of orders ended long ago")
     pp.add_argument("--older-than", default="P90D", help="ISO 8601 duration or seconds (default P90D)")

@@ -19,6 +19,7 @@ from models.documents import (
     created_at_problem,
 )
 from models.enums import Flag
+from models.errors import OmsError
 from models.payloads import (
     PersistInput,
     PersistResult,
@@ -272,3 +273,49 @@ def _record_outcome(session: Any, order_id: str, data: dict[str, Any]) -> None:
         last.outcome = "confirmed"
         last.note = data.get("note")
         session.add(last)
+
+
+class FlagNotCleared(OmsError, ValueError):
+    """A flag a clerk cannot clear here: not one raised beside the workflow, not on the order,
+    or no such order (`status`: the HTTP status that says which)."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def clear_outside_flag(session: Any, order_id: str, flag: str, *, by: str, note: str | None,
+                       now: datetime | None = None) -> list[str]:
+    """A clerk settled what an outside flag asked for (a write-back the platform refused,
+    settled on the platform): the flag goes, and the order's timeline says who and why.
+    Only `OUTSIDE_FLAGS`: the workflow's own flags go as the order moves on. Answers the
+    order's flags."""
+    from sqlalchemy import delete, func
+
+    from models.db import is_postgres
+    from models.tables import OrderFlag, TimelineEntry
+    from platforms.writeback import SEQ_BASE
+
+    if flag not in OUTSIDE_FLAGS:
+        raise FlagNotCleared(f"flag: {flag!r} is not cleared by hand; only "
+                             f"{', '.join(sorted(OUTSIDE_FLAGS))} (the order's own flags go as it moves on)")
+    order = session.get(Order, order_id, with_for_update=is_postgres(session))
+    if order is None:
+        raise FlagNotCleared(f"order_id: no order {order_id!r}", 404)
+    if flag not in (order.flags or []):
+        raise FlagNotCleared(f"flag: {order_id} is not flagged {flag}", 409)
+    order.flags = [f for f in order.flags if f != flag]
+    session.add(order)
+    session.execute(delete(OrderFlag).where(OrderFlag.order_id == order_id, OrderFlag.flag == flag))
+    last = session.execute(
+        select(func.max(TimelineEntry.seq)).where(TimelineEntry.order_id == order_id)
+    ).scalar()
+    document = order.document or {}
+    known = Known.values(phone=(document.get("buyer") or {}).get("phone"),
+                         detail=(document.get("address") or {}).get("detail"))
+    data = {k: v for k, v in {"flag": flag, "by": by, "note": note}.items() if v}
+    session.add(TimelineEntry(order_id=order_id, seq=max((last or 0) + 1, SEQ_BASE + 1),
+                              at=now or datetime.now(UTC), type="flag_cleared",
+                              data=scrub(data, known, phones_in_text=True)))
+    session.flush()
+    return list(order.flags)

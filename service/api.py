@@ -362,6 +362,40 @@ async def transfer_arrived(
     return answer_response(answer)
 
 
+@router.post(
+    "/orders/{order_id}/flags/{flag}/clear",
+    responses={
+        404: {"model": ErrorBody, "description": "no such order"},
+        409: {"model": ErrorBody, "description": "the order does not carry that flag"},
+    },
+    summary="Clear a flag raised beside the order (platform_ship_refused) once a clerk settled it",
+)
+async def clear_flag(
+    request: Request,
+    order_id: str = OrderIdPath,
+    flag: str = Path(min_length=1, max_length=64, description="e.g. platform_ship_refused"),
+    body: dict[str, Any] | None = Body(None, examples=[{"note": "shipped by hand on Taobao"}]),
+    principal: Principal = Depends(allow("operator_action")),
+) -> JSONResponse:
+    from models.db import transaction
+    from orders.store import FlagNotCleared, clear_outside_flag
+
+    note = (body or {}).get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > 500):
+        raise ApiError(422, "note: a text of at most 500 characters", field="note")
+
+    def clear() -> list[str]:
+        with transaction(services(request).factory) as session:
+            return clear_outside_flag(session, order_id, flag, by=principal.name, note=note)
+
+    try:
+        flags = await run_in_threadpool(clear)
+    except FlagNotCleared as exc:
+        field = str(exc).split(":", 1)[0]
+        raise ApiError(exc.status, str(exc), field=field) from exc
+    return JSONResponse({"order_id": order_id, "cleared": flag, "flags": flags})
+
+
 # ------------------------------------------------------- admin: keys, data
 
 

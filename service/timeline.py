@@ -204,6 +204,10 @@ def sentence(e: dict[str, Any]) -> tuple[str, str]:
         return zh + "。", en + "."
     if kind == "write_back":  # the tracking told to the platform (platforms.writeback)
         return _write_back(e)
+    if kind == "flag_cleared":  # a clerk settled what an outside flag asked for
+        note_zh, note_en = (f"：{e['note']}", f": {e['note']}") if e.get("note") else ("", "")
+        return (f"{e.get('by') or '操作员'} 清除标记 {e.get('flag')}{note_zh}。",
+                f"{e.get('by') or 'A clerk'} cleared the flag {e.get('flag')}{note_en}.")
     if kind == "step_retried":
         return f"重试步骤 {e.get('step')}。", f"Step {e.get('step')} retried."
     rest = ", ".join(f"{k} {v}" for k, v in e.items() if k not in ("at", "type"))

@@ -387,6 +387,20 @@ async def test_each_shipment_is_written_back_once_through_a_rate_limit(rig: Sync
     assert "Taobao refused shipment 1's tracking SF SF10001" in told[-1]["en"]
     assert "退款" in told[-1]["en"] and "platform_ship_refused" in told[-1]["en"]
     assert _flagged(rig, "platform_ship_refused") == [f"taobao-{refunded}"]
+    # settled on Taobao by a clerk (`oms clear-flag`): the flag goes, the timeline says who and why
+    from models.db import transaction
+    from orders.store import FlagNotCleared, clear_outside_flag
+
+    with transaction(rig.factory) as session:
+        left = clear_outside_flag(session, f"taobao-{refunded}", "platform_ship_refused",
+                                  by="clerk-li", note="refund agreed on Taobao, parcel recalled")
+    assert "platform_ship_refused" not in left and _flagged(rig, "platform_ship_refused") == []
+    assert _told(rig, f"taobao-{refunded}")[-1]["en"] == (
+        "clerk-li cleared the flag platform_ship_refused: refund agreed on Taobao, parcel recalled.")
+    for flag, status in (("platform_ship_refused", 409), ("pick_overdue", 422)):
+        with pytest.raises(FlagNotCleared) as refused, transaction(rig.factory) as session:
+            clear_outside_flag(session, f"taobao-{refunded}", flag, by="clerk-li", note=None)
+        assert refused.value.status == status and str(refused.value).startswith("flag: ")
 
 
 def _written_back(rig: SyncRig, order_id: str) -> tuple[list[str], list[dict[str, Any]]]:

@@ -106,6 +106,29 @@ async def test_shops_over_http(svc: ServiceStack) -> None:
         r = await patch(f"/v1/shops/{name}", "admin", json={})
         assert r.status_code == 422 and "at least one" in r.json()["error"]
         assert (await patch("/v1/shops/nope", "admin", json={"merge": True})).status_code == 404
+        # a flag raised beside the order (as the sync raises a refused write-back's) is cleared
+        # by a clerk once settled; the order's own flags are not
+        from models.db import transaction
+        from models.tables import Order, OrderFlag
+
+        oid = f"pdd-{sns[0]}"
+        with transaction(svc.factory) as session:
+            order = session.get(Order, oid)
+            order.flags = [*(order.flags or []), "platform_ship_refused"]
+            session.add(order)
+            session.add(OrderFlag(order_id=oid, flag="platform_ship_refused",
+                                  created_at=order.created_at))
+        clear = f"/v1/orders/{oid}/flags/platform_ship_refused/clear"
+        assert (await svc.post(clear, "warehouse", json={})).status_code == 403
+        r = await svc.post(clear, "clerk", json={"note": 5})
+        assert r.status_code == 422 and r.json()["field"] == "note"
+        r = await svc.post(clear, "clerk", json={"note": "resent by hand on Pinduoduo"})
+        assert r.status_code == 200 and "platform_ship_refused" not in r.json()["flags"], r.text
+        assert (await svc.post(clear, "clerk")).status_code == 409
+        r = await svc.post(f"/v1/orders/{oid}/flags/pick_overdue/clear", "clerk")
+        assert r.status_code == 422 and r.json()["field"] == "flag"
+        assert (await svc.post("/v1/orders/nope/flags/platform_ship_refused/clear",
+                               "clerk")).status_code == 404
         await svc.post(f"/v1/shops/{name}/pause", "admin")
     finally:
         gateway.stop()
