@@ -131,6 +131,7 @@ async def test_the_queue_shows_an_order_waiting_for_the_buyer_and_its_page_confi
 
     await sign_in(page, svc)
     await page.click("a[data-tab=buyer]")
+    await expect(page).to_have_url(re.compile(r"[?&]tab=buyer"))  # swapped in (htmx), not the old table
     row = page.locator(f"tr[data-order='{order_id}']")
     await expect(row).to_be_visible()
     await expect(row).to_contain_text("门牌号")  # the finding, in one line, in Chinese

@@ -145,6 +145,10 @@ async def test_paste_to_fill_then_confirm_and_china_time(page: Page, svc: Servic
 
     # the keyboard: j moves to the first order of the Buyer tab, Enter opens it
     await page.click("a[data-tab=buyer]")
+    # the tab swaps the queue in (htmx) and pushes its URL as it swaps: a row found before
+    # that is the old table's, and its cursor would go with it
+    await expect(page).to_have_url(re.compile(r"[?&]tab=buyer"))
+    await page.wait_for_load_state("networkidle")
     row = page.locator(f"tr[data-order='{order_id}']")
     await expect(row).to_be_visible()
     for _ in range(await page.locator("tr[data-order]").count()):
