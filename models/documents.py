@@ -139,6 +139,29 @@ class OrderDocument(_Doc):
         return workflow_id_for(self.order_id)
 
 
+# The receiver's fields a buyer's answer or the platform can correct: the name a confirmation
+# or `platform_address` gives each, and where it sits in the document.
+RECEIVER_FIELDS: dict[str, tuple[str, str]] = {
+    "phone": ("buyer", "phone"), "name": ("buyer", "name"),
+    "province": ("address", "province"), "city": ("address", "city"),
+    "district": ("address", "district"), "detail": ("address", "detail"),
+    "postal_code": ("address", "postal_code"),
+}
+
+
+def ship_by_time(raw: Any) -> datetime | None:
+    """A document's `ship_by` (set by a platform's sync: an ISO time with its offset) as an
+    aware time in the platform's own offset; None without one, or one that is unreadable or
+    has no offset. The one reading of it: the queue's column, the search's day, the timers."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None
+
+
 def workflow_id_for(order_id: str) -> str:
     return f"order-{order_id}"
 

@@ -17,6 +17,7 @@ from models.db import insert_new
 from models.documents import (
     OrderDocument,
     created_at_problem,
+    ship_by_time,
 )
 from models.enums import Flag
 from models.errors import OmsError
@@ -90,14 +91,8 @@ def ship_by_of(document: dict[str, Any]) -> datetime | None:
     """The platform's ship-by time of an order document (`ship_by`: an ISO time with its
     offset, set by a platform's sync), in UTC; None without one or with an unreadable one
     (such an order has no timer either: `workflows.order.ship_by.deadline_of`)."""
-    raw = document.get("ship_by")
-    if not isinstance(raw, str):
-        return None
-    try:
-        at = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return at.astimezone(UTC) if at.tzinfo is not None else None
+    at = ship_by_time(document.get("ship_by"))
+    return at.astimezone(UTC) if at is not None else None
 
 
 def ship_due(ship_by: datetime | None, stage: str) -> datetime | None:
@@ -290,11 +285,11 @@ def clear_outside_flag(session: Any, order_id: str, flag: str, *, by: str, note:
     settled on the platform): the flag goes, and the order's timeline says who and why.
     Only `OUTSIDE_FLAGS`: the workflow's own flags go as the order moves on. Answers the
     order's flags."""
-    from sqlalchemy import delete, func
+    from sqlalchemy import delete
 
     from models.db import is_postgres
-    from models.tables import OrderFlag, TimelineEntry
-    from platforms.writeback import SEQ_BASE
+    from models.tables import OrderFlag
+    from platforms.writeback import entry_beside
 
     if flag not in OUTSIDE_FLAGS:
         raise FlagNotCleared(f"flag: {flag!r} is not cleared by hand; only "
@@ -307,15 +302,7 @@ def clear_outside_flag(session: Any, order_id: str, flag: str, *, by: str, note:
     order.flags = [f for f in order.flags if f != flag]
     session.add(order)
     session.execute(delete(OrderFlag).where(OrderFlag.order_id == order_id, OrderFlag.flag == flag))
-    last = session.execute(
-        select(func.max(TimelineEntry.seq)).where(TimelineEntry.order_id == order_id)
-    ).scalar()
-    document = order.document or {}
-    known = Known.values(phone=(document.get("buyer") or {}).get("phone"),
-                         detail=(document.get("address") or {}).get("detail"))
-    data = {k: v for k, v in {"flag": flag, "by": by, "note": note}.items() if v}
-    session.add(TimelineEntry(order_id=order_id, seq=max((last or 0) + 1, SEQ_BASE + 1),
-                              at=now or datetime.now(UTC), type="flag_cleared",
-                              data=scrub(data, known, phones_in_text=True)))
+    entry_beside(session, order, "flag_cleared", {"flag": flag, "by": by, "note": note or None},
+                 now or datetime.now(UTC), phones_in_text=True)
     session.flush()
     return list(order.flags)

@@ -267,15 +267,8 @@ class WindowRunner:
         decrypted then (`held_before`), its running order is sent the receiver."""
         from models.documents import check_document
 
-        connector = taobao if shop.platform == "taobao" else pinduoduo
-        sealed = [m.sealed for m in batch if m.sealed is not None]
-        t0 = time.perf_counter()
-        receivers, refused = await asyncio.to_thread(connector.decrypt, client, sealed)
-        t1 = time.perf_counter()
-        await asyncio.to_thread(self._log_pii, shop, batch, receivers, refused)
+        receivers, refused = await self._decrypt(shop, client, batch)
         t2 = time.perf_counter()
-        self.timings["decrypt"] += t1 - t0
-        self.timings["pii_log"] += t2 - t1
         ready: list[tuple[Mapped, Any]] = []
         records: list[dict[str, Any]] = []
         hold: list[tuple[Any, str]] = []  # (document without its receiver, the platform's reason)
@@ -413,10 +406,9 @@ class WindowRunner:
         shop, creds, m = found
         if creds.session is None:
             return DecryptHeldResult(reason="the shop has no session token: `oms shops token`")
-        connector = taobao if shop.platform == "taobao" else pinduoduo
         client = gateway_client(creds, self.http)
         try:
-            receivers, refused = await asyncio.to_thread(connector.decrypt, client, [m.sealed])
+            receivers, refused = await self._decrypt(shop, client, [m])
         except PlatformError as exc:
             if exc.retryable:
                 raise Retry(exc) from exc
@@ -424,7 +416,6 @@ class WindowRunner:
         finally:
             if self.http is None:
                 client.close()
-        await asyncio.to_thread(self._log_pii, shop, [m], receivers, refused)
         receiver = receivers.get(m.platform_order_id)
         if receiver is None:
             reason = refused.get(m.platform_order_id, "not decrypted")
@@ -450,10 +441,7 @@ class WindowRunner:
         receivers: dict[str, Any] = {}
         refused: dict[str, str] = {}
         if moved:
-            connector = taobao if shop.platform == "taobao" else pinduoduo
-            sealed = [m.sealed for m in moved if m.sealed is not None]
-            receivers, refused = await asyncio.to_thread(connector.decrypt, client, sealed)
-            await asyncio.to_thread(self._log_pii, shop, moved, receivers, refused)
+            receivers, refused = await self._decrypt(shop, client, moved)
         for m, old, found in changed:
             receiver = receivers.get(m.platform_order_id)
             outcomes = await apply_changes(self.temporal(), m, found, receiver=receiver)
@@ -466,6 +454,21 @@ class WindowRunner:
                 view = replace(m.view, receiver=old.receiver)  # type: ignore[arg-type]
             result.changed += 1
             await asyncio.to_thread(self._save_changes, m, outcomes, view)
+
+    async def _decrypt(
+        self, shop: Shop, client: Any, batch: list[Mapped]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The receivers of `batch` through its platform's decryption call (in batches), each
+        decryption or refusal logged (`pii-log`): (receivers, refusals) by platform order id."""
+        connector = taobao if shop.platform == "taobao" else pinduoduo
+        sealed = [m.sealed for m in batch if m.sealed is not None]
+        t0 = time.perf_counter()
+        receivers, refused = await asyncio.to_thread(connector.decrypt, client, sealed)
+        t1 = time.perf_counter()
+        await asyncio.to_thread(self._log_pii, shop, batch, receivers, refused)
+        self.timings["decrypt"] += t1 - t0
+        self.timings["pii_log"] += time.perf_counter() - t1
+        return receivers, refused
 
     # ------------------------------------------------------------------ database
     def _record(self, shop: str, m: Mapped, outcome: str, reason: str | None) -> dict[str, Any]:

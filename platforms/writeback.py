@@ -267,14 +267,6 @@ def tell_order(session: Session, item: Pending, status: str, reason: str | None,
     if order is None:
         return
     shipment = session.get(Shipment, item.shipment_id) if item.shipment_id else None
-    last = session.exec(
-        select(func.max(TimelineEntry.seq)).where(TimelineEntry.order_id == item.order_id)
-    ).one()
-    document = order.document or {}
-    known = Known.values(
-        phone=(document.get("buyer") or {}).get("phone"),
-        detail=(document.get("address") or {}).get("detail"),
-    )
     data = {
         "shipment": shipment.shipment_no if shipment is not None else item.shipment_id,
         "carrier": item.carrier,
@@ -283,15 +275,7 @@ def tell_order(session: Session, item: Pending, status: str, reason: str | None,
         "outcome": status,
         "reason": reason,
     }
-    session.add(
-        TimelineEntry(
-            order_id=item.order_id,
-            seq=max((last or 0) + 1, SEQ_BASE + 1),
-            at=now,
-            type=ENTRY,
-            data=scrub({k: v for k, v in data.items() if v is not None}, known),
-        )
-    )
+    entry_beside(session, order, ENTRY, data, now)
     if status == "refused" and FLAG not in (order.flags or []):
         order.flags = [*(order.flags or []), str(FLAG)]
         session.add(order)
@@ -300,3 +284,28 @@ def tell_order(session: Session, item: Pending, status: str, reason: str | None,
             OrderFlag.__table__,
             {"order_id": order.order_id, "flag": str(FLAG), "created_at": order.created_at},
         )
+
+
+def entry_beside(session: Session, order: Order, type_: str, data: dict[str, Any], now: Any,
+                 *, phones_in_text: bool = False) -> None:
+    """One timeline entry written beside the order's workflow: numbered after any of its own
+    (`SEQ_BASE`), its values masked as the workflow's entries are (the buyer's phone and door
+    address; with `phones_in_text`, any phone in free text too)."""
+    last = session.exec(
+        select(func.max(TimelineEntry.seq)).where(TimelineEntry.order_id == order.order_id)
+    ).one()
+    document = order.document or {}
+    known = Known.values(
+        phone=(document.get("buyer") or {}).get("phone"),
+        detail=(document.get("address") or {}).get("detail"),
+    )
+    session.add(
+        TimelineEntry(
+            order_id=order.order_id,
+            seq=max((last or 0) + 1, SEQ_BASE + 1),
+            at=now,
+            type=type_,
+            data=scrub({k: v for k, v in data.items() if v is not None}, known,
+                       phones_in_text=phones_in_text),
+        )
+    )

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy import delete, select, tuple_
 
+from models.documents import ship_by_time
 from models.settings import kept_secret
 from models.tables import OrderSearchKey, Shipment
 
@@ -59,13 +60,8 @@ def province_key(province: str) -> str:
 def ship_by_day(value: Any) -> str | None:
     """The day an order must ship by (`ship_by`, set by a platform's sync), as the platform
     wrote it (its own offset: +08:00 for the Chinese platforms): `YYYY-MM-DD`."""
-    if not isinstance(value, str):
-        return None
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return at.date().isoformat() if at.tzinfo is not None else None
+    at = ship_by_time(value)
+    return at.date().isoformat() if at is not None else None
 
 
 def keys_for(order_id: str, document: dict[str, Any], trackings: Iterable[str],

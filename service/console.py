@@ -56,13 +56,7 @@ TABS: list[tuple[str, str, str]] = [
     (str(WaitingFor.OPERATOR), "挂起", "On hold"),
 ]
 
-STAGE_ZH = {
-    "received": "已接收", "checking": "检查中", "awaiting_buyer": "待买家确认",
-    "awaiting_payment": "待付款", "allocating": "分配库存", "backordered": "缺货等待",
-    "awaiting_transfer": "等待调拨", "reviewing": "复核中", "awaiting_approval": "待审批",
-    "released": "已下发仓库", "picking": "拣货中", "packed": "已打包", "shipped": "已发货",
-    "completed": "已完成", "cancelled": "已取消", "on_hold": "挂起",
-}
+STAGE_ZH = timeline.STAGE_ZH  # one table of the stages' Chinese names
 
 OVERDUE_FLAGS = {"pick_overdue", "pick_escalated", "approval_overdue", "buyer_timeout",
                  "payment_timeout", "backorder_timeout", "transfer_timeout", "step_failed"}
@@ -158,6 +152,18 @@ async def checked_form(request: Request) -> dict[str, str] | None:
     if not isinstance(token, str) or not expected or not hmac.compare_digest(token, expected):
         return None
     return {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+
+
+async def signed_form(request: Request) -> tuple[Principal, dict[str, str]] | Response:
+    """A signed-in clerk and the form posted (its CSRF token checked); else the page to answer
+    with: the sign-in page, or the expired-form page."""
+    principal = await run_in_threadpool(signed_in, request)
+    if principal is None:
+        return to_login(request)
+    form = await checked_form(request)
+    if form is None:
+        return expired(request)
+    return principal, form
 
 
 def expired(request: Request) -> HTMLResponse:
@@ -353,12 +359,10 @@ def _validation_errors(exc: ValidationError) -> list[dict[str, str]]:
 
 @router.post("/orders/{order_id}/actions/{action}")
 async def order_action(request: Request, order_id: str, action: str) -> Response:
-    principal = await run_in_threadpool(signed_in, request)
-    if principal is None:
-        return to_login(request)
-    form = await checked_form(request)
-    if form is None:
-        return expired(request)
+    got = await signed_form(request)
+    if isinstance(got, Response):
+        return got
+    principal, form = got
     from service.api import run_action
 
     form.pop("paste", None)  # the confirm form's paste box is the clerk's, not the order's
@@ -388,12 +392,10 @@ async def order_action(request: Request, order_id: str, action: str) -> Response
 
 @router.post("/transfers/{transfer_id}/arrived")
 async def transfer_arrived(request: Request, transfer_id: str) -> Response:
-    principal = await run_in_threadpool(signed_in, request)
-    if principal is None:
-        return to_login(request)
-    form = await checked_form(request)
-    if form is None:
-        return expired(request)
+    got = await signed_form(request)
+    if isinstance(got, Response):
+        return got
+    principal, form = got
     from temporalio.service import RPCError
 
     from commands import actions
@@ -459,12 +461,10 @@ async def stock(request: Request, sku: str | None = None) -> Response:
 
 @router.post("/stock/restock")
 async def restock(request: Request) -> Response:
-    principal = await run_in_threadpool(signed_in, request)
-    if principal is None:
-        return to_login(request)
-    form = await checked_form(request)
-    if form is None:
-        return expired(request)
+    got = await signed_form(request)
+    if isinstance(got, Response):
+        return got
+    principal, form = got
     from temporalio.service import RPCError
 
     from commands import actions

@@ -196,14 +196,12 @@ async def parse_address(
 async def console_parse(request: Request, order_id: str) -> Response:
     """The confirm form's paste box: the page again, the form filled for the clerk to check."""
     from intake.parse import parse_reply
-    from service.console import checked_form, expired, order_page, signed_in, to_login
+    from service.console import order_page, signed_form
 
-    principal = await run_in_threadpool(signed_in, request)
-    if principal is None:
-        return to_login(request)
-    form = await checked_form(request)
-    if form is None:
-        return expired(request)
+    got = await signed_form(request)
+    if isinstance(got, Response):
+        return got
+    principal, form = got
     text = (form.get("paste") or "").strip()[:2000]
     filled: dict[str, Any] = {k: v for k, v in form.items() if k != "paste" and v.strip()}
     answer = None
@@ -223,15 +221,13 @@ async def console_parse(request: Request, order_id: str) -> Response:
 @pages.post("/bulk/{action}")
 async def console_bulk(request: Request, action: str) -> Response:
     """The queue's bulk buttons: the action for every ticked row, each order's outcome listed."""
-    from service.console import checked_form, expired, render, signed_in, to_login
+    from service.console import render, signed_form
 
-    principal = await run_in_threadpool(signed_in, request)
-    if principal is None:
-        return to_login(request)
+    got = await signed_form(request)
+    if isinstance(got, Response):
+        return got
+    principal, form = got
     raw = await request.form()
-    form = await checked_form(request)
-    if form is None:
-        return expired(request)
     order_ids = [v for v in raw.getlist("order_ids") if isinstance(v, str) and v]
     fields = {k: v.strip() for k, v in form.items()
               if k not in ("order_ids", "tab", "q") and v.strip()}

@@ -83,15 +83,14 @@ async def labels_page(request: Request) -> Response:
 @router.post("/labels")
 async def print_labels(request: Request) -> Response:
     """The print button: one PDF of the selected orders' labels (waybills issued first)."""
-    from service.console import checked_form, expired
+    from service.console import signed_form
     from shipping.desk import LabelProblem, labels_for
 
-    principal = await run_in_threadpool(signed_in, request)
-    if principal is None:
-        return to_login(request)
-    form = await request.form()
-    if await checked_form(request) is None:
-        return expired(request)
+    got = await signed_form(request)
+    if isinstance(got, Response):
+        return got
+    principal, _ = got
+    form = await request.form()  # the ticked order ids: a list
     order_ids = [v for v in form.getlist("order_ids") if isinstance(v, str)][:500]
     size = form.get("size") if form.get("size") in ("76x130", "100x180") else None
     svc = services(request)
@@ -127,14 +126,12 @@ async def pick_carrier_form(request: Request, parcel_id: str) -> Response:
 
     from fastapi.responses import RedirectResponse
 
-    from service.console import checked_form, expired
+    from service.console import signed_form
 
-    principal = await run_in_threadpool(signed_in, request)
-    if principal is None:
-        return to_login(request)
-    form = await checked_form(request)
-    if form is None:
-        return expired(request)
+    got = await signed_form(request)
+    if isinstance(got, Response):
+        return got
+    principal, form = got
     svc = services(request)
     order_id = form.get("order_id", "")
     from commands.shipping import pick_and_issue

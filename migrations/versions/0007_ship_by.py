@@ -29,7 +29,7 @@ CLOSED = ("shipped", "completed", "cancelled")
 
 
 def _utc(raw: Any) -> datetime | None:
-    # as orders.store.ship_by_of: an aware ISO time, else none (the migration keeps its own copy)
+    # as models.documents.ship_by_time, in UTC: a migration keeps its own copy, frozen with it
     if not isinstance(raw, str):
         return None
     try:

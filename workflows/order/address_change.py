@@ -31,9 +31,9 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.orders import OrderActivities
-    from intake.findings import standing_findings
-    from models.enums import FindingCode, Stage
+    from models.enums import Stage
     from models.payloads import CheckOrderInput
+    from workflows.order.stages import intake
 
 if TYPE_CHECKING:
     from workflows.order.context import Order
@@ -69,11 +69,7 @@ async def amend(o: Order) -> None:
         CheckOrderInput(order=s.order, policy=s.policy, submitted_at=None,
                         buyer_confirmed=s.buyer_confirmed, reserve=None),
     )
-    findings = standing_findings(result.findings, buyer_confirmed=s.buyer_confirmed)
-    codes = {str(f.code) for f in findings}
-    s.findings = findings
-    s.flags = sorted(set(s.flags) - set(FindingCode) | codes)
-    s.log("address_checked", findings=[f.public() for f in findings])
+    intake.take_findings(o, result.findings, "address_checked")
     open_shipments = s.open_shipments()
     if open_shipments:
         address = s.order.address
@@ -87,4 +83,3 @@ async def amend(o: Order) -> None:
             },
             "address-amended",
         )
-    s.touch()

@@ -25,7 +25,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
-    from models.documents import OrderDocument
+    from models.documents import RECEIVER_FIELDS, OrderDocument
     from models.enums import Flag, PaymentStatus, SignalName, Stage
     from models.payloads import (
         Approve,
@@ -139,23 +139,15 @@ def _apply_platform_refund(s: OrderState, m: PlatformRefund) -> None:
         s.drop_flag(Flag.REFUND_REQUESTED)
 
 
-_ADDRESS_FIELDS = {
-    "name": ("buyer", "name"), "phone": ("buyer", "phone"),
-    "province": ("address", "province"), "city": ("address", "city"),
-    "district": ("address", "district"), "detail": ("address", "detail"),
-    "postal_code": ("address", "postal_code"),
-}
-
-
-def _address_changes(s: OrderState, m: PlatformAddress) -> list[tuple[str, str, Any, Any]]:
-    """(field, part.key, old, new) for each receiver field the platform's address changes."""
+def _address_changes(s: OrderState, m: PlatformAddress) -> list[tuple[str, Any, Any]]:
+    """(part.key, old, new) for each receiver field the platform's address changes."""
     doc = s.order.model_dump(mode="json")
     out = []
-    for field, (part, key) in _ADDRESS_FIELDS.items():
+    for field, (part, key) in RECEIVER_FIELDS.items():
         new = getattr(m, field)
         old = (doc.get(part) or {}).get(key)
         if new is not None and new != old:
-            out.append((field, f"{part}.{key}", old, new))
+            out.append((f"{part}.{key}", old, new))
     return out
 
 
@@ -182,7 +174,7 @@ def _apply_platform_address(s: OrderState, m: PlatformAddress) -> None:
     each change shown old → new (masked), and is checked again (`address_change`). An order
     waiting for its buyer's answer takes it as that answer: the buyer corrected it."""
     doc = s.order.model_dump(mode="json")
-    for _field, path, old, new in _address_changes(s, m):
+    for path, old, new in _address_changes(s, m):
         part, key = path.split(".")
         doc[part][key] = new
         s.log("correction", field=path, old=_mask_receiver(path, old),
@@ -324,13 +316,6 @@ BY_UPDATE: dict[str, Message] = {m.update: m for m in MESSAGES.values() if m.upd
 
 # ----------------------------------------------------- update-only refusals
 
-_CONFIRM_FIELDS = {
-    "phone": ("buyer", "phone"), "name": ("buyer", "name"),
-    "province": ("address", "province"), "city": ("address", "city"),
-    "district": ("address", "district"), "detail": ("address", "detail"),
-    "postal_code": ("address", "postal_code"),
-}
-
 
 def nothing_to_confirm(s: OrderState, m: BuyerConfirmed) -> str | None:
     """A confirm that corrects nothing, asks for nothing and carries no note is refused: it
@@ -338,7 +323,7 @@ def nothing_to_confirm(s: OrderState, m: BuyerConfirmed) -> str | None:
     if (m.note or "").strip() or m.remarks or m.delivery_window or m.parcel_locker:
         return None
     doc = s.order.model_dump(mode="json")
-    for field, (part, key) in _CONFIRM_FIELDS.items():
+    for field, (part, key) in RECEIVER_FIELDS.items():
         value = getattr(m, field)
         if value is not None and value != (doc.get(part) or {}).get(key):
             return None

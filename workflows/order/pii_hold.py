@@ -32,11 +32,11 @@ with workflow.unsafe.imports_passed_through():
     from platforms.messages import DecryptHeldInput, DecryptHeldResult
     from workflows.order import messages
     from workflows.order.steps import STEP_FAILED, cause
+    from workflows.order.waits import A_YEAR
 
 if TYPE_CHECKING:
     from workflows.order.context import Order
 
-A_YEAR = timedelta(days=365)
 # The platform down or rate-limiting: a few tries, then the clerk is told and resumes again.
 DECRYPT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                             maximum_interval=timedelta(seconds=30), maximum_attempts=5)

@@ -20,7 +20,6 @@ for an order already on hold for another reason: once resumed, its next wait hol
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from temporalio import workflow
@@ -32,13 +31,13 @@ with workflow.unsafe.imports_passed_through():
     from shipping.retry import RETRY_WAYBILL, VOID_WITHIN, WAYBILL_TIMEOUT
     from workflows.order.stages import cancel
     from workflows.order.steps import STEP_FAILED, cause
+    from workflows.order.waits import A_YEAR
 
 if TYPE_CHECKING:
     from workflows.order.context import Order
 
 # Stages a refund does not hold: already held, or nothing left to stop.
 _NOT_HELD = {Stage.ON_HOLD, Stage.SHIPPED, Stage.COMPLETED, Stage.CANCELLED}
-A_YEAR = timedelta(days=365)
 INTERCEPTED = "a refund asked for on the platform: the parcel intercepted (拦截)"
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from models.documents import ship_by_time
     from models.enums import Flag, Stage
     from workflows.order.patches import SHIP_BY_TIMERS
     from workflows.order.state import OrderState
@@ -24,14 +25,7 @@ DONE = {Stage.SHIPPED, Stage.COMPLETED, Stage.CANCELLED}
 
 
 def deadline_of(s: OrderState) -> datetime | None:
-    raw = (s.order.model_extra or {}).get("ship_by")
-    if not isinstance(raw, str):
-        return None
-    try:
-        at = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return at if at.tzinfo is not None else None
+    return ship_by_time((s.order.model_extra or {}).get("ship_by"))
 
 
 def watch(s: OrderState) -> asyncio.Task[None] | None:

@@ -16,7 +16,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.orders import OrderActivities
-    from models.documents import OrderDocument
+    from models.documents import RECEIVER_FIELDS, OrderDocument
     from models.enums import Channel, Flag, Stage, WaitingFor
     from models.payloads import ContactInput
     from models.types import Finding
@@ -24,16 +24,6 @@ with workflow.unsafe.imports_passed_through():
 
 if TYPE_CHECKING:
     from workflows.order.context import Order
-
-_CORRECTABLE = (
-    ("phone", ("buyer", "phone")),
-    ("name", ("buyer", "name")),
-    ("province", ("address", "province")),
-    ("city", ("address", "city")),
-    ("district", ("address", "district")),
-    ("detail", ("address", "detail")),
-    ("postal_code", ("address", "postal_code")),
-)
 
 
 async def ask_buyer(o: Order, findings: list[Finding]) -> None:
@@ -82,7 +72,7 @@ def apply_confirmations(o: Order) -> None:
     changes: list[dict[str, Any]] = []
     for confirmation in s.inbox.confirmations:
         data = confirmation.model_dump(exclude_none=True)
-        for field, (part, key) in _CORRECTABLE:
+        for field, (part, key) in RECEIVER_FIELDS.items():
             if field in data and doc[part].get(key) != data[field]:
                 changes.append({"field": f"{part}.{key}", "old": doc[part].get(key), "new": data[field]})
                 doc[part][key] = data[field]

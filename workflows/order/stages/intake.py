@@ -75,11 +75,18 @@ async def check(o: Order) -> list[Finding]:
     s.unrecorded_since = None
     s.prereview = (checked, result.review)
     s.preallocated = result.allocation
-    findings = standing_findings(result.findings, buyer_confirmed=s.buyer_confirmed)
+    return take_findings(o, result.findings, "checked")
+
+
+def take_findings(o: Order, found: list[Finding], event: str) -> list[Finding]:
+    """A check's findings become the order's (those still standing) and its flags, in the
+    timeline as `event`."""
+    s = o.state
+    findings = standing_findings(found, buyer_confirmed=s.buyer_confirmed)
     s.findings = findings
     codes = [str(f.code) for f in findings]
     s.flags = sorted(set(s.flags) - set(FindingCode) | set(codes))
-    s.log("checked", findings=[f.public() for f in findings])
+    s.log(event, findings=[f.public() for f in findings])
     s.touch()
     return findings
 
