@@ -39,6 +39,7 @@ def all_activities(factory: Any, sender: Any, *, cainiao: Any = None,
         outbox.deliver_event,
         shipping.prepare_parcel,
         shipping.void_parcels,
+        shipping.readdress_parcels,
     ]
 
 

@@ -8,8 +8,9 @@ key makes every retry ask for the same waybill. A parcel's problem that no retry
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -18,6 +19,8 @@ from models.errors import ErrorType, application_error
 from shipping.payloads import (
     PrepareParcelInput,
     PrepareParcelResult,
+    ReaddressInput,
+    ReaddressResult,
     VoidParcelsInput,
     VoidParcelsResult,
 )
@@ -38,6 +41,25 @@ def _refused(exc: Any) -> ApplicationError:
     return application_error(ErrorType.PLATFORM_REFUSED, str(exc))
 
 
+T = TypeVar("T")
+
+
+def _desk(step: Callable[[], T]) -> T:
+    """A desk step: a parcel's problem is not retried; a platform error is retried only
+    when it may pass."""
+    from platforms.errors import PlatformError
+    from shipping.parcels import ParcelProblem
+
+    try:
+        return step()
+    except ParcelProblem as exc:
+        raise _business(exc) from exc
+    except PlatformError as exc:
+        if _retry_may_pass(exc):
+            raise
+        raise _refused(exc) from exc
+
+
 class ShippingActivities:
     def __init__(self, factory: Any, cainiao: Any = None) -> None:
         self._factory = factory
@@ -46,35 +68,29 @@ class ShippingActivities:
     @activity.defn(name="prepare_parcel", no_thread_cancel_exception=True)
     def prepare_parcel(self, inp: PrepareParcelInput) -> PrepareParcelResult:
         """The shipment's parcel, carrier and waybill (each once, under the parcel key)."""
-        from platforms.errors import PlatformError
         from shipping.desk import prepare
-        from shipping.parcels import MergeRule, ParcelProblem
+        from shipping.parcels import MergeRule
 
         merge = MergeRule(enabled=inp.merge, window=timedelta(seconds=inp.merge_window_s))
-        try:
-            done = prepare(self._factory, inp.shipment_id, cainiao=self._cainiao, merge=merge)
-        except ParcelProblem as exc:
-            raise _business(exc) from exc
-        except PlatformError as exc:
-            if _retry_may_pass(exc):
-                raise
-            raise _refused(exc) from exc
+        done = _desk(lambda: prepare(self._factory, inp.shipment_id, cainiao=self._cainiao,
+                                     merge=merge))
         return PrepareParcelResult(**done.as_dict())
 
     @activity.defn(name="void_parcels", no_thread_cancel_exception=True)
     def void_parcels(self, inp: VoidParcelsInput) -> VoidParcelsResult:
         """Compensation of a cancel: the order's waybills voided (Cainiao's cancelled)."""
-        from platforms.errors import PlatformError
         from shipping.desk import void_order_parcels
-        from shipping.parcels import ParcelProblem
 
-        try:
-            done = void_order_parcels(self._factory, inp.order_id, inp.reason,
-                                      cainiao=self._cainiao)
-        except ParcelProblem as exc:
-            raise _business(exc) from exc
-        except PlatformError as exc:
-            if _retry_may_pass(exc):
-                raise
-            raise _refused(exc) from exc
+        done = _desk(lambda: void_order_parcels(self._factory, inp.order_id, inp.reason,
+                                                cainiao=self._cainiao))
         return VoidParcelsResult(**done)
+
+    @activity.defn(name="readdress_parcels", no_thread_cancel_exception=True)
+    def readdress_parcels(self, inp: ReaddressInput) -> ReaddressResult:
+        """The buyer changed the address: the order's parcels re-labelled for it (a Cainiao
+        number issued to the old receiver cancelled, a printed label's number voided)."""
+        from shipping.desk import readdress_order_parcels
+
+        done = _desk(lambda: readdress_order_parcels(self._factory, inp.order_id,
+                                                     cainiao=self._cainiao))
+        return ReaddressResult.model_validate({"parcels": done})

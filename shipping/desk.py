@@ -18,6 +18,7 @@ from models.db import SessionFactory, transaction
 from models.errors import OmsError
 from models.tables import Order
 from shipping import parcels as P
+from shipping.carriers import why_not
 from shipping.pool import PoolEmpty
 from shipping.reference import carrier as find_carrier
 from shipping.tables import CarrierRow
@@ -244,13 +245,7 @@ def void_order_parcels(factory: SessionFactory, order_id: str, reason: str, *,
     voided: list[str] = []
     relabel: list[str] = []
     with transaction(factory) as session:
-        for member in session.execute(
-            select(P.ParcelOrderRow).where(P.ParcelOrderRow.order_id == order_id,
-                                           P.ParcelOrderRow.status == "in")
-        ).scalars().all():
-            parcel = session.get(P.ParcelRow, member.parcel_id, with_for_update=True)
-            if parcel is None or parcel.state in ("shipped", "void"):
-                continue
+        for _member, parcel in P.unshipped_parcels_of(session, order_id):
             others = [m.shipment_id for m in P.orders_in(session, parcel.parcel_id)
                       if m.order_id != order_id]
             printed = parcel.state != "allocated"
@@ -265,6 +260,20 @@ def void_order_parcels(factory: SessionFactory, order_id: str, reason: str, *,
                 P.leave(session, parcel, order_id)
             parcel.updated_at = P.now()
             session.add(parcel)
+    cancelled = cancel_voided(factory, void_note, cainiao)
+    for shipment_id in relabel:  # the rest of a printed merged parcel: a new waybill now
+        try:
+            prepare(factory, shipment_id, cainiao=cainiao)
+        except Exception:  # noqa: BLE001 (a service down: the next label issues it)
+            continue
+    return {"voided": [v for v in voided if v], "cancelled": cancelled}
+
+
+def cancel_voided(factory: SessionFactory, void_note: str,
+                  cainiao: CainiaoIssuer | None) -> list[str]:
+    """The Cainiao numbers voided here under `void_note`, cancelled with the service (each
+    marked `cancelled` once it answered; a retry asks only for those still owed)."""
+    with transaction(factory) as session:
         owed = [(row.number, row.carrier) for row in session.execute(
             select(P.WaybillRow).where(P.WaybillRow.kind == "cainiao",
                                        P.WaybillRow.status == "void",
@@ -286,12 +295,82 @@ def void_order_parcels(factory: SessionFactory, order_id: str, reason: str, *,
                 row.status = "cancelled"
                 session.add(row)
         cancelled.append(number)
-    for shipment_id in relabel:  # the rest of a printed merged parcel: a new waybill now
+    return cancelled
+
+
+def readdress_order_parcels(factory: SessionFactory, order_id: str, *,
+                            cainiao: CainiaoIssuer | None = None) -> list[dict[str, Any]]:
+    """The buyer changed the address on the platform before the order shipped (SPEC §3.9,
+    §8.10): no label with the old address may go out, and no Cainiao number stays issued to
+    the old receiver. Reads the order's new document (the workflow writes it first).
+
+    Each parcel of the order not yet shipped:
+
+    * merged with orders whose receiver is no longer the order's: the order leaves, into a
+      parcel of its own (when its shipment named the parcel, the others move on together to
+      a parcel named by the next of them); a merged parcel already printed is re-labelled
+      under a new number (its label listed the order), one not printed keeps its number;
+    * the order's own parcel: the carrier is chosen again when the one it has cannot serve
+      the new address; a number issued to the old receiver (`waybills.receiver_key`) is
+      voided (Cainiao's cancelled) and a new one issued when it is Cainiao's (the service
+      holds the old receiver) or already printed; a pool number not yet printed is kept (it
+      names nobody). A parcel with a new number goes back to print, its scans to zero.
+
+    Idempotent: a retry finds the order alone in its parcel under a number issued to its
+    new receiver, and issues or cancels only what is still owed. Answers each parcel of the
+    order: its number before (`old_waybill`) and now, carrier, hold.
+    """
+    void_note = f"order {order_id}: the buyer changed the address"[:200]
+    own: list[tuple[str, str | None]] = []  # (a shipment of the order's parcel, its old number)
+    others: list[str] = []  # a shipment of each parcel the order left that needs a new number
+    with transaction(factory) as session:
+        doc = P.document_of(session, order_id)
+        receiver = P.receiver_key(doc)
+        for member, parcel in P.unshipped_parcels_of(session, order_id):
+            old = parcel.waybill
+            rest = [m for m in P.orders_in(session, parcel.parcel_id) if m.order_id != order_id]
+            if rest and P.merge_key(doc, parcel.warehouse) != parcel.merge_key:
+                if parcel.parcel_id == P.parcel_id_for(member.shipment_id):
+                    moved = P.split_off(session, parcel, rest[0])
+                    moved.merge_key, moved.cost = parcel.merge_key, parcel.cost
+                    moved.carrier_reason = parcel.carrier_reason
+                    for m in rest[1:]:
+                        P.move(session, parcel, moved, m)
+                    parcel.merge_key = None
+                    others.append(rest[0].shipment_id)
+                else:
+                    if parcel.state != "allocated" and parcel.waybill:
+                        P.void_waybill(session, parcel, void_note)
+                        parcel.issue_no += 1
+                        P.back_to_print(session, parcel)
+                        others.append(rest[0].shipment_id)
+                    parcel = P.split_off(session, parcel, member)
+            carrier = find_carrier(session, parcel.carrier or "")
+            unable = why_not(carrier, P.facts_of(session, parcel)) if carrier else "gone"
+            if parcel.carrier and unable:
+                parcel.carrier, parcel.cost = None, None
+                parcel.carrier_reason = f"chosen again: the address changed (it {unable})"
+            issued = session.get(P.WaybillRow, parcel.waybill) if parcel.waybill else None
+            if issued is not None and issued.receiver_key != receiver:
+                if parcel.carrier is None or issued.kind == "cainiao" or parcel.state != "allocated":
+                    P.void_waybill(session, parcel, void_note)
+                    parcel.issue_no += 1
+                    P.back_to_print(session, parcel)
+                else:  # a pool number not printed yet: its label will show the new address
+                    issued.receiver_key = receiver
+                    session.add(issued)
+            own.append((member.shipment_id, old))
+    cancel_voided(factory, void_note, cainiao)
+    for shipment_id in others:  # a new number for what stayed together; else at its label
         try:
             prepare(factory, shipment_id, cainiao=cainiao)
         except Exception:  # noqa: BLE001 (a service down: the next label issues it)
             continue
-    return {"voided": [v for v in voided if v], "cancelled": cancelled}
+    answers = []
+    for shipment_id, old in own:  # a service down raises: the activity is retried
+        done = prepare(factory, shipment_id, cainiao=cainiao)
+        answers.append({**done.as_dict(), "old_waybill": old})
+    return answers
 
 
 def split_parcel(factory: SessionFactory, waybill: str, *,

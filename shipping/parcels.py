@@ -54,20 +54,37 @@ class MergeRule:
     window: timedelta = timedelta(minutes=30)
 
 
+def receiver_of(doc: dict[str, Any]) -> str:
+    """Who and where the parcel goes: the platform's receiver id, else name, phone, address."""
+    buyer, address = doc.get("buyer") or {}, doc.get("address") or {}
+    receiver = doc.get("oaid") or doc.get("open_address_id")
+    if receiver:
+        return str(receiver)
+    return "|".join(str(v or "").strip() for v in (
+        buyer.get("name"), buyer.get("phone"), address.get("province"), address.get("city"),
+        address.get("district"), address.get("detail")))
+
+
+def receiver_key(doc: dict[str, Any]) -> str:
+    """The receiver a waybill was issued to, as a hash that names nobody: the address in full
+    (with the platform's receiver id), so that any change of it is seen."""
+    buyer, address = doc.get("buyer") or {}, doc.get("address") or {}
+    raw = "\x1f".join(str(v or "").strip() for v in (
+        doc.get("oaid") or doc.get("open_address_id"), buyer.get("name"), buyer.get("phone"),
+        address.get("province"), address.get("city"), address.get("district"),
+        address.get("detail")))
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
+
+
 def merge_key(doc: dict[str, Any], warehouse: str) -> str | None:
     """What orders must share to share a parcel: the shop, the buyer, the receiver (name,
     phone and address, or the platform's receiver id) and the warehouse; none for COD. A
     hash: the key names nobody."""
     if (doc.get("payment") or {}).get("status") == "cod":
         return None
-    buyer, address = doc.get("buyer") or {}, doc.get("address") or {}
-    receiver = doc.get("oaid") or doc.get("open_address_id")
-    if not receiver:
-        receiver = "|".join(str(v or "").strip() for v in (
-            buyer.get("name"), buyer.get("phone"), address.get("province"), address.get("city"),
-            address.get("district"), address.get("detail")))
+    buyer = doc.get("buyer") or {}
     shop = doc.get("shop") or doc.get("platform") or ""
-    raw = "\x1f".join([str(shop), str(buyer.get("id") or ""), str(receiver), warehouse])
+    raw = "\x1f".join([str(shop), str(buyer.get("id") or ""), receiver_of(doc), warehouse])
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
@@ -100,6 +117,21 @@ def parcel_of_shipment(session: Session, shipment_id: str) -> ParcelRow | None:
                                      ParcelOrderRow.status == "in")
     ).scalars().first()
     return session.get(ParcelRow, member.parcel_id) if member else None
+
+
+def unshipped_parcels_of(session: Session,
+                         order_id: str) -> list[tuple[ParcelOrderRow, ParcelRow]]:
+    """The parcels the order is in that have not shipped (nor been voided), each locked,
+    with the order's membership."""
+    found = []
+    for member in session.execute(
+        select(ParcelOrderRow).where(ParcelOrderRow.order_id == order_id,
+                                     ParcelOrderRow.status == "in")
+    ).scalars().all():
+        parcel = session.get(ParcelRow, member.parcel_id, with_for_update=True)
+        if parcel is not None and parcel.state not in ("shipped", "void"):
+            found.append((member, parcel))
+    return found
 
 
 def ensure_parcel(session: Session, *, shipment_id: str,
@@ -272,9 +304,11 @@ def record_waybill(session: Session, parcel: ParcelRow, number: str, *, kind: st
     if existing is not None and existing.parcel_id != parcel.parcel_id:
         raise ParcelProblem(f"waybill {number} already belongs to parcel {existing.parcel_id}")
     if existing is None:
+        members = orders_in(session, parcel.parcel_id)
+        receiver = receiver_key(document_of(session, members[0].order_id)) if members else None
         session.add(WaybillRow(number=number, carrier=parcel.carrier or "", kind=kind,
                                parcel_id=parcel.parcel_id, routing_code=routing_code,
-                               issued_at=now()))
+                               receiver_key=receiver, issued_at=now()))
     parcel.waybill, parcel.routing_code, parcel.hold = number, routing_code, None
     parcel.updated_at = now()
     session.add(parcel)
@@ -350,20 +384,39 @@ def split_off(session: Session, parcel: ParcelRow, member: ParcelOrderRow) -> Pa
                     state="allocated", cod=parcel.cod, expected_g=0, created_at=t, updated_at=t)
     session.add(own)
     session.flush()
-    for line in lines_of(session, parcel.parcel_id):
+    move(session, parcel, own, member)
+    return own
+
+
+def move(session: Session, source: ParcelRow, target: ParcelRow, member: ParcelOrderRow) -> None:
+    """An order's lines and membership from one parcel into another."""
+    for line in lines_of(session, source.parcel_id):
         if line.order_id == member.order_id:
-            parcel.expected_g -= line.weight_g * line.qty
-            own.expected_g += line.weight_g * line.qty
-            session.add(ParcelLineRow(parcel_id=own.parcel_id, order_id=line.order_id,
+            source.expected_g -= line.weight_g * line.qty
+            target.expected_g += line.weight_g * line.qty
+            session.add(ParcelLineRow(parcel_id=target.parcel_id, order_id=line.order_id,
                                       sku=line.sku, name=line.name, qty=line.qty,
                                       weight_g=line.weight_g))
             session.delete(line)
     member.status = "left"
     session.add(member)
-    session.add(ParcelOrderRow(parcel_id=own.parcel_id, order_id=member.order_id,
-                               shipment_id=member.shipment_id, joined_at=t))
+    session.add(ParcelOrderRow(parcel_id=target.parcel_id, order_id=member.order_id,
+                               shipment_id=member.shipment_id, joined_at=now()))
+    session.add(source)
+    session.add(target)
     session.flush()
-    return own
+
+
+def back_to_print(session: Session, parcel: ParcelRow) -> None:
+    """A parcel whose label changed goes back to the start of the desk: printed again, and
+    its items scanned again (the box is opened for the new label anyway)."""
+    parcel.state, parcel.printed_at, parcel.verified_at = "allocated", None, None
+    for line in lines_of(session, parcel.parcel_id):
+        if line.scanned:
+            line.scanned = 0
+            session.add(line)
+    parcel.updated_at = now()
+    session.add(parcel)
 
 
 def by_waybill(session: Session, waybill: str, *, lock: bool = False) -> ParcelRow | None:

@@ -31,6 +31,18 @@ class VoidParcelsResult(BaseModel):
     cancelled: list[str] = Field(default_factory=list)  # ... of them cancelled at Cainiao
 
 
+class ReaddressInput(BaseModel):
+    order_id: str
+
+
+class ReaddressedParcel(PrepareParcelResult):
+    old_waybill: str | None = None  # the number the order's label had (void now, or kept)
+
+
+class ReaddressResult(BaseModel):
+    parcels: list[ReaddressedParcel] = Field(default_factory=list)
+
+
 class ParcelReady(BaseModel):
     """Signal `parcel_ready` (from the desk, never typed by a clerk): a parcel that waited
     (`no_carrier`, `waybill_pool_empty`) has its carrier and waybill now."""

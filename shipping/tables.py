@@ -88,6 +88,8 @@ class WaybillRow(SQLModel, table=True):
     parcel_id: str = Field(max_length=120, index=True)
     status: str = Field(default="issued", max_length=12)  # issued | void | cancelled
     routing_code: str | None = Field(default=None, max_length=60)
+    # Whom it was issued to (`parcels.receiver_key`, a hash): a changed address is seen.
+    receiver_key: str | None = Field(default=None, max_length=40)
     issued_at: datetime = _ts(nullable=False)
     voided_at: datetime | None = _ts(nullable=True)
     void_reason: str | None = Field(default=None, max_length=200)

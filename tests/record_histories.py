@@ -218,6 +218,28 @@ async def pii_hold(flow: Flow) -> str:
     return oid
 
 
+async def readdress(flow: Flow) -> str:
+    """On the shipping desk: released, its label printed, then the buyer changes the address on
+    the platform: checked again, the pick list amended, the printed number voided and a new
+    one issued (`stages.desk.readdress`); shipped (issue 19 x 20)."""
+    from shipping.desk import labels_for
+    from tests.harness.desk import seed_desk
+
+    oid = flow.oid("readdress")
+    load_sample(flow.factory)
+    seed_desk(flow.factory)
+    await flow.start(make_order(oid, [(SHIRT, 1)]))
+    await flow.stage(oid, "released")
+    await flow.persisted(oid, lambda st: any(e["type"] == "parcel" for e in st["events"]))
+    labels_for(flow.factory, [oid])
+    await flow.signal(oid, "platform_address", {
+        "platform": "taobao", "name": "李四", "phone": "13987654321", "province": "浙江省",
+        "city": "杭州市", "district": "西湖区", "detail": "文三路88号2幢302室"})
+    await flow.persisted(oid, lambda st: "parcel_readdressed" in str(st["events"]))
+    await flow.ship_all(oid)
+    return oid
+
+
 PATHS: dict[str, Callable[[Flow], Awaitable[str]]] = {
     "clean": clean,
     "buyer": buyer,
@@ -232,6 +254,7 @@ PATHS: dict[str, Callable[[Flow], Awaitable[str]]] = {
     "refund-hold": refund_hold,
     "platform-address": platform_address,
     "pii-hold": pii_hold,
+    "readdress": readdress,
 }
 
 

@@ -135,3 +135,47 @@ async def test_two_orders_released_together_share_one_parcel(dev_env, tmp_path: 
         assert sorted(status["parcels"][0]["orders"]) == sorted(ids)
         r = await stack.post("/v1/labels", "warehouse", json={"order_ids": ids})
         assert r.headers["x-oms-waybills"] == events[0]["waybill"]  # one label for both
+
+
+async def test_an_address_changed_after_printing_voids_the_label_and_prints_the_new_one(
+        dev_env, tmp_path: Path) -> None:
+    """The buyer changes the address on the platform after the label was printed: the order
+    is checked again, its warehouse gets an amended pick list, the printed number is voided
+    (a packer scanning the old label is refused) and the new label carries the new address."""
+    from tests.harness.desk import pdf_pages_decoded, pdf_text
+
+    async with running_service(dev_env, tmp_path / "svc", stock=STOCK) as stack:
+        seed_desk(stack.factory)
+        oid = tag("RA-WF")
+        await released(stack, oid, [("TSHIRT-RED-M", 1)])
+        old = (await parcel_event(stack, oid))["waybill"]
+        r = await stack.post("/v1/labels", "warehouse", json={"order_ids": [oid]})
+        assert r.status_code == 200 and r.headers["x-oms-waybills"] == old
+        new = {"platform": "taobao", "name": "李四", "phone": "13987654321",
+               "province": "浙江省", "city": "杭州市", "district": "西湖区",
+               "detail": "文三路88号2幢302室"}  # fmt: skip
+        await stack.client.get_workflow_handle(f"order-{oid}").signal("platform_address", new)
+        import asyncio
+
+        for _ in range(150):
+            order = await stack.order(oid)
+            moved = [e for e in order["events"] if e["type"] == "parcel_readdressed"]
+            if moved:
+                break
+            await asyncio.sleep(0.2)
+        assert moved, [e["type"] for e in order["events"]]
+        assert moved[0]["old_waybill"] == old and moved[0]["waybill"] not in (None, old)
+        assert "pick_list_amended" in [e["type"] for e in order["events"]]
+        assert order["parcels"][0]["waybill"] == moved[0]["waybill"]
+        assert order["parcels"][0]["state"] == "allocated"  # to be printed again
+        refused = await stack.post(f"/v1/parcels/{old}/scan", "warehouse",
+                                   json={"barcode": "6901234567892"})
+        assert refused.status_code == 409 and f"waybill {old} is void" in refused.json()["reason"]
+        r = await stack.post("/v1/labels", "warehouse", json={"order_ids": [oid]})
+        assert r.status_code == 200 and r.headers["x-oms-waybills"] == moved[0]["waybill"]
+        pdf = tmp_path / "new.pdf"
+        pdf.write_bytes(r.content)
+        assert pdf_pages_decoded(pdf, tmp_path) == [moved[0]["waybill"]]
+        [page] = pdf_text(pdf)
+        assert "文三路88号2幢302室" in page.replace(" ", "") and "李*" in page
+        assert "13987654321" not in page and "文三路100号" not in page.replace(" ", "")

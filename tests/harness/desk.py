@@ -5,6 +5,8 @@ back (pdftoppm + zbarimg, pdftotext)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -145,3 +147,42 @@ def pdf_text(pdf: Path) -> list[str]:
     run = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True,
                          capture_output=True, text=True)
     return run.stdout.split("\f")[:-1]
+
+
+# A carrier whose numbers come from Cainiao through the TOP shop `tb-main`: first in its file
+# and the cheapest, so that every parcel goes to it.
+CAINIAO_CARRIERS = [{
+    "code": "YUNDA", "name": "韵达快递", "cod": False, "max_weight_g": 30000,
+    "rates": [{"provinces": "*", "first_kg": "1.00", "extra_kg": "1.00"}],
+    "waybill": {"kind": "cainiao", "shop": "tb-main"},
+}]
+
+
+def cainiao_first(factory: SessionFactory) -> None:
+    """The reference data, with the Cainiao carrier ahead of the sample's carriers."""
+    seed_reference(factory)
+    with transaction(factory) as session:
+        load_carriers(session, CAINIAO_CARRIERS + sample_file("carriers"))
+
+
+@contextmanager
+def cainiao_gateway() -> Iterator[tuple[Any, Any]]:
+    """The platforms' stand-in gateway answering for the TOP shop `tb-main`, and the desk's
+    Cainiao client on it: (the stand-in's shop, `TopCainiao`)."""
+    from platforms.standin import StandinGateway, StandinShop
+    from platforms.top import TopClient
+    from shipping.cainiao import TopCainiao
+
+    shop = StandinShop("taobao", app_key="k-1", app_secret="s-1", session="sess-1")
+    server = StandinGateway(shop).start()
+    top = TopClient(api_url=server.url, app_key="k-1", app_secret="s-1", session="sess-1")
+
+    def client(name: str) -> TopClient:
+        assert name == "tb-main", f"asked for shop {name}"
+        return top
+
+    try:
+        yield shop, TopCainiao(client)
+    finally:
+        top.close()
+        server.stop()

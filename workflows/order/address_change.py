@@ -12,15 +12,20 @@ unchecked (`state.address_changed`). Where the order stands decides what follows
   recorded twice), its findings replace the address findings and flags; an order already
   released sends its warehouse an **amended pick list** (`pick_list_amended`: the open
   shipments and the new delivery region; the door address and the receiver stay off it,
-  as on the pick list), and the desk prints the label from the order's new document.
+  as on the pick list); on the shipping desk its parcels are re-labelled for the new
+  address (`stages.desk.readdress`: a merged parcel left, a Cainiao number issued to the old
+  receiver cancelled and a new one issued, a printed label's number voided, the carrier
+  chosen again when the old one cannot serve the new address).
 
 Found wanting (a street without a number, say), the new address is flagged for a clerk like
 any finding; the amended pick list still goes out, so the warehouse never packs for the old
 address. The same address sent twice is refused by the message's rule ("the order already
 has this address"): a change seen twice changes nothing the second time.
 
-No patch guards this: old histories never carry `platform_address`, and every command here
-follows that signal.
+No patch guards the check and the amended pick list: old histories never carry
+`platform_address`, and every command here follows that signal. The parcels' re-labelling
+came later, so it is taken only by orders started on its code (`patches.FLOW_2026_12_05_B`):
+an older order replaying a change it already took must not meet a step it never ran.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.orders import OrderActivities
     from models.enums import Stage
     from models.payloads import CheckOrderInput
-    from workflows.order.stages import intake
+    from workflows.order.stages import desk, intake
 
 if TYPE_CHECKING:
     from workflows.order.context import Order
@@ -83,3 +88,4 @@ async def amend(o: Order) -> None:
             },
             "address-amended",
         )
+        await desk.readdress(o)

@@ -59,6 +59,10 @@ REFUND_HOLD = "order-refund-hold-2026-12-05"
 # (a new order marks only its newest flow: three markers in its first task made the server keep
 # the speculative workflow task of the first update refused after it, one empty task written).
 FLOW_2026_12_05 = "order-flow-2026-12-05"
+# 2026-12-05 (later), first activation: every change above, and an address the buyer changed on
+# the platform after the release re-labels the order's parcels (`stages.desk.readdress`): a
+# Cainiao number issued to the old receiver cancelled, a printed label's number voided.
+FLOW_2026_12_05_B = "order-flow-2026-12-05-b"
 
 
 class Patches:
@@ -69,11 +73,13 @@ class Patches:
         self.flow_11_30 = False  # started on the code of 2026-11-30 or later
         self.desk = False  # started on the shipping desk's code (2026-12-05) or later
         self.refund_hold = False  # a platform's refund holds it (2026-12-05) or only flags it
+        self.readdress = False  # a changed address re-labels its parcels (2026-12-05, later)
 
     def decide(self) -> None:
         """Called first thing in `run`. A new order marks only the newest flow, which implies
         the older ones; an order started earlier finds its own marker (or none) instead."""
-        flow_12_05 = workflow.patched(FLOW_2026_12_05)
+        self.readdress = workflow.patched(FLOW_2026_12_05_B)
+        flow_12_05 = self.readdress or workflow.patched(FLOW_2026_12_05)
         self.flow_12_01 = flow_12_05 or workflow.patched(FLOW_2026_12_01)
         self.flow_11_30 = self.flow_12_01 or workflow.patched(FLOW_2026_11_30)
         self.desk = flow_12_05 or (self.flow_12_01 and workflow.patched(SHIPPING_DESK))

@@ -110,6 +110,13 @@ class Persistence:
         self.steps_.deliver(result.event_ids)
         self.written_events(updates, result.shipments)
 
+    async def write_now(self) -> None:
+        """The state as it is now in the database, before a step that reads it there."""
+        if self.persisting:
+            await workflow.wait_condition(lambda: not self.persisting)
+        if self.dirty or self.unwritten:
+            await self.persist_once()
+
     async def write_warehouse_events(self) -> None:
         """Warehouse events applied but not yet in the database: write them (with the state) now."""
         if self.persisting:

@@ -2,52 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
 
 from models.db import transaction
 from platforms.errors import GatewayUnavailable
-from platforms.standin import StandinGateway, StandinShop
-from platforms.top import TopClient
+from platforms.standin import StandinShop
 from shipping import standin as cainiao_standin
 from shipping.cainiao import TopCainiao
 from shipping.desk import labels_for, prepare
-from shipping.reference import load_carriers
 from shipping.tables import ParcelRow
-from tests.harness import SAMPLE
-from tests.harness.desk import pdf_pages_decoded, pdf_text, released, seed_reference
-
-CAINIAO_CARRIERS = [{
-    "code": "YUNDA", "name": "韵达快递", "cod": False, "max_weight_g": 30000,
-    "rates": [{"provinces": "*", "first_kg": "1.00", "extra_kg": "1.00"}],
-    "waybill": {"kind": "cainiao", "shop": "tb-main"},
-}]
+from tests.harness.desk import cainiao_first, cainiao_gateway, pdf_pages_decoded, pdf_text, released
 
 
 @pytest.fixture
 def gateway() -> Iterator[tuple[StandinShop, TopCainiao]]:
-    shop = StandinShop("taobao", app_key="k-1", app_secret="s-1", session="sess-1")
-    server = StandinGateway(shop).start()
-    top = TopClient(api_url=server.url, app_key="k-1", app_secret="s-1", session="sess-1")
-    try:
-        yield shop, TopCainiao(lambda name: top if name == "tb-main" else _no_shop(name))
-    finally:
-        top.close()
-        server.stop()
+    with cainiao_gateway() as pair:
+        yield pair
 
 
-def _no_shop(name: str) -> TopClient:
-    raise AssertionError(f"asked for shop {name}")
-
-
-def seed(factory) -> None:
-    seed_reference(factory)
-    with transaction(factory) as session:
-        # YUNDA first in the file and the cheapest: every parcel goes to it.
-        load_carriers(session, CAINIAO_CARRIERS + json.loads(
-            (SAMPLE / "carriers.json").read_text("utf-8")))
+seed = cainiao_first
 
 
 def test_a_parcel_gets_one_cainiao_waybill_under_its_key(factory, gateway) -> None:

@@ -22,7 +22,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.shipping import ShippingActivities
-    from shipping.payloads import PrepareParcelInput, VoidParcelsInput
+    from shipping.payloads import PrepareParcelInput, ReaddressInput, VoidParcelsInput
     from shipping.retry import RETRY_WAYBILL, VOID_WITHIN, WAYBILL_TIMEOUT
     from workflows.order.steps import STEP_FAILED, cause
 
@@ -74,3 +74,32 @@ async def void_waybills(o: Order) -> None:
     )
     if result.voided:
         s.log("waybills_voided", waybills=result.voided, cancelled=result.cancelled)
+
+
+async def readdress(o: Order) -> None:
+    """The buyer changed the address after the release (`address_change.amend`): the order's
+    parcels re-labelled for it (`shipping.desk.readdress_order_parcels`). The desk reads the
+    order's document from the database, so the state is written first. A waybill service
+    that is down is retried with backoff; a problem no retry can fix is flagged for a clerk."""
+    s = o.state
+    if not (o.patches.readdress and s.policy.shipping.desk and s.open_shipments()):
+        return
+    await o.persistence.write_now()
+    try:
+        result = await workflow.execute_activity_method(
+            ShippingActivities.readdress_parcels,
+            ReaddressInput(order_id=s.order_id),
+            start_to_close_timeout=WAYBILL_TIMEOUT,
+            retry_policy=RETRY_WAYBILL,
+        )
+    except STEP_FAILED as err:
+        s.flag("parcel_failed")
+        s.log("parcel_failed", error=cause(err), reason="the address changed")
+        return
+    for parcel in result.parcels:
+        s.log("parcel_readdressed", parcel=parcel.parcel_id, carrier=parcel.carrier,
+              old_waybill=parcel.old_waybill, waybill=parcel.waybill, hold=parcel.hold,
+              reason=parcel.reason)
+        for flag in parcel.flags:
+            s.flag(flag)
+    s.touch()
