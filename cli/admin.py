@@ -178,6 +178,28 @@ def cmd_purge_pii(ctx: Context, a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_resend_write_back(ctx: Context, a: argparse.Namespace) -> int:
+    """`oms resend-write-back ORDER --note TEXT`: the order's refused write-backs sent again at
+    their shop's next sync run, once what the platform refused for is settled."""
+    import getpass
+
+    from models.db import transaction
+    from platforms.writeback import ResendRefused, resend
+
+    try:
+        with transaction(ctx.factory) as session:
+            sent = resend(session, a.order_id, by=a.by or getpass.getuser(), note=a.note)
+    except ResendRefused as exc:
+        raise CliError(str(exc)) from None
+    if a.json:
+        emit_json({"order_id": a.order_id, "resent": sent})
+        return 0
+    for item in sent:
+        out(f"{a.order_id}: {item['carrier']} {item['tracking_no']} sent again at shop "
+            f"{item['shop']}'s next sync (now: oms shops sync {item['shop']})")
+    return 0
+
+
 def cmd_clear_flag(ctx: Context, a: argparse.Namespace) -> int:
     """`oms clear-flag ORDER FLAG --note TEXT`: a clerk settled what an outside flag asked for
     (a write-back the platform refused, settled on the platform)."""
@@ -334,6 +356,14 @@ def add_parsers(sub: Any) -> None:
     cf.add_argument("--by", help="who (default: this login)")
     cf.add_argument("--json", action="store_true")
     cf.set_defaults(handler=cmd_clear_flag)
+
+    rw = sub.add_parser("resend-write-back",
+                        help="send an order's refused write-backs to its platform again, once settled")
+    rw.add_argument("order_id")
+    rw.add_argument("--note", help="what was settled (in the order's timeline)")
+    rw.add_argument("--by", help="who (default: this login)")
+    rw.add_argument("--json", action="store_true")
+    rw.set_defaults(handler=cmd_resend_write_back)
 
     pp = sub.add_parser("purge-pii", help="mask buyer name, phone, address detail of orders ended long ago")
     pp.add_argument("--older-than", default="P90D", help="ISO 8601 duration or seconds (default P90D)")

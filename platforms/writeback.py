@@ -54,10 +54,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import delete
 from sqlmodel import Session, col, func, select
 
 from models.db import insert_new, is_postgres
 from models.enums import Flag
+from models.errors import OmsError
 from models.tables import Order, OrderFlag, OutboxEvent, Shipment, TimelineEntry
 from platforms.errors import CallRefused, PlatformError, SessionExpired
 from platforms.tables import ShopOrder, WriteBack, utcnow
@@ -284,6 +286,63 @@ def tell_order(session: Session, item: Pending, status: str, reason: str | None,
             OrderFlag.__table__,
             {"order_id": order.order_id, "flag": str(FLAG), "created_at": order.created_at},
         )
+    elif status == "done" and FLAG in (order.flags or []):
+        # Taken after a refusal (a clerk resent it): the flag goes once none is refused still.
+        still = session.exec(
+            select(WriteBack.event_id).where(
+                WriteBack.order_id == order.order_id,
+                WriteBack.status == "refused",
+                WriteBack.event_id != item.event_id,
+            )
+        ).first()
+        if still is None:
+            order.flags = [f for f in order.flags if f != str(FLAG)]
+            session.add(order)
+            session.execute(
+                delete(OrderFlag).where(
+                    col(OrderFlag.order_id) == order.order_id, col(OrderFlag.flag) == str(FLAG)
+                )
+            )
+
+
+class ResendRefused(OmsError, ValueError):
+    """A write-back that cannot be sent again (`status`: the HTTP status that says why)."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def resend(session: Session, order_id: str, *, by: str, note: str | None,
+           now: Any = None) -> list[dict[str, Any]]:
+    """A clerk sends the order's refused write-backs again, once what the platform refused
+    for is settled (the buyer withdrew the refund, the carrier code fixed): each is sent at
+    its shop's next sync run (or `oms shops sync SHOP` now), once, like any write-back; the
+    timeline says who and why. The flag `platform_ship_refused` goes when the platform takes
+    it; refused again, it stays, with the new reason. Answers the write-backs resent."""
+    order = session.get(Order, order_id, with_for_update=is_postgres(session))
+    if order is None:
+        raise ResendRefused(f"order_id: no order {order_id!r}", 404)
+    rows = session.exec(
+        select(WriteBack)
+        .where(WriteBack.order_id == order_id, WriteBack.status == "refused")
+        .order_by(col(WriteBack.at))
+    ).all()
+    if not rows:
+        raise ResendRefused(f"order_id: {order_id} has no write-back the platform refused")
+    now = now or utcnow()
+    for row in rows:  # the note goes to the timeline only, masked there
+        row.status, row.reason, row.at = "waiting", f"sent again by {by}"[:500], now
+        session.add(row)
+    shipments = [session.get(Shipment, r.shipment_id) for r in rows]
+    entry_beside(session, order, "write_back_resent", {
+        "platform": order.platform, "by": by, "note": note or None,
+        "shipments": [sh.shipment_no if sh is not None else r.shipment_id
+                      for sh, r in zip(shipments, rows, strict=True)],
+    }, now, phones_in_text=True)
+    session.flush()
+    return [{"shop": r.shop, "shipment_id": r.shipment_id, "carrier": r.carrier,
+             "tracking_no": r.tracking_no} for r in rows]
 
 
 def entry_beside(session: Session, order: Order, type_: str, data: dict[str, Any], now: Any,

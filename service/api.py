@@ -362,6 +362,28 @@ async def transfer_arrived(
     return answer_response(answer)
 
 
+async def _clerk_settles(request: Request, body: dict[str, Any] | None, principal: Principal,
+                         step: Any, refusal: type[Exception]) -> Any:
+    """A clerk's step over an order's row, with an optional note (what was settled): the note
+    judged, the step run in one transaction, its refusal answered with its status and field
+    (the message's first word)."""
+    from models.db import transaction
+
+    note = (body or {}).get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > 500):
+        raise ApiError(422, "note: a text of at most 500 characters", field="note")
+
+    def run() -> Any:
+        with transaction(services(request).factory) as session:
+            return step(session, by=principal.name, note=note)
+
+    try:
+        return await run_in_threadpool(run)
+    except refusal as exc:
+        message = str(exc)
+        raise ApiError(getattr(exc, "status", 409), message, field=message.split(":", 1)[0]) from exc
+
+
 @router.post(
     "/orders/{order_id}/flags/{flag}/clear",
     responses={
@@ -377,23 +399,34 @@ async def clear_flag(
     body: dict[str, Any] | None = Body(None, examples=[{"note": "shipped by hand on Taobao"}]),
     principal: Principal = Depends(allow("operator_action")),
 ) -> JSONResponse:
-    from models.db import transaction
     from orders.store import FlagNotCleared, clear_outside_flag
 
-    note = (body or {}).get("note")
-    if note is not None and (not isinstance(note, str) or len(note) > 500):
-        raise ApiError(422, "note: a text of at most 500 characters", field="note")
-
-    def clear() -> list[str]:
-        with transaction(services(request).factory) as session:
-            return clear_outside_flag(session, order_id, flag, by=principal.name, note=note)
-
-    try:
-        flags = await run_in_threadpool(clear)
-    except FlagNotCleared as exc:
-        field = str(exc).split(":", 1)[0]
-        raise ApiError(exc.status, str(exc), field=field) from exc
+    flags = await _clerk_settles(
+        request, body, principal,
+        lambda session, **kw: clear_outside_flag(session, order_id, flag, **kw), FlagNotCleared)
     return JSONResponse({"order_id": order_id, "cleared": flag, "flags": flags})
+
+
+@router.post(
+    "/orders/{order_id}/write-back/resend",
+    responses={
+        404: {"model": ErrorBody, "description": "no such order"},
+        409: {"model": ErrorBody, "description": "the order has no refused write-back"},
+    },
+    summary="Send an order's refused write-backs to its platform again (at the shop's next sync)",
+)
+async def resend_write_back(
+    request: Request,
+    order_id: str = OrderIdPath,
+    body: dict[str, Any] | None = Body(None, examples=[{"note": "buyer withdrew the refund"}]),
+    principal: Principal = Depends(allow("operator_action")),
+) -> JSONResponse:
+    from platforms.writeback import ResendRefused, resend
+
+    sent = await _clerk_settles(
+        request, body, principal,
+        lambda session, **kw: resend(session, order_id, **kw), ResendRefused)
+    return JSONResponse({"order_id": order_id, "resent": sent})
 
 
 # ------------------------------------------------------- admin: keys, data

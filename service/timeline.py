@@ -191,6 +191,19 @@ def sentence(e: dict[str, Any]) -> tuple[str, str]:
         why_zh, why_en = (f"（{e['reason']}）", f" ({e['reason']})") if e.get("reason") else ("", "")
         return (f"包裹 {e.get('shipment')} 选定承运 {e.get('carrier')}{why_zh}，运单号 {e.get('waybill') or '—'}。",
                 f"Shipment {e.get('shipment')}: carrier {e.get('carrier')}{why_en}, waybill {e.get('waybill') or '—'}.")
+    if kind == "parcel_readdressed":  # the buyer changed the address: the desk re-labelled it
+        parcel, old, new = e.get("parcel"), e.get("old_waybill"), e.get("waybill")
+        if e.get("hold"):
+            return (f"改址后包裹 {parcel} 暂缓出单：{e.get('reason') or e.get('hold')}。",
+                    f"Parcel {parcel} held after the address change: {e.get('reason') or e.get('hold')}.")
+        if old and old == new:
+            return (f"改址：包裹 {parcel} 保留运单号 {new}（尚未打印），面单按新地址打印。",
+                    f"Address changed: parcel {parcel} keeps waybill {new} (not printed yet); "
+                    "its label prints the new address.")
+        gone_zh, gone_en = (f"原运单号 {old} 作废，", f"waybill {old} voided, ") if old else ("", "")
+        return (f"改址：包裹 {parcel} {gone_zh}新运单号 {new}（{e.get('carrier')}），请重新打印面单。",
+                f"Address changed: parcel {parcel}: {gone_en}new waybill {new} ({e.get('carrier')}); "
+                "print its label again.")
     if kind == "parcel_failed":
         return (f"包裹 {e.get('shipment')} 出单失败：{e.get('error')}。",
                 f"Shipment {e.get('shipment')}: no waybill ({e.get('error')}).")
@@ -204,6 +217,14 @@ def sentence(e: dict[str, Any]) -> tuple[str, str]:
         return zh + "。", en + "."
     if kind == "write_back":  # the tracking told to the platform (platforms.writeback)
         return _write_back(e)
+    if kind == "write_back_resent":  # a clerk sends a refused write-back again
+        where = str(e.get("platform") or "")
+        shipments = "、".join(str(n) for n in e.get("shipments") or [])
+        note_zh, note_en = (f"：{e['note']}", f": {e['note']}") if e.get("note") else ("", "")
+        return (f"{e.get('by') or '操作员'} 重新回传包裹 {shipments} 的运单到"
+                f"{PLATFORM_ZH.get(where, where or '平台')}（下次同步时发送）{note_zh}。",
+                f"{e.get('by') or 'A clerk'} resent shipment {shipments}'s tracking to "
+                f"{PLATFORM_EN.get(where, where or 'the platform')} (sent at the shop's next sync){note_en}.")
     if kind == "flag_cleared":  # a clerk settled what an outside flag asked for
         note_zh, note_en = (f"：{e['note']}", f": {e['note']}") if e.get("note") else ("", "")
         return (f"{e.get('by') or '操作员'} 清除标记 {e.get('flag')}{note_zh}。",

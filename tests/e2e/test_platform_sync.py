@@ -387,19 +387,41 @@ async def test_each_shipment_is_written_back_once_through_a_rate_limit(rig: Sync
     assert "Taobao refused shipment 1's tracking SF SF10001" in told[-1]["en"]
     assert "退款" in told[-1]["en"] and "platform_ship_refused" in told[-1]["en"]
     assert _flagged(rig, "platform_ship_refused") == [f"taobao-{refunded}"]
-    # settled on Taobao by a clerk (`oms clear-flag`): the flag goes, the timeline says who and why
+    # a clerk sends it again while the refund is still open: refused again, the flag stays
     from models.db import transaction
     from orders.store import FlagNotCleared, clear_outside_flag
+    from platforms.writeback import ResendRefused, resend
 
+    oid = f"taobao-{refunded}"
     with transaction(rig.factory) as session:
-        left = clear_outside_flag(session, f"taobao-{refunded}", "platform_ship_refused",
-                                  by="clerk-li", note="refund agreed on Taobao, parcel recalled")
-    assert "platform_ship_refused" not in left and _flagged(rig, "platform_ship_refused") == []
-    assert _told(rig, f"taobao-{refunded}")[-1]["en"] == (
-        "clerk-li cleared the flag platform_ship_refused: refund agreed on Taobao, parcel recalled.")
+        sent = resend(session, oid, by="clerk-li", note="asked the buyer")
+    assert [(x["shop"], x["carrier"], x["tracking_no"]) for x in sent] == [(name, "SF", "SF10001")]
+    with pytest.raises(ResendRefused, match="has no write-back the platform refused"), \
+            transaction(rig.factory) as session:  # fmt: skip
+        resend(session, f"taobao-{kept}", by="clerk-li", note=None)
+    await rig.run(name)
+    assert shop.calls["taobao.logistics.offline.send"] == sends + 1 and len(shop.shipments) == 1
+    flags, entries = _written_back(rig, oid)
+    assert [e["outcome"] for e in entries] == ["refused", "refused"]
+    assert "platform_ship_refused" in flags
+    # the buyer withdrew the refund; sent again, Taobao takes it and the flag goes by itself
+    shop.trades[refunded]["orders"]["order"][0]["refund_status"] = "CLOSED"
+    with transaction(rig.factory) as session:
+        resend(session, oid, by="clerk-li", note="buyer withdrew the refund")
+    await rig.run(name)
+    await rig.run(name)  # once
+    assert [(x.tid, x.tracking) for x in shop.shipments] == [(kept, "SF10000"), (refunded, "SF10001")]
+    assert shop.calls["taobao.logistics.offline.send"] == sends + 2
+    flags, entries = _written_back(rig, oid)
+    assert [e["outcome"] for e in entries] == ["refused", "refused", "done"]
+    assert "platform_ship_refused" not in flags and _flagged(rig, "platform_ship_refused") == []
+    told = [t["en"] for t in _told(rig, oid)]
+    assert ("clerk-li resent shipment 1's tracking to Taobao (sent at the shop's next sync): "
+            "buyer withdrew the refund.") in told
+    assert told[-1] == "Shipment 1's tracking SF SF10001 written back to Taobao."
     for flag, status in (("platform_ship_refused", 409), ("pick_overdue", 422)):
         with pytest.raises(FlagNotCleared) as refused, transaction(rig.factory) as session:
-            clear_outside_flag(session, f"taobao-{refunded}", flag, by="clerk-li", note=None)
+            clear_outside_flag(session, oid, flag, by="clerk-li", note=None)
         assert refused.value.status == status and str(refused.value).startswith("flag: ")
 
 

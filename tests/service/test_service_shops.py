@@ -129,6 +129,29 @@ async def test_shops_over_http(svc: ServiceStack) -> None:
         assert r.status_code == 422 and r.json()["field"] == "flag"
         assert (await svc.post("/v1/orders/nope/flags/platform_ship_refused/clear",
                                "clerk")).status_code == 404
+        # a refused write-back is sent again at the shop's next sync (as the sync records one)
+        from platforms.tables import WriteBack
+
+        resend = f"/v1/orders/{oid}/write-back/resend"
+        assert (await svc.post(resend, "clerk")).status_code == 409  # nothing refused yet
+        with transaction(svc.factory) as session:
+            session.add(WriteBack(event_id=f"{oid}:wb", order_id=oid, shop=name,
+                                  shipment_id=f"{oid}-1", carrier="SF", tracking_no="SF20001",
+                                  status="refused", reason="订单退款中，不能发货",
+                                  at=datetime.now(UTC)))  # fmt: skip
+        assert (await svc.post(resend, "warehouse")).status_code == 403
+        r = await svc.post(resend, "clerk", json={"note": ["x"]})
+        assert r.status_code == 422 and r.json()["field"] == "note"
+        r = await svc.post(resend, "clerk", json={"note": "buyer withdrew the refund"})
+        assert r.status_code == 200, r.text
+        assert r.json()["resent"] == [{"shop": name, "shipment_id": f"{oid}-1", "carrier": "SF",
+                                       "tracking_no": "SF20001"}]  # fmt: skip
+        with transaction(svc.factory) as session:
+            row = session.get(WriteBack, f"{oid}:wb")
+            assert (row.status, row.reason) == ("waiting", "sent again by test-clerk")
+        r = await svc.post(resend, "clerk")
+        assert r.status_code == 409 and r.json()["field"] == "order_id"
+        assert (await svc.post("/v1/orders/nope/write-back/resend", "clerk")).status_code == 404
         await svc.post(f"/v1/shops/{name}/pause", "admin")
     finally:
         gateway.stop()
