@@ -420,6 +420,43 @@ async def transfer_arrived(request: Request, transfer_id: str) -> Response:
     return await order_page(request, principal, order_id, answer)
 
 
+@router.post("/orders/{order_id}/write-back")
+async def write_back_form(request: Request, order_id: str) -> Response:
+    """The order page's answer to a refused write-back (`platform_ship_refused`): send it
+    again at the shop's next run (`op=resend`), or clear the flag once settled by hand on the
+    platform (`op=clear`); the note goes to the timeline. Answered on the order page."""
+    got = await signed_form(request)
+    if isinstance(got, Response):
+        return got
+    principal, form = got
+    from models.db import transaction
+    from orders.store import FlagNotCleared, clear_outside_flag
+    from platforms.writeback import ResendRefused, resend
+
+    op, note = form.get("op", ""), (form.get("note") or "").strip()[:500] or None
+    action = {"resend": "resend-write-back", "clear": "clear-flag"}.get(op)
+    if action is None:
+        answer = {"action": "write-back", "accepted": False,
+                  "reason": f"op: {op!r} is neither resend nor clear"}
+        return await order_page(request, principal, order_id, answer, status_code=422)
+
+    def settle() -> str:
+        with transaction(services(request).factory) as session:
+            if op == "resend":
+                sent = resend(session, order_id, by=principal.name, note=note)
+                return "; ".join(f"{x['carrier']} {x['tracking_no']} sent again at shop "
+                                 f"{x['shop']}'s next sync" for x in sent)
+            clear_outside_flag(session, order_id, "platform_ship_refused", by=principal.name,
+                               note=note)
+            return "platform_ship_refused cleared"
+
+    try:
+        answer = {"action": action, "accepted": True, "done": await run_in_threadpool(settle)}
+    except (ResendRefused, FlagNotCleared) as exc:
+        answer = {"action": action, "accepted": False, "reason": str(exc)}
+    return await order_page(request, principal, order_id, answer)
+
+
 # -------------------------------------------------------------------- stock
 
 

@@ -248,3 +248,47 @@ async def test_the_report_page_and_the_cjk_text_render(
     assert families.stdout.strip(), "no CJK font installed: apt-get install fonts-noto-cjk"
     heading = await page.locator("h1").first.bounding_box()
     assert heading is not None and heading["height"] > 15
+
+
+async def test_a_refused_write_back_is_resent_or_cleared_from_the_order_page(
+    page: Page, svc: ServiceStack, tmp_path: Path
+) -> None:
+    from models.db import transaction
+    from models.tables import Order, OrderFlag
+    from platforms.tables import WriteBack
+
+    oid = f"UI-WB-{tag()}"
+    await svc.submit(svc.doc(oid))
+    await svc.wait_stage(oid, "released")
+    with transaction(svc.factory) as session:  # as the shop's sync records a refusal
+        order = session.get(Order, oid)
+        order.flags = [*(order.flags or []), "platform_ship_refused"]
+        session.add(order)
+        session.add(OrderFlag(order_id=oid, flag="platform_ship_refused", created_at=order.created_at))
+        session.add(WriteBack(event_id=f"{oid}:wb", order_id=oid, shop="tb-main",
+                              shipment_id=f"{oid}-1", carrier="SF", tracking_no="SF40001",
+                              status="refused", reason="订单退款中，不能发货",
+                              at=datetime.now(UTC)))  # fmt: skip
+    await sign_in(page, svc)
+    await page.goto(f"{svc.url}/orders/{oid}")
+    form = page.locator("form[data-form=write-back]")
+    await expect(form).to_contain_text("Tracking refused by the platform")
+    await form.locator("input[name=note]").fill("买家已撤销退款 13812345678")
+    await page.click("button[data-action=resend-write-back]")
+    answer = page.locator("[data-answer]")
+    await expect(answer).to_have_attribute("data-answer", "accepted")
+    await expect(answer).to_contain_text("SF SF40001 sent again at shop tb-main's next sync")
+    await shot(page, tmp_path, "write-back-resent")
+    await page.click("button[data-action=resend-write-back]")  # nothing refused any more
+    await expect(answer).to_have_attribute("data-answer", "refused")
+    await expect(answer).to_contain_text("has no write-back the platform refused")
+    await page.click("button[data-action=clear-flag]")
+    await expect(answer).to_have_attribute("data-answer", "accepted")
+    await expect(answer).to_contain_text("platform_ship_refused cleared")
+    await expect(form).to_have_count(0)
+    with transaction(svc.factory) as session:
+        assert session.get(WriteBack, f"{oid}:wb").status == "waiting"
+        assert "platform_ship_refused" not in session.get(Order, oid).flags
+    events = (await svc.order(oid))["events"]
+    resent = [e for e in events if e["type"] == "write_back_resent"]
+    assert len(resent) == 1 and "13812345678" not in str(resent) and resent[0]["by"] == "test-clerk"

@@ -315,6 +315,22 @@ def test_the_shipping_desks_entries_read_as_sentences_too() -> None:
         "作废 2 个运单号：SF100、SF101。",
     ]
     assert told[3]["en"] == "2 waybill(s) voided: SF100, SF101."
+    told = timeline.sentences([
+        {"at": at, "type": "parcel_readdressed", "parcel": "P1", "carrier": "ZTO",
+         "old_waybill": "731001", "waybill": "731001", "hold": None, "reason": ""},
+        {"at": at, "type": "parcel_readdressed", "parcel": "P2", "carrier": "YUNDA",
+         "old_waybill": "YUNDA77001", "waybill": "YUNDA77002", "hold": None, "reason": ""},
+        {"at": at, "type": "parcel_readdressed", "parcel": "P3", "carrier": None,
+         "old_waybill": "731002", "waybill": None, "hold": "no_carrier",
+         "reason": "no carrier serves this shipment"},
+    ])
+    assert [t["en"] for t in told] == [
+        "Address changed: parcel P1 keeps waybill 731001 (not printed yet); its label prints the new address.",
+        "Address changed: parcel P2: waybill YUNDA77001 voided, new waybill YUNDA77002 (YUNDA); "
+        "print its label again.",
+        "Parcel P3 held after the address change: no carrier serves this shipment.",
+    ]
+    assert told[1]["zh"] == "改址：包裹 P2 原运单号 YUNDA77001 作废，新运单号 YUNDA77002（YUNDA），请重新打印面单。"
 
 
 def test_search_reindex_indexes_the_orders_kept_before_and_a_new_key(
