@@ -46,8 +46,11 @@ MORNING: tuple[tuple[str, str, str, tuple[str, str, str, str], str, int, bool], 
 )
 
 
-def morning_orders(run_id: str, settings: Settings) -> list[tuple[str, OrderDocument]]:
-    """(what it waits for, the order) for each of the morning's orders, priced from the catalog."""
+def morning_orders(run_id: str, settings: Settings,
+                   free: dict[str, int] | None = None) -> list[tuple[str, OrderDocument]]:
+    """(what it waits for, the order) for each of the morning's orders, priced from the catalog.
+    `free`: units of a SKU free in all warehouses now; an order meant to wait for stock asks
+    for that many more, so that whatever the demo's own restocks left over cannot serve it."""
     from pricing.rules import compute_totals
 
     catalog = {c["sku"]: c for c in json.loads((SAMPLE_DIR / "catalog.json").read_text("utf-8"))}
@@ -55,6 +58,8 @@ def morning_orders(run_id: str, settings: Settings) -> list[tuple[str, OrderDocu
     for n, (kind, name, phone, (province, city, district, detail), sku, qty, paid) in enumerate(
         MORNING, start=1
     ):
+        if kind == "stock":
+            qty += (free or {}).get(sku, 0)
         price = Decimal(catalog[sku]["price"])
         totals = compute_totals([(sku, qty, price)], coupon_codes=[], province=province,
                                 weight_g=int(catalog[sku]["weight_g"]) * qty,
@@ -77,12 +82,29 @@ def morning_orders(run_id: str, settings: Settings) -> list[tuple[str, OrderDocu
     return out
 
 
-async def leave_a_morning(client: Any, settings: Settings, run_id: str) -> Counter[str]:
+def free_units(factory: Any) -> dict[str, int]:
+    """Units free now, by SKU, over every warehouse (the demo's restocks may leave some over:
+    two of its orders short of one SKU at once each restock what the other waits for too)."""
+    from models.db import transaction
+    from reads.queries import stock_rows
+
+    free: dict[str, int] = {}
+    with transaction(factory) as session:
+        for row in stock_rows(session):
+            free[row["sku"]] = free.get(row["sku"], 0) + max(0, int(row["available"]))
+    return free
+
+
+async def leave_a_morning(client: Any, settings: Settings, run_id: str,
+                          factory: Any = None) -> Counter[str]:
     """Submit the morning's orders on `settings`' own (normal) policy; how many wait for what."""
+    import asyncio
+
     from commands.intake import submit_one
 
+    free = await asyncio.to_thread(free_units, factory) if factory is not None else {}
     started: Counter[str] = Counter()
-    for kind, doc in morning_orders(run_id, settings):
+    for kind, doc in morning_orders(run_id, settings, free):
         if await submit_one(client, settings, doc) == "started":
             started[kind] += 1
     return started

@@ -112,7 +112,8 @@ async def run_demo(ctx: Any, keep: bool) -> int:
         from service.morning import leave_a_morning  # issue 21: work to do, on the normal policy
 
         waiting = await leave_a_morning(
-            client, settings.model_copy(update={"policy": ctx.settings.policy}), run_id)
+            client, settings.model_copy(update={"policy": ctx.settings.policy}), run_id,
+            ctx.factory)
         say("\na morning's work waits in the console, on the normal policy's timers: "
             + ", ".join(f"{n} for {kind}" for kind, n in waiting.items()))
         say(f"console: {service.url}   clerk key for this run: {clerk_key}")
