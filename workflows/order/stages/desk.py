@@ -94,7 +94,8 @@ async def readdress(o: Order) -> None:
         )
     except STEP_FAILED as err:
         s.flag("parcel_failed")
-        s.log("parcel_failed", error=cause(err), reason="the address changed")
+        s.log("parcel_failed", shipment=", ".join(sh.id for sh in s.open_shipments()),
+              error=f"re-labelling for the changed address: {cause(err)}")
         return
     for parcel in result.parcels:
         s.log("parcel_readdressed", parcel=parcel.parcel_id, carrier=parcel.carrier,
