@@ -21,5 +21,8 @@ RETRY_WAYBILL = RetryPolicy(
                                *BAD_DATA_TYPES],
 )
 WAYBILL_TIMEOUT = timedelta(seconds=60)
+# The desk's activities heartbeat every 2 s while they run (`activities.shipping.beating`): a
+# worker that dies mid-step is seen within this, and the step retried elsewhere.
+WAYBILL_HEARTBEAT = timedelta(seconds=10)
 # How long a cancel's compensation keeps asking Cainiao to cancel a waybill (already void here).
 VOID_WITHIN = timedelta(minutes=10)

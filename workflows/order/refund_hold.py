@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.shipping import ShippingActivities
     from models.enums import Flag, Stage, WaitingFor
     from shipping.payloads import VoidParcelsInput
-    from shipping.retry import RETRY_WAYBILL, VOID_WITHIN, WAYBILL_TIMEOUT
+    from shipping.retry import RETRY_WAYBILL, VOID_WITHIN, WAYBILL_HEARTBEAT, WAYBILL_TIMEOUT
     from workflows.order.stages import cancel
     from workflows.order.steps import STEP_FAILED, cause
     from workflows.order.waits import A_YEAR
@@ -108,6 +108,7 @@ async def _void_waybills(o: Order) -> None:
             ShippingActivities.void_parcels,
             VoidParcelsInput(order_id=s.order_id, reason=INTERCEPTED),
             start_to_close_timeout=WAYBILL_TIMEOUT,
+            heartbeat_timeout=WAYBILL_HEARTBEAT,
             schedule_to_close_timeout=VOID_WITHIN,
             retry_policy=RETRY_WAYBILL,
         )

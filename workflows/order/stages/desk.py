@@ -23,7 +23,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.shipping import ShippingActivities
     from shipping.payloads import PrepareParcelInput, ReaddressInput, VoidParcelsInput
-    from shipping.retry import RETRY_WAYBILL, VOID_WITHIN, WAYBILL_TIMEOUT
+    from shipping.retry import RETRY_WAYBILL, VOID_WITHIN, WAYBILL_HEARTBEAT, WAYBILL_TIMEOUT
     from workflows.order.steps import STEP_FAILED, cause
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ async def prepare_parcels(o: Order, released: int) -> None:
                                    merge=s.policy.merge.enabled,
                                    merge_window_s=s.policy.merge.window.total_seconds()),
                 start_to_close_timeout=WAYBILL_TIMEOUT,
+                heartbeat_timeout=WAYBILL_HEARTBEAT,
                 retry_policy=RETRY_WAYBILL,
             )
         except STEP_FAILED as err:  # no retry can fix it: a clerk prints the label by hand
@@ -66,6 +67,7 @@ async def void_waybills(o: Order) -> None:
         ShippingActivities.void_parcels,
         VoidParcelsInput(order_id=s.order_id, reason=s.cancel_reason or "cancelled"),
         start_to_close_timeout=WAYBILL_TIMEOUT,
+        heartbeat_timeout=WAYBILL_HEARTBEAT,
         # The numbers are void at the first attempt; only Cainiao's cancel may be owed. A
         # service down for longer than this does not hold the cancel: the undo is reported
         # failed (`undo_failed`, in the timeline) and the number stays void here.
@@ -90,6 +92,7 @@ async def readdress(o: Order) -> None:
             ShippingActivities.readdress_parcels,
             ReaddressInput(order_id=s.order_id),
             start_to_close_timeout=WAYBILL_TIMEOUT,
+            heartbeat_timeout=WAYBILL_HEARTBEAT,
             retry_policy=RETRY_WAYBILL,
         )
     except STEP_FAILED as err:
