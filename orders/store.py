@@ -285,11 +285,8 @@ def clear_outside_flag(session: Any, order_id: str, flag: str, *, by: str, note:
     settled on the platform): the flag goes, and the order's timeline says who and why.
     Only `OUTSIDE_FLAGS`: the workflow's own flags go as the order moves on. Answers the
     order's flags."""
-    from sqlalchemy import delete
-
     from models.db import is_postgres
-    from models.tables import OrderFlag
-    from platforms.writeback import entry_beside
+    from platforms.writeback import drop_flag, entry_beside
 
     if flag not in OUTSIDE_FLAGS:
         raise FlagNotCleared(f"flag: {flag!r} is not cleared by hand; only "
@@ -299,9 +296,7 @@ def clear_outside_flag(session: Any, order_id: str, flag: str, *, by: str, note:
         raise FlagNotCleared(f"order_id: no order {order_id!r}", 404)
     if flag not in (order.flags or []):
         raise FlagNotCleared(f"flag: {order_id} is not flagged {flag}", 409)
-    order.flags = [f for f in order.flags if f != flag]
-    session.add(order)
-    session.execute(delete(OrderFlag).where(OrderFlag.order_id == order_id, OrderFlag.flag == flag))
+    drop_flag(session, order, flag)
     entry_beside(session, order, "flag_cleared", {"flag": flag, "by": by, "note": note or None},
                  now or datetime.now(UTC), phones_in_text=True)
     session.flush()

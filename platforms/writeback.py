@@ -296,13 +296,16 @@ def tell_order(session: Session, item: Pending, status: str, reason: str | None,
             )
         ).first()
         if still is None:
-            order.flags = [f for f in order.flags if f != str(FLAG)]
-            session.add(order)
-            session.execute(
-                delete(OrderFlag).where(
-                    col(OrderFlag.order_id) == order.order_id, col(OrderFlag.flag) == str(FLAG)
-                )
-            )
+            drop_flag(session, order, str(FLAG))
+
+
+def drop_flag(session: Session, order: Order, flag: str) -> None:
+    """A flag raised beside the workflow goes: off the order's row and its flag index."""
+    order.flags = [f for f in (order.flags or []) if f != flag]
+    session.add(order)
+    session.execute(
+        delete(OrderFlag).where(col(OrderFlag.order_id) == order.order_id, col(OrderFlag.flag) == flag)
+    )
 
 
 class ResendRefused(OmsError, ValueError):

@@ -261,12 +261,19 @@ def void_order_parcels(factory: SessionFactory, order_id: str, reason: str, *,
             parcel.updated_at = P.now()
             session.add(parcel)
     cancelled = cancel_voided(factory, void_note, cainiao)
-    for shipment_id in relabel:  # the rest of a printed merged parcel: a new waybill now
+    relabel_rest(factory, relabel, cainiao)  # the rest of a printed merged parcel
+    return {"voided": [v for v in voided if v], "cancelled": cancelled}
+
+
+def relabel_rest(factory: SessionFactory, shipment_ids: list[str],
+                 cainiao: CainiaoIssuer | None) -> None:
+    """A new number now for the parcels an order left that need one (each named by one of its
+    shipments); a service down is no matter: the next label issues it."""
+    for shipment_id in shipment_ids:
         try:
             prepare(factory, shipment_id, cainiao=cainiao)
-        except Exception:  # noqa: BLE001 (a service down: the next label issues it)
+        except Exception:  # noqa: BLE001
             continue
-    return {"voided": [v for v in voided if v], "cancelled": cancelled}
 
 
 def cancel_voided(factory: SessionFactory, void_note: str,
@@ -361,11 +368,7 @@ def readdress_order_parcels(factory: SessionFactory, order_id: str, *,
                     session.add(issued)
             own.append((member.shipment_id, old))
     cancel_voided(factory, void_note, cainiao)
-    for shipment_id in others:  # a new number for what stayed together; else at its label
-        try:
-            prepare(factory, shipment_id, cainiao=cainiao)
-        except Exception:  # noqa: BLE001 (a service down: the next label issues it)
-            continue
+    relabel_rest(factory, others, cainiao)  # what stayed together
     answers = []
     for shipment_id, old in own:  # a service down raises: the activity is retried
         done = prepare(factory, shipment_id, cainiao=cainiao)

@@ -459,19 +459,27 @@ def _flagged(rig: SyncRig, flag: str, platform: str = "taobao") -> list[str]:
     return ids
 
 
-async def test_a_refund_asked_for_on_the_platform_stops_the_order_before_it_ships(
-    rig: SyncRig,
-) -> None:
+async def _released_on_taobao(rig: SyncRig) -> tuple[Any, str, str, str]:
+    """A Taobao shop whose one trade (3 mugs, in stock) was imported and released: (the
+    stand-in gateway, the trade's tid, the shop's name, the order id)."""
     from tests.harness.reference import load_sample
 
     load_sample(rig.factory, {("MUG-WHITE", "HZ"): 50})
     gateway = rig.gateway("taobao")
-    shop = gateway.shop
     tid = rig.put(gateway, modified=time.time() - 600, lines=[("MUG-WHITE", 3, "35.00")])
     name = rig.add("tb", gateway, since=ago(700))
     await rig.run(name)
     oid = f"taobao-{tid}"
     await rig.eventually(lambda: _is(stage_of(rig, oid), "released"), "released")
+    return gateway, tid, name, oid
+
+
+async def test_a_refund_asked_for_on_the_platform_stops_the_order_before_it_ships(
+    rig: SyncRig,
+) -> None:
+
+    gateway, tid, name, oid = await _released_on_taobao(rig)
+    shop = gateway.shop
     handle = rig.client.get_workflow_handle(f"order-{oid}")
     await handle.execute_update("picked", {"shipment": 1})
     # the buyer asks Taobao for a refund: the next window sees it
@@ -621,16 +629,9 @@ async def test_an_address_changed_on_the_platform_is_checked_again_and_the_pick_
 
     from models.db import transaction
     from models.tables import Order, OutboxEvent
-    from tests.harness.reference import load_sample
 
-    load_sample(rig.factory, {("MUG-WHITE", "HZ"): 50})
-    gateway = rig.gateway("taobao")
+    gateway, tid, name, oid = await _released_on_taobao(rig)
     shop = gateway.shop
-    tid = rig.put(gateway, modified=time.time() - 600, lines=[("MUG-WHITE", 3, "35.00")])
-    name = rig.add("tb", gateway, since=ago(700))
-    await rig.run(name)
-    oid = f"taobao-{tid}"
-    await rig.eventually(lambda: _is(stage_of(rig, oid), "released"), "released")
     decrypted_before = len(rig.pii())
     # the buyer moves the parcel to Shanghai on Taobao before it ships
     cursor = datetime.fromisoformat(rig.shop(name)["synced_through"]).timestamp()
@@ -682,19 +683,12 @@ async def test_a_refusal_while_the_order_waits_for_its_delivery_outlives_its_sta
     refused: its later state writes keep the flag and the entry it did not write itself
     (on PostgreSQL the state write locks the order's row from its read to its write)."""
     from models.settings import Policy
-    from tests.harness.reference import load_sample
 
     policy = Policy()
     policy.pick.complete_on = "delivered"
     url = request.getfixturevalue(db)
     async with sync_rig(dev_env.client, url, tmp_path / "home", policy=policy) as rig:
-        load_sample(rig.factory, {("MUG-WHITE", "HZ"): 50})
-        gateway = rig.gateway("taobao")
-        tid = rig.put(gateway, modified=time.time() - 600, lines=[("MUG-WHITE", 3, "35.00")])
-        name = rig.add("tb", gateway, since=ago(700))
-        await rig.run(name)
-        oid = f"taobao-{tid}"
-        await rig.eventually(lambda: _is(stage_of(rig, oid), "released"), "released")
+        gateway, tid, name, oid = await _released_on_taobao(rig)
         handle = rig.client.get_workflow_handle(f"order-{oid}")
         await handle.execute_update("shipped", {"shipment": 1, "carrier": "SF", "tracking_no": "SF4001"})
         await rig.eventually(lambda: _is(stage_of(rig, oid), "shipped"), "waiting for delivery")
